@@ -1,0 +1,5 @@
+"""`python -m nvfilter` runs the command line."""
+
+from nvfilter.cli import main
+
+main()

@@ -1,0 +1,205 @@
+"""The `nvfilter` command: parse and check flags, call the pipeline, turn errors into exit codes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from typing import Any
+
+import click
+
+from nvfilter import __version__, nvw, pipeline, presets
+from nvfilter.config import TrainConfig
+from nvfilter.errors import NvfilterError, OptionError
+from nvfilter.progress import Console
+
+SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def parse_size(text: str) -> int:
+    """'1500M', '2G', '800000000' -> bytes."""
+    value = text.strip().lower().removesuffix("b")
+    unit = value[-1:] if value[-1:] in SIZE_UNITS else ""
+    try:
+        number = float(value[: len(value) - len(unit)])
+    except ValueError:
+        raise OptionError(f"--max-memory {text!r} is not a size (e.g. 2G, 500M)") from None
+    if number <= 0:
+        raise OptionError("--max-memory must be positive")
+    return int(number * SIZE_UNITS[unit])
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+class Group(click.Group):
+    """Runs a command, printing nvfilter's errors as one line on stderr (no traceback)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            return super().invoke(ctx)
+        except NvfilterError as err:
+            click.echo(f"nvfilter: error: {err}", err=True)
+            sys.exit(err.exit_code)
+        except KeyboardInterrupt:
+            click.echo("nvfilter: interrupted", err=True)
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.stderr.close()
+            sys.exit(141)
+
+
+positive_int = click.IntRange(min=1)
+positive_float = click.FloatRange(min=0, min_open=True)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nvfilter")
+def main() -> None:
+    """Learn a video as a continuous function (x, y, t) -> RGB, play it back at any rate and size.
+
+    \b
+      nvfilter encode in.mp4 out.nvw
+      nvfilter decode out.nvw slow.mp4 --preset slowmo-4x
+      cat in.mp4 | nvfilter encode - - | nvfilter decode - - --format nut | ffplay -
+    """
+
+
+@main.command()
+@click.argument("source", metavar="IN")
+@click.argument("output", metavar="OUT.nvw")
+@click.option("--epochs", type=positive_float, default=1000, show_default=True,
+              help="Training length; one epoch samples as many pixels as the video has.")
+@click.option("--hidden-features", type=positive_int, default=256, show_default=True,
+              help="Width of each SIREN layer.")
+@click.option("--hidden-layers", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Sine layers after the first one.")
+@click.option("--omega-0", type=positive_float, default=30.0, show_default=True,
+              help="SIREN frequency w0 in sin(w0 (Wx + b)).")
+@click.option("--batch-size", type=positive_int, default=65536, show_default=True,
+              help="Random pixels per optimiser step.")
+@click.option("--lr", type=positive_float, default=1e-4, show_default=True,
+              help="Adam learning rate.")
+@click.option("--max-frames", type=positive_int, help="Learn at most this many frames.")
+@click.option("--frame-step", type=positive_int, default=1, show_default=True,
+              help="Keep every Nth frame (the learned frame rate is divided by N).")
+@click.option("--width", type=positive_int, help="Resize to this width before training.")
+@click.option("--height", type=positive_int,
+              help="Resize to this height (give one of width/height to keep the aspect ratio).")
+@click.option("--time-budget", type=positive_float, metavar="SECONDS",
+              help="Stop training after this many seconds.")
+@click.option("--target-psnr", type=positive_float, metavar="DB",
+              help="Stop once the running PSNR estimate reaches this many dB.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto",
+              show_default=True, help="Where to train; auto picks a GPU when there is one.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the initialisation and of pixel sampling.")
+@click.option("--dtype", type=click.Choice(sorted(nvw.DTYPES)), default="float32",
+              show_default=True, help="Precision of the weights stored in the .nvw.")
+@click.option("--max-memory", metavar="SIZE",
+              help="Memory the raw frames may take (e.g. 2G); default: what is free now.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary, errors only.")
+def encode(source: str, output: str, epochs: float, hidden_features: int, hidden_layers: int,
+           omega_0: float, batch_size: int, lr: float, max_frames: int | None, frame_step: int,
+           width: int | None, height: int | None, time_budget: float | None,
+           target_psnr: float | None, device: str, seed: int, dtype: str,
+           max_memory: str | None, quiet: bool) -> None:
+    """Learn the video IN ('-' for stdin) into the neural codec file OUT.nvw ('-' for stdout)."""
+    if output != "-" and output.endswith("/"):
+        raise OptionError(f"{output}: OUT must be a file name, not a folder")
+    options = pipeline.EncodeOptions(
+        hidden_features=hidden_features,
+        hidden_layers=hidden_layers,
+        omega_0=omega_0,
+        train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, time_budget=time_budget,
+                          target_psnr=target_psnr, seed=seed, device=device),
+        width=width,
+        height=height,
+        max_frames=max_frames,
+        frame_step=frame_step,
+        dtype=dtype,
+        max_memory=parse_size(max_memory) if max_memory else None,
+    )
+    result = pipeline.encode(source, output, options, Console(quiet))
+    if result.stopped_by == "interrupt":
+        sys.exit(130)
+
+
+@main.command()
+@click.argument("source", metavar="IN.nvw")
+@click.argument("output", metavar="OUT")
+@click.option("--preset", help="A shipped preset name (see `nvfilter presets`) or a .toml path.")
+@click.option("--fps", help="Output frame rate: 25, 30000/1001, or 2x (times the source's).")
+@click.option("--width", type=click.IntRange(min=1), help="Output width in pixels.")
+@click.option("--height", type=click.IntRange(min=1),
+              help="Output height (give one of width/height to keep the aspect ratio).")
+@click.option("--spatial-scale", type=positive_float, help="Output size as a multiple of the source's.")
+@click.option("--temporal-scale", type=positive_float,
+              help="Output frames per source frame (4 = 4x slow motion at the same fps).")
+@click.option("--num-frames", type=click.IntRange(min=1),
+              help="Exact number of output frames, spread over the source's time.")
+@click.option("--codec", help="Any ffmpeg video encoder: libx264 (default), libx265, ffv1, ...")
+@click.option("--crf", type=click.IntRange(min=0, max=63),
+              help="Quality for x264/x265/vp9/av1 (default 18).")
+@click.option("--pix-fmt", help="Output pixel format (default yuv420p for x264/x265).")
+@click.option("-f", "--format", "container",
+              help="Container for OUT, needed with '-' (nut, matroska, mp4, ...).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto",
+              show_default=True, help="Where to render.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary, errors only.")
+def decode(source: str, output: str, preset: str | None, quiet: bool, device: str,
+           container: str | None, **flags: Any) -> None:
+    """Play IN.nvw ('-' for stdin) into OUT: a video file, '-' (stdout), or a folder of PNGs.
+
+    Explicit flags override the preset. Output frame j samples source frame j / temporal-scale,
+    so at --temporal-scale 4 output frame 4k is source frame k.
+    """
+    settings = presets.merge(presets.load(preset) if preset else {}, flags)
+    pipeline.decode(source, output, settings, device, container, Console(quiet))
+
+
+@main.command(name="presets")
+def list_presets() -> None:
+    """List the shipped presets, one line each."""
+    shipped = presets.available()
+    width = max(len(name) for name in shipped)
+    for name, path in shipped.items():
+        click.echo(f"{name:<{width}}  {presets.describe(path)}")
+
+
+@main.command()
+@click.argument("source", metavar="X.nvw", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
+def info(source: str, as_json: bool) -> None:
+    """Show what a .nvw file holds: the video, the network and how it was trained."""
+    from pathlib import Path
+
+    loaded = nvw.load(Path(source))
+    meta = dict(loaded.metadata)
+    if as_json:
+        meta["architecture"] = loaded.architecture  # type: ignore[assignment]
+        click.echo(json.dumps(meta, indent=2, sort_keys=True))
+        return
+    v, t, a = loaded.video, loaded.training, loaded.architecture
+    params = sum(p.numel() for p in loaded.model.parameters())
+    lines = [
+        f"file        {source} ({Path(source).stat().st_size:,} bytes, {loaded.dtype})",
+        f"format      {meta['format']} version {meta['format_version']}, written by nvfilter "
+        f"{loaded.nvfilter_version}",
+        f"video       {v.width}x{v.height}, {v.frames} frames at {meta['frame_rate']} fps "
+        f"({v.duration:.3f} s), SAR {meta['sample_aspect_ratio']}",
+        f"colour      range {meta['color_range']}, primaries {meta['color_primaries']}, "
+        f"transfer {meta['color_transfer']}, matrix {meta['color_matrix']}",
+        f"model       {a.get('type')} " + ", ".join(f"{k}={val}" for k, val in sorted(a.items())
+                                                   if k != "type") + f" ({params:,} parameters)",
+        f"training    {t.steps} steps in {t.seconds:.1f} s, stopped by {t.stopped_by}, "
+        f"PSNR {t.psnr:.2f} dB",
+    ]
+    click.echo("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

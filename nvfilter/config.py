@@ -1,0 +1,106 @@
+"""Frozen dataclasses for what flows between the modules: video facts, training and render settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+
+@dataclass(frozen=True)
+class ColorTags:
+    """ffmpeg's colour tags of the source, ``None`` where the source leaves one unspecified."""
+
+    range: str | None = None
+    """``tv`` (limited) or ``pc`` (full)."""
+    primaries: str | None = None
+    """e.g. ``bt709``, ``bt2020``."""
+    transfer: str | None = None
+    """e.g. ``bt709``, ``smpte2084``."""
+    matrix: str | None = None
+    """YCbCr matrix (ffmpeg's ``colorspace``), e.g. ``bt709``, ``bt470bg``, ``bt2020nc``."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """The video as nvfilter learns it: frames as they come out of ffmpeg (rotation applied)."""
+
+    width: int
+    """Stored width in pixels (after rotation and any --width/--height resize)."""
+    height: int
+    """Stored height in pixels."""
+    frames: int
+    """Number of frames learned (after --frame-step and --max-frames)."""
+    frame_rate: Fraction
+    """Frames per second of the learned frames, exact (30000/1001, never 29.97)."""
+    sample_aspect_ratio: Fraction = Fraction(1)
+    """Shape of one pixel (width/height); 1 for square pixels."""
+    color: ColorTags = ColorTags()
+
+    @property
+    def duration(self) -> float:
+        """Seconds covered by the learned frames: frames / frame_rate."""
+        return float(self.frames / self.frame_rate)
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a probe of the input file tells before any frame is read."""
+
+    width: int
+    """Width of decoded (rotated) frames."""
+    height: int
+    frame_rate: Fraction
+    """Constant rate the frames are read at (variable-rate input is resampled to it)."""
+    duration: float | None
+    """Seconds, from the container; None when unknown."""
+    sample_aspect_ratio: Fraction
+    color: ColorTags
+    codec: str
+    pix_fmt: str
+
+    @property
+    def estimated_frames(self) -> int | None:
+        """Frame count implied by duration and rate, or None when the duration is unknown."""
+        if self.duration is None:
+            return None
+        return max(1, round(self.duration * float(self.frame_rate)))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings for one encode."""
+
+    epochs: float = 1000
+    """One epoch samples as many random pixels as the video has."""
+    batch_size: int = 65536
+    lr: float = 1e-4
+    time_budget: float | None = None
+    """Stop after this many seconds of training."""
+    target_psnr: float | None = None
+    """Stop once the running PSNR estimate reaches this many dB."""
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run did: stored in the .nvw metadata and printed in the summary."""
+
+    steps: int
+    seconds: float
+    psnr: float
+    """PSNR in dB of the full reconstruction at the training size, frames quantised to 8 bits."""
+    stopped_by: str
+    """``epochs``, ``time-budget``, ``target-psnr`` or ``interrupt``."""
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    """Which frames to draw, at what size, and at what rate to play them."""
+
+    width: int
+    height: int
+    num_frames: int
+    fps: Fraction
+    temporal_scale: Fraction
+    """Output frames per source frame: output frame j samples source position j / temporal_scale."""

@@ -1,0 +1,400 @@
+"""Everything that talks to ffmpeg: build argument lists (pure), probe, read frames, write frames.
+
+The ffmpeg binary is the one imageio-ffmpeg bundles (``NVFILTER_FFMPEG`` overrides it), so nothing
+has to be installed beside pip. There is no ffprobe in that bundle: a probe decodes the first frame
+through ffmpeg's ``showinfo`` filter and reads what it logs. Argument lists are built with
+ffmpeg-python and returned as plain lists, so they can be tested without running anything.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import subprocess
+import tempfile
+import threading
+from fractions import Fraction
+from pathlib import Path
+from typing import IO, Any
+
+import ffmpeg
+import numpy as np
+import torch
+
+from nvfilter.config import ColorTags, SourceInfo, VideoInfo
+from nvfilter.errors import OutputError, VideoError
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary: $NVFILTER_FFMPEG, else the one bundled with imageio-ffmpeg."""
+    override = os.environ.get("NVFILTER_FFMPEG")
+    if override:
+        return override
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+# --------------------------------------------------------------------------------------------
+# probe
+
+
+def build_probe_args(path: str) -> list[str]:
+    """Decode the first frame of the first video stream, logging its properties with showinfo."""
+    stream = ffmpeg.input(path).video.filter("showinfo")
+    out = ffmpeg.output(stream, "-", format="null", **{"frames:v": 1})
+    return list(out.global_args("-hide_banner", "-nostdin").compile(cmd=ffmpeg_exe()))
+
+
+_RATE = re.compile(r"config in time_base: \S+, frame_rate: (\d+)/(\d+)")
+_FRAME = re.compile(r"n:\s*0 .*?fmt:(\S+) .*?sar:(\d+)/(\d+) s:(\d+)x(\d+)")
+_COLOR = re.compile(
+    r"color_range:(\S+) color_space:(\S+) color_primaries:(\S+) color_trc:(\S+)"
+)
+_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_VIDEO_LINE = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+)")
+_TBR = re.compile(r"(\d+(?:\.\d+)?)(k?) tbr")
+
+
+def _tag(value: str) -> str | None:
+    return None if value in ("unknown", "unspecified", "reserved") else value
+
+
+def parse_probe(log: str) -> SourceInfo:
+    """Read a probe's ffmpeg log into a SourceInfo; raises VideoError when a part is missing."""
+    video_line = _VIDEO_LINE.search(log)
+    frame = _FRAME.search(log)
+    if video_line is None:
+        raise VideoError("no video stream")
+    if frame is None:
+        raise VideoError("the video stream has no frames")
+    pix_fmt, sar_num, sar_den, width, height = frame.groups()
+    rate = Fraction(0)
+    rate_match = _RATE.search(log)
+    if rate_match and int(rate_match.group(2)) > 0:
+        rate = Fraction(int(rate_match.group(1)), int(rate_match.group(2)))
+    if rate <= 0:
+        tbr = _TBR.search(log)
+        if tbr:
+            rate = Fraction(tbr.group(1)).limit_denominator(1001) * (1000 if tbr.group(2) else 1)
+    if rate <= 0:
+        rate = Fraction(25)
+    duration = None
+    dur = _DURATION.search(log)
+    if dur:
+        hours, minutes, seconds = dur.groups()
+        duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    color = ColorTags()
+    col = _COLOR.search(log)
+    if col:
+        rng, matrix, primaries, trc = (_tag(v) for v in col.groups())
+        color = ColorTags(range=rng, primaries=primaries, transfer=trc, matrix=matrix)
+    sar = Fraction(int(sar_num), int(sar_den)) if int(sar_num) > 0 else Fraction(1)
+    return SourceInfo(
+        width=int(width),
+        height=int(height),
+        frame_rate=rate,
+        duration=duration,
+        sample_aspect_ratio=sar,
+        color=color,
+        codec=video_line.group(1),
+        pix_fmt=pix_fmt,
+    )
+
+
+def _ffmpeg_complaint(log: str) -> str:
+    """The most telling line of an ffmpeg error log, for a one-line message."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    for needle in ("Invalid data", "No such file", "matches no streams", "Unknown encoder",
+                   "does not contain any stream", "Permission denied", "Error", "error"):
+        for line in lines:
+            if needle in line:
+                return re.sub(r"^\[[^\]]*\] ", "", line)
+    return lines[-1] if lines else "ffmpeg failed"
+
+
+def probe(path: str) -> SourceInfo:
+    """Probe a video file; raises VideoError with one clear line when it is not a usable video."""
+    result = subprocess.run(build_probe_args(path), capture_output=True, text=True,
+                            errors="replace")
+    log = result.stderr
+    if result.returncode != 0 and "Video:" not in log:
+        if "matches no streams" in log or "does not contain any stream" in log:
+            raise VideoError(f"{path}: no video stream")
+        raise VideoError(f"{path}: not a video ffmpeg can read ({_ffmpeg_complaint(log)})")
+    try:
+        return parse_probe(log)
+    except VideoError as err:
+        raise VideoError(f"{path}: {err}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# read
+
+
+def training_size(
+    src_width: int, src_height: int, width: int | None, height: int | None
+) -> tuple[int, int]:
+    """Size to learn at: as given; one of them given keeps the picture's aspect ratio."""
+    if width and height:
+        return width, height
+    if width:
+        return width, max(1, round(width * src_height / src_width))
+    if height:
+        return max(1, round(height * src_width / src_height)), height
+    return src_width, src_height
+
+
+def build_read_args(
+    path: str, src: SourceInfo, width: int, height: int, max_read: int | None
+) -> list[str]:
+    """Decode the first video stream to raw rgb24 frames on stdout at the source's constant rate.
+
+    Variable-frame-rate input is resampled to ``src.frame_rate`` by ffmpeg (frames duplicated or
+    dropped), so frame k always stands at time k / frame_rate.
+    """
+    stream = ffmpeg.input(path).video
+    if (width, height) != (src.width, src.height):
+        downscale = width * height < src.width * src.height
+        stream = stream.filter("scale", width, height, flags="area" if downscale else "bicubic")
+    stream = stream.filter("format", "rgb24")
+    kwargs: dict[str, Any] = {
+        "format": "rawvideo",
+        "pix_fmt": "rgb24",
+        "fps_mode": "cfr",
+        "r": str(src.frame_rate),
+    }
+    if max_read is not None:
+        kwargs["frames:v"] = max_read
+    out = ffmpeg.output(stream, "pipe:", **kwargs)
+    return list(out.global_args("-hide_banner", "-nostdin", "-loglevel", "error")
+                .compile(cmd=ffmpeg_exe()))
+
+
+def read_frames(
+    path: str,
+    src: SourceInfo,
+    width: int,
+    height: int,
+    frame_step: int = 1,
+    max_frames: int | None = None,
+) -> torch.Tensor:
+    """Read frames as a uint8 tensor (frames, height, width, 3), keeping every frame_step-th.
+
+    Memory is one raw frame per kept frame (the array is preallocated from the probe's estimate
+    and grown only if the estimate was short).
+    """
+    max_read = None if max_frames is None else max_frames * frame_step
+    estimate = src.estimated_frames or 64
+    if max_read is not None:
+        estimate = min(estimate, max_read)
+    frames = torch.empty((-(-estimate // frame_step) + 1, height, width, 3), dtype=torch.uint8)
+    scratch = np.empty(width * height * 3, dtype=np.uint8)
+    kept = 0
+    args = build_read_args(path, src, width, height, max_read)
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    log = _drain(proc.stderr)
+    assert proc.stdout is not None
+    try:
+        for index in itertools.count():
+            if index % frame_step:
+                if _fill(proc.stdout, scratch) < scratch.size:
+                    break
+                continue
+            if kept == frames.shape[0]:
+                grown = torch.empty((kept + kept // 2 + 8, height, width, 3), dtype=torch.uint8)
+                grown[:kept] = frames
+                frames = grown
+            if _fill(proc.stdout, frames[kept].numpy().reshape(-1)) < scratch.size:
+                break
+            kept += 1
+            if max_frames is not None and kept >= max_frames:
+                break
+    finally:
+        proc.stdout.close()
+        if max_frames is None or kept < max_frames:  # at end of stream unless we stopped early
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        proc.kill()
+        code = proc.wait()
+        log.join()
+    if code not in (0, -9) and kept == 0:
+        raise VideoError(f"{path}: ffmpeg could not decode it ({_ffmpeg_complaint(log.text)})")
+    if kept == 0:
+        raise VideoError(f"{path}: the video stream has no frames")
+    return frames[:kept]
+
+
+class _drain(threading.Thread):
+    """Collect a pipe (ffmpeg's stderr) in the background so that ffmpeg never blocks on it."""
+
+    def __init__(self, pipe: IO[bytes] | None) -> None:
+        super().__init__(daemon=True)
+        self._pipe = pipe
+        self._chunks: list[bytes] = []
+        self.start()
+
+    def run(self) -> None:
+        if self._pipe is not None:
+            self._chunks.append(self._pipe.read())
+
+    @property
+    def text(self) -> str:
+        return b"".join(self._chunks).decode(errors="replace")
+
+
+def _fill(stream: IO[bytes], target: np.ndarray) -> int:
+    """Fill target from stream completely (a short pipe read is retried); returns bytes filled."""
+    view = memoryview(target)
+    filled = 0
+    while filled < len(view):
+        got = stream.readinto(view[filled:])  # type: ignore[attr-defined]
+        if not got:
+            break
+        filled += got
+    return filled
+
+
+# --------------------------------------------------------------------------------------------
+# write
+
+CRF_CODECS = {"libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"}
+"""Encoders that take -crf."""
+
+
+def default_pix_fmt(codec: str) -> str | None:
+    """yuv420p for the usual delivery codecs (plays everywhere); None lets ffmpeg choose."""
+    if codec in ("libx264", "libx265", "libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1",
+                 "mpeg4", "mpeg2video"):
+        return "yuv420p"
+    if codec == "png":
+        return "rgb24"
+    return None
+
+
+def even_size(width: int, height: int, pix_fmt: str | None) -> tuple[int, int]:
+    """Smallest size at least width x height that a chroma-subsampled pix_fmt can hold."""
+    if pix_fmt is None:
+        return width, height
+    if "420" in pix_fmt or pix_fmt.startswith(("nv12", "nv21", "yuvj420")):
+        return width + width % 2, height + height % 2
+    if "422" in pix_fmt or "411" in pix_fmt:
+        return width + width % 2, height
+    return width, height
+
+
+def build_write_args(
+    target: str,
+    width: int,
+    height: int,
+    fps: Fraction,
+    info: VideoInfo,
+    codec: str,
+    crf: int | None,
+    pix_fmt: str | None,
+    container: str | None,
+    image_sequence: bool = False,
+) -> list[str]:
+    """Raw rgb24 frames on stdin -> encoded video (or numbered PNGs) at ``target``.
+
+    The source's colour tags are written (and used as the RGB -> YUV matrix and range), and its
+    sample aspect ratio too. A size a subsampled pix_fmt cannot hold is padded by one row/column
+    that repeats the edge.
+    """
+    stream = ffmpeg.input(
+        "pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}",
+        framerate=str(fps),
+    ).video
+    kwargs: dict[str, Any] = {}
+    if image_sequence:
+        kwargs.update({"c:v": "png", "pix_fmt": "rgb24", "start_number": 0})
+    else:
+        pix_fmt = pix_fmt or default_pix_fmt(codec)
+        padded = even_size(width, height, pix_fmt)
+        if padded != (width, height):
+            right, bottom = padded[0] - width, padded[1] - height
+            stream = stream.filter("pad", padded[0], padded[1], 0, 0).filter(
+                "fillborders", right=right, bottom=bottom, mode="smear")
+        is_yuv = pix_fmt is not None and pix_fmt.startswith(("yuv", "nv"))
+        color = info.color
+        if is_yuv:
+            scale_args: dict[str, str] = {}
+            if color.matrix:
+                scale_args["out_color_matrix"] = color.matrix
+            scale_args["out_range"] = color.range or "tv"
+            stream = stream.filter("scale", **scale_args)
+            if color.range:
+                kwargs["color_range"] = color.range
+            if color.matrix:
+                kwargs["colorspace"] = color.matrix
+        if color.primaries:
+            kwargs["color_primaries"] = color.primaries
+        if color.transfer:
+            kwargs["color_trc"] = color.transfer
+        kwargs["c:v"] = codec
+        if pix_fmt:
+            kwargs["pix_fmt"] = pix_fmt
+        if crf is not None and codec in CRF_CODECS:
+            kwargs["crf"] = crf
+        if container:
+            kwargs["format"] = container
+        if target == "pipe:" and container in ("mp4", "mov", "ipod", "ismv"):
+            kwargs["movflags"] = "frag_keyframe+empty_moov+default_base_moof"
+    sar = info.sample_aspect_ratio
+    stream = stream.filter("setsar", f"{sar.numerator}/{sar.denominator}")
+    out = ffmpeg.output(stream, target, **kwargs)
+    return list(out.global_args("-hide_banner", "-nostdin", "-loglevel", "error", "-y")
+                .compile(cmd=ffmpeg_exe()))
+
+
+class FrameWriter:
+    """Feed rgb24 frames to an ffmpeg process that encodes them (see build_write_args)."""
+
+    def __init__(self, args: list[str]) -> None:
+        self._log = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=self._log)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Write one (height, width, 3) uint8 frame."""
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except (BrokenPipeError, OSError):
+            self._fail()
+
+    def close(self) -> None:
+        """Finish the stream; raises OutputError with ffmpeg's complaint if it failed."""
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        if self._proc.wait() != 0:
+            self._fail()
+        self._log.close()
+
+    def abort(self) -> None:
+        """Stop ffmpeg without finishing the output."""
+        self._proc.kill()
+        self._proc.wait()
+        self._log.close()
+
+    def _fail(self) -> None:
+        self._proc.wait()
+        self._log.seek(0)
+        text = self._log.read().decode(errors="replace")
+        self._log.close()
+        raise OutputError(f"ffmpeg could not write the output: {_ffmpeg_complaint(text)}")
+
+
+def spool_stdin(stream: IO[bytes], suffix: str = "") -> Path:
+    """Copy a stream (standard input) to a temporary file so that it can be probed and read."""
+    fd, name = tempfile.mkstemp(prefix="nvfilter-stdin-", suffix=suffix)
+    with os.fdopen(fd, "wb") as out:
+        while chunk := stream.read(1 << 20):
+            out.write(chunk)
+    return Path(name)

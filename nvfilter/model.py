@@ -1,0 +1,111 @@
+"""SIREN (Sitzmann et al. 2020, "Implicit Neural Representations with Periodic Activation Functions").
+
+``(x, y, t) -> SineLayer(3, F) -> [SineLayer(F, F)] x hidden_layers -> Linear(F, 3) -> Sigmoid``,
+each sine layer computing ``sin(omega_0 * (W x + b))``. Initialisation as in the paper and its
+reference code: first layer ``W ~ U(-1/n, 1/n)``, every later layer (the final linear one too)
+``W ~ U(-sqrt(6/n)/omega_0, sqrt(6/n)/omega_0)`` with ``n`` the layer's fan-in; biases keep
+PyTorch's default ``U(-1/sqrt(n), 1/sqrt(n))``. No I/O here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class SineLayer(nn.Module):
+    """``sin(omega_0 * (W x + b))`` with the SIREN initialisation for its position in the net."""
+
+    def __init__(
+        self, in_features: int, out_features: int, omega_0: float, is_first: bool
+    ) -> None:
+        super().__init__()
+        self.omega_0 = omega_0
+        self.is_first = is_first
+        self.linear = nn.Linear(in_features, out_features)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """Paper bound: 1/n for the first layer, sqrt(6/n)/omega_0 for the others."""
+        bound = siren_weight_bound(self.linear.in_features, self.omega_0, self.is_first)
+        with torch.no_grad():
+            self.linear.weight.uniform_(-bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.omega_0 * self.linear(x))
+
+
+def siren_weight_bound(fan_in: int, omega_0: float, is_first: bool) -> float:
+    """Half-width of the uniform weight initialisation of a SIREN layer."""
+    return 1.0 / fan_in if is_first else math.sqrt(6.0 / fan_in) / omega_0
+
+
+class Siren(nn.Module):
+    """The original SIREN video model, mapping (x, y, t) in [-1, 1]^3 to RGB in [0, 1]."""
+
+    kind = "siren"
+
+    def __init__(
+        self,
+        hidden_features: int = 256,
+        hidden_layers: int = 5,
+        omega_0: float = 30.0,
+        omega_0_initial: float = 30.0,
+        in_features: int = 3,
+        out_features: int = 3,
+    ) -> None:
+        super().__init__()
+        self.hidden_features = hidden_features
+        self.hidden_layers = hidden_layers
+        self.omega_0 = omega_0
+        self.omega_0_initial = omega_0_initial
+        self.in_features = in_features
+        self.out_features = out_features
+        layers: list[nn.Module] = [
+            SineLayer(in_features, hidden_features, omega_0_initial, is_first=True)
+        ]
+        layers += [
+            SineLayer(hidden_features, hidden_features, omega_0, is_first=False)
+            for _ in range(hidden_layers)
+        ]
+        self.net = nn.Sequential(*layers)
+        self.final = nn.Linear(hidden_features, out_features)
+        bound = siren_weight_bound(hidden_features, omega_0, is_first=False)
+        with torch.no_grad():
+            self.final.weight.uniform_(-bound, bound)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.final(self.net(coords)))
+
+    def architecture(self) -> dict[str, Any]:
+        """Everything needed to rebuild this network (stored in the .nvw file)."""
+        return {
+            "type": self.kind,
+            "in_features": self.in_features,
+            "hidden_features": self.hidden_features,
+            "hidden_layers": self.hidden_layers,
+            "out_features": self.out_features,
+            "omega_0": self.omega_0,
+            "omega_0_initial": self.omega_0_initial,
+            "output": "sigmoid",
+        }
+
+
+MODELS: dict[str, type[nn.Module]] = {"siren": Siren}
+
+
+def build_model(architecture: dict[str, Any]) -> nn.Module:
+    """Rebuild a network from its architecture dict; raises KeyError/TypeError/ValueError if bad."""
+    arch = dict(architecture)
+    kind = arch.pop("type")
+    arch.pop("output", None)
+    if kind not in MODELS:
+        raise ValueError(f"unknown model type {kind!r}")
+    return MODELS[kind](**arch)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,195 @@
+"""The .nvw file: the only module that knows its layout.
+
+A .nvw file is a plain safetensors file (https://huggingface.co/docs/safetensors): an 8-byte
+little-endian header length, a JSON header, then the raw tensor bytes. Nothing in it is pickled.
+
+* Tensors: the network's ``state_dict``, names as PyTorch gives them (for SIREN
+  ``net.0.linear.weight``, ``net.0.linear.bias``, ..., ``final.weight``, ``final.bias``), stored as
+  float32 or float16 (``dtype``).
+* Metadata (``__metadata__``, string to string), every key always present:
+
+  ========================  =====================================================================
+  format                    ``nvfilter.nvw``
+  format_version            ``1``; a reader refuses a version newer than it knows
+  nvfilter_version          version of nvfilter that wrote the file
+  architecture              JSON: ``type`` (``siren``) and the constructor arguments of the network
+  dtype                     ``float32`` or ``float16``: precision of the stored tensors
+  width, height             size in pixels of the learned frames
+  frames                    number of learned frames
+  frame_rate                exact fraction, ``30000/1001``
+  duration                  seconds, frames / frame_rate, as a decimal
+  sample_aspect_ratio       pixel shape as a fraction, ``1/1`` for square pixels
+  color_range               ``tv``, ``pc`` or ``unknown``
+  color_primaries           ffmpeg name (``bt709``, ``bt2020``, ...) or ``unknown``
+  color_transfer            ffmpeg name (``bt709``, ``smpte2084``, ...) or ``unknown``
+  color_matrix              ffmpeg ``colorspace`` name (``bt709``, ``bt470bg``, ...) or ``unknown``
+  train_steps               optimiser steps taken
+  train_seconds             seconds of training
+  train_psnr_db             PSNR in dB of the 8-bit reconstruction of every learned frame
+  train_stopped_by          ``epochs``, ``time-budget``, ``target-psnr`` or ``interrupt``
+  ========================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
+from torch import nn
+
+from nvfilter import __version__
+from nvfilter.config import ColorTags, TrainResult, VideoInfo
+from nvfilter.errors import NvwError
+from nvfilter.model import build_model
+
+FORMAT_NAME = "nvfilter.nvw"
+FORMAT_VERSION = 1
+DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+@dataclass
+class NvwFile:
+    """A loaded .nvw: the rebuilt network (float32, eval mode) and what the metadata says."""
+
+    model: nn.Module
+    architecture: dict[str, Any]
+    video: VideoInfo
+    training: TrainResult
+    dtype: str
+    nvfilter_version: str
+    metadata: dict[str, str]
+
+
+def _tag(value: str | None) -> str:
+    return value or "unknown"
+
+
+def _untag(value: str) -> str | None:
+    return None if value == "unknown" else value
+
+
+def encode_metadata(
+    architecture: dict[str, Any], video: VideoInfo, training: TrainResult, dtype: str
+) -> dict[str, str]:
+    """The metadata header of a .nvw (see the module docstring for each key)."""
+    return {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "nvfilter_version": __version__,
+        "architecture": json.dumps(architecture, sort_keys=True),
+        "dtype": dtype,
+        "width": str(video.width),
+        "height": str(video.height),
+        "frames": str(video.frames),
+        "frame_rate": f"{video.frame_rate.numerator}/{video.frame_rate.denominator}",
+        "duration": f"{video.duration:.6f}",
+        "sample_aspect_ratio": (
+            f"{video.sample_aspect_ratio.numerator}/{video.sample_aspect_ratio.denominator}"
+        ),
+        "color_range": _tag(video.color.range),
+        "color_primaries": _tag(video.color.primaries),
+        "color_transfer": _tag(video.color.transfer),
+        "color_matrix": _tag(video.color.matrix),
+        "train_steps": str(training.steps),
+        "train_seconds": f"{training.seconds:.3f}",
+        "train_psnr_db": f"{training.psnr:.4f}",
+        "train_stopped_by": training.stopped_by,
+    }
+
+
+def to_bytes(
+    model: nn.Module, video: VideoInfo, training: TrainResult, dtype: str = "float32"
+) -> bytes:
+    """Serialise a trained network and its video facts to .nvw bytes."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}")
+    tensors = {
+        name: tensor.detach().to("cpu", DTYPES[dtype]).contiguous()
+        for name, tensor in model.state_dict().items()
+    }
+    metadata = encode_metadata(model.architecture(), video, training, dtype)  # type: ignore[operator]
+    return save(tensors, metadata=metadata)
+
+
+def decode_metadata(metadata: dict[str, str]) -> tuple[dict[str, Any], VideoInfo, TrainResult]:
+    """Parse the metadata header; raises NvwError naming what is wrong."""
+    if metadata.get("format") != FORMAT_NAME:
+        raise NvwError("not an nvfilter .nvw file (safetensors without nvfilter metadata)")
+    try:
+        version = int(metadata["format_version"])
+    except (KeyError, ValueError):
+        raise NvwError("bad .nvw: no readable format_version") from None
+    if version > FORMAT_VERSION:
+        raise NvwError(
+            f".nvw format version {version} is newer than this nvfilter reads "
+            f"({FORMAT_VERSION}): upgrade nvfilter"
+        )
+    try:
+        architecture = json.loads(metadata["architecture"])
+        video = VideoInfo(
+            width=int(metadata["width"]),
+            height=int(metadata["height"]),
+            frames=int(metadata["frames"]),
+            frame_rate=Fraction(metadata["frame_rate"]),
+            sample_aspect_ratio=Fraction(metadata["sample_aspect_ratio"]),
+            color=ColorTags(
+                range=_untag(metadata["color_range"]),
+                primaries=_untag(metadata["color_primaries"]),
+                transfer=_untag(metadata["color_transfer"]),
+                matrix=_untag(metadata["color_matrix"]),
+            ),
+        )
+        training = TrainResult(
+            steps=int(metadata["train_steps"]),
+            seconds=float(metadata["train_seconds"]),
+            psnr=float(metadata["train_psnr_db"]),
+            stopped_by=metadata["train_stopped_by"],
+        )
+    except (KeyError, ValueError, ZeroDivisionError, json.JSONDecodeError) as err:
+        raise NvwError(f"bad .nvw metadata: {type(err).__name__} {err}") from None
+    if min(video.width, video.height, video.frames) <= 0 or video.frame_rate <= 0:
+        raise NvwError("bad .nvw metadata: non-positive size, frame count or rate")
+    return architecture, video, training
+
+
+def load(path: Path) -> NvwFile:
+    """Open a .nvw file and rebuild its network; raises NvwError with one clear line if bad."""
+    if not path.is_file():
+        raise NvwError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise NvwError(f"{path}: not a readable .nvw file (truncated or not safetensors: {detail})") from None
+    architecture, video, training = decode_metadata(metadata)
+    try:
+        model = build_model(architecture)
+    except (KeyError, TypeError, ValueError) as err:
+        raise NvwError(f"{path}: unknown architecture in .nvw ({err})") from None
+    expected = set(model.state_dict())
+    missing = sorted(expected - set(tensors))
+    if missing:
+        raise NvwError(f"{path}: .nvw is missing tensors: {', '.join(missing[:4])}"
+                       + (" ..." if len(missing) > 4 else ""))
+    try:
+        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    except RuntimeError as err:
+        raise NvwError(f"{path}: .nvw tensors do not fit its architecture ({str(err).splitlines()[0]})") from None
+    model.eval()
+    return NvwFile(
+        model=model,
+        architecture=architecture,
+        video=video,
+        training=training,
+        dtype=metadata.get("dtype", "float32"),
+        nvfilter_version=metadata.get("nvfilter_version", "unknown"),
+        metadata=metadata,
+    )

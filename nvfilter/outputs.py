@@ -1,0 +1,60 @@
+"""Write outputs all at once or not at all: a temporary name beside the target, renamed at the end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from nvfilter.errors import OutputError
+
+
+def partial_name(target: Path) -> Path:
+    """Hidden temporary sibling of target, keeping the extension (ffmpeg picks its muxer by it)."""
+    return target.with_name(f".{target.stem}.nvfilter-partial-{os.getpid()}{target.suffix}")
+
+
+@contextmanager
+def atomic_file(target: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; it replaces target only if the block finishes."""
+    if target.is_dir():
+        raise OutputError(f"{target} is a folder, not a file")
+    if not target.parent.is_dir():
+        raise OutputError(f"{target.parent} does not exist")
+    temp = partial_name(target)
+    try:
+        yield temp
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_folder(target: Path) -> Iterator[Path]:
+    """Yield a temporary folder to fill; it becomes target (which must be absent or empty)."""
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise OutputError(f"{target} exists and is not an empty folder")
+    if not target.parent.is_dir():
+        raise OutputError(f"{target.parent} does not exist")
+    temp = target.with_name(f".{target.name}.nvfilter-partial-{os.getpid()}")
+    temp.mkdir()
+    try:
+        yield temp
+        if target.exists():
+            target.rmdir()
+        os.replace(temp, target)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def write_bytes(data: bytes, output: str) -> None:
+    """Write data to a file atomically, or to standard output for ``-``."""
+    if output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    with atomic_file(Path(output)) as temp:
+        temp.write_bytes(data)

@@ -1,0 +1,66 @@
+"""Progress and messages on stderr, like ffmpeg: a one-line bar that rewrites itself on a terminal."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from nvfilter.train import Progress
+
+
+def clock(seconds: float) -> str:
+    """Seconds as m:ss or h:mm:ss."""
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class Console:
+    """Messages and progress to stderr; quiet keeps only errors (printed by the CLI)."""
+
+    def __init__(self, quiet: bool = False, stream: TextIO | None = None) -> None:
+        self.quiet = quiet
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty()
+        self._open_line = False
+        self._last_plain = -1e9
+
+    def message(self, text: str) -> None:
+        if self.quiet:
+            return
+        self._end_line()
+        print(text, file=self.stream, flush=True)
+
+    def status(self, text: str) -> None:
+        """A progress line: rewritten in place on a terminal, every 10 s as a line otherwise."""
+        if self.quiet:
+            return
+        if self.live:
+            self.stream.write("\r" + text + "\033[K")
+            self.stream.flush()
+            self._open_line = True
+        elif time.monotonic() - self._last_plain >= 10:
+            self._last_plain = time.monotonic()
+            print(text, file=self.stream, flush=True)
+
+    def training(self, p: Progress) -> None:
+        """Step, loss, PSNR and ETA (whichever of the step count and time budget ends first)."""
+        rate = p.step / p.elapsed if p.elapsed > 0 else 0.0
+        eta = (p.total_steps - p.step) / rate if rate > 0 else float("inf")
+        if p.time_budget is not None:
+            eta = min(eta, max(0.0, p.time_budget - p.elapsed))
+        eta_text = clock(eta) if eta != float("inf") else "?"
+        self.status(
+            f"step {p.step}/{p.total_steps}  loss {p.loss:.3e}  PSNR {p.psnr:5.2f} dB  "
+            f"{rate:.1f} steps/s  elapsed {clock(p.elapsed)}  ETA {eta_text}"
+        )
+
+    def _end_line(self) -> None:
+        if self._open_line:
+            self.stream.write("\n")
+            self._open_line = False
+
+    def done(self) -> None:
+        self._end_line()

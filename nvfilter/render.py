@@ -1,0 +1,126 @@
+"""Model -> frames at any size, time and rate. Batched: memory does not grow with frame count or size.
+
+Timing (the contract a test checks): a source of N frames rendered with temporal scale s gives
+round(N * s) frames; output frame j samples source frame position p_j = j / s, so output frame
+s*k is the reconstruction of source frame k. Positions past the last source frame (the final
+s - 1 frames of a slow-motion render) hold the last frame, p = N - 1. Space: an output of any size
+covers the same [-1, 1] extent at pixel centres (coords.py), so 2x output pixels 2i and 2i+1 sit
+symmetrically around source pixel i.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+
+import numpy as np
+import torch
+from torch import nn
+
+from nvfilter.config import RenderSpec, VideoInfo
+from nvfilter.coords import frame_time, rows_coords
+from nvfilter.errors import OptionError
+
+MAX_SIDE = 16384
+"""Largest output width or height accepted."""
+MAX_FRAMES = 10_000_000
+DEFAULT_POINTS_PER_BATCH = 1 << 17
+"""Coordinates per forward pass: bounds activation memory whatever the frame size."""
+
+
+def plan_render(
+    video: VideoInfo,
+    width: int | None = None,
+    height: int | None = None,
+    spatial_scale: float | None = None,
+    temporal_scale: Fraction | None = None,
+    num_frames: int | None = None,
+    fps: Fraction | None = None,
+) -> RenderSpec:
+    """Resolve the decode flags into a RenderSpec; raises OptionError on a value that makes no sense.
+
+    Size: --width/--height win over --spatial-scale; one of them alone keeps the aspect ratio.
+    Frames: --num-frames wins over --temporal-scale. Rate: --fps, else the source's rate.
+    """
+    for name, value in (("width", width), ("height", height), ("spatial scale", spatial_scale),
+                        ("temporal scale", temporal_scale), ("number of frames", num_frames),
+                        ("fps", fps)):
+        if value is not None and value <= 0:
+            raise OptionError(f"{name} must be positive, got {value}")
+    scale = spatial_scale or 1.0
+    if width and height:
+        out_w, out_h = width, height
+    elif width:
+        out_w, out_h = width, max(1, round(width * video.height / video.width))
+    elif height:
+        out_w, out_h = max(1, round(height * video.width / video.height)), height
+    else:
+        out_w, out_h = max(1, round(video.width * scale)), max(1, round(video.height * scale))
+    if out_w > MAX_SIDE or out_h > MAX_SIDE:
+        raise OptionError(f"output size {out_w}x{out_h} is too large (at most {MAX_SIDE} a side)")
+    if num_frames is not None:
+        frames = num_frames
+        t_scale = Fraction(num_frames, video.frames)
+    else:
+        t_scale = temporal_scale or Fraction(1)
+        frames = max(1, round(video.frames * t_scale))
+    if frames > MAX_FRAMES:
+        raise OptionError(f"{frames} output frames is too many (at most {MAX_FRAMES})")
+    rate = fps or video.frame_rate
+    if rate > 1000:
+        raise OptionError(f"fps {float(rate):g} is too high (at most 1000)")
+    return RenderSpec(width=out_w, height=out_h, num_frames=frames, fps=rate,
+                      temporal_scale=t_scale)
+
+
+def source_positions(spec: RenderSpec, source_frames: int) -> list[float]:
+    """Source frame position sampled by each output frame: j / temporal_scale, held at the end."""
+    last = source_frames - 1
+    return [float(min(Fraction(j) / spec.temporal_scale, last)) for j in range(spec.num_frames)]
+
+
+@torch.inference_mode()
+def render_frame(
+    model: nn.Module,
+    width: int,
+    height: int,
+    t: float,
+    device: torch.device | str = "cpu",
+    points_per_batch: int = DEFAULT_POINTS_PER_BATCH,
+) -> np.ndarray:
+    """One uint8 (height, width, 3) frame at normalised time t, rendered a band of rows at a time."""
+    frame = np.empty((height, width, 3), dtype=np.uint8)
+    rows_per_batch = max(1, points_per_batch // width)
+    for row in range(0, height, rows_per_batch):
+        stop = min(height, row + rows_per_batch)
+        rgb = model(rows_coords(width, height, t, row, stop, device))
+        frame[row:stop] = to_uint8(rgb).reshape(stop - row, width, 3).cpu().numpy()
+    return frame
+
+
+def to_uint8(rgb: torch.Tensor) -> torch.Tensor:
+    """[0, 1] floats to 8-bit values, rounding to nearest."""
+    return (rgb * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def iter_frames(
+    model: nn.Module, spec: RenderSpec, source_frames: int, device: torch.device | str = "cpu"
+) -> Iterator[np.ndarray]:
+    """Every frame of a render, one at a time."""
+    for position in source_positions(spec, source_frames):
+        yield render_frame(model, spec.width, spec.height, frame_time(position, source_frames),
+                           device)
+
+
+@torch.inference_mode()
+def reconstruction_mse(
+    model: nn.Module, frames: torch.Tensor, device: torch.device | str = "cpu"
+) -> float:
+    """Mean squared error in [0, 1] of the 8-bit reconstruction of every frame, all pixels pooled."""
+    num_frames, height, width, _ = frames.shape
+    total = 0.0
+    for k in range(num_frames):
+        recon = render_frame(model, width, height, frame_time(k, num_frames), device)
+        diff = recon.astype(np.float64) - frames[k].numpy().astype(np.float64)
+        total += float(np.mean(diff * diff))
+    return total / num_frames / (255.0 * 255.0)
