@@ -71,42 +71,118 @@ def main() -> None:
 @main.command()
 @click.argument("source", metavar="IN")
 @click.argument("output", metavar="OUT.nvw")
-@click.option("--epochs", type=positive_float, default=1000, show_default=True,
-              help="Training length; one epoch samples as many pixels as the video has.")
-@click.option("--hidden-features", type=positive_int, default=256, show_default=True,
-              help="Width of each SIREN layer.")
-@click.option("--hidden-layers", type=click.IntRange(min=0), default=5, show_default=True,
-              help="Sine layers after the first one.")
-@click.option("--omega-0", type=positive_float, default=30.0, show_default=True,
-              help="SIREN frequency w0 in sin(w0 (Wx + b)).")
-@click.option("--batch-size", type=positive_int, default=65536, show_default=True,
-              help="Random pixels per optimiser step.")
-@click.option("--lr", type=positive_float, default=1e-4, show_default=True,
-              help="Adam learning rate.")
+@click.option(
+    "--epochs",
+    type=positive_float,
+    default=1000,
+    show_default=True,
+    help="Training length; one epoch samples as many pixels as the video has.",
+)
+@click.option(
+    "--hidden-features",
+    type=positive_int,
+    default=256,
+    show_default=True,
+    help="Width of each SIREN layer.",
+)
+@click.option(
+    "--hidden-layers",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Sine layers after the first one.",
+)
+@click.option(
+    "--omega-0",
+    type=positive_float,
+    default=30.0,
+    show_default=True,
+    help="SIREN frequency w0 in sin(w0 (Wx + b)).",
+)
+@click.option(
+    "--batch-size",
+    type=positive_int,
+    default=65536,
+    show_default=True,
+    help="Random pixels per optimiser step.",
+)
+@click.option(
+    "--lr", type=positive_float, default=1e-4, show_default=True, help="Adam learning rate."
+)
 @click.option("--max-frames", type=positive_int, help="Learn at most this many frames.")
-@click.option("--frame-step", type=positive_int, default=1, show_default=True,
-              help="Keep every Nth frame (the learned frame rate is divided by N).")
+@click.option(
+    "--frame-step",
+    type=positive_int,
+    default=1,
+    show_default=True,
+    help="Keep every Nth frame (the learned frame rate is divided by N).",
+)
 @click.option("--width", type=positive_int, help="Resize to this width before training.")
-@click.option("--height", type=positive_int,
-              help="Resize to this height (give one of width/height to keep the aspect ratio).")
-@click.option("--time-budget", type=positive_float, metavar="SECONDS",
-              help="Stop training after this many seconds.")
-@click.option("--target-psnr", type=positive_float, metavar="DB",
-              help="Stop once the running PSNR estimate reaches this many dB.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto",
-              show_default=True, help="Where to train; auto picks a GPU when there is one.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the initialisation and of pixel sampling.")
-@click.option("--dtype", type=click.Choice(sorted(nvw.DTYPES)), default="float32",
-              show_default=True, help="Precision of the weights stored in the .nvw.")
-@click.option("--max-memory", metavar="SIZE",
-              help="Memory the raw frames may take (e.g. 2G); default: what is free now.")
+@click.option(
+    "--height",
+    type=positive_int,
+    help="Resize to this height (give one of width/height to keep the aspect ratio).",
+)
+@click.option(
+    "--time-budget",
+    type=positive_float,
+    metavar="SECONDS",
+    help="Stop training after this many seconds.",
+)
+@click.option(
+    "--target-psnr",
+    type=positive_float,
+    metavar="DB",
+    help="Stop once the running PSNR estimate reaches this many dB.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda", "mps"]),
+    default="auto",
+    show_default=True,
+    help="Where to train; auto picks a GPU when there is one.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the initialisation and of pixel sampling.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(sorted(nvw.DTYPES)),
+    default="float32",
+    show_default=True,
+    help="Precision of the weights stored in the .nvw.",
+)
+@click.option(
+    "--max-memory",
+    metavar="SIZE",
+    help="Memory the raw frames may take (e.g. 2G); default: what is free now.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary, errors only.")
-def encode(source: str, output: str, epochs: float, hidden_features: int, hidden_layers: int,
-           omega_0: float, batch_size: int, lr: float, max_frames: int | None, frame_step: int,
-           width: int | None, height: int | None, time_budget: float | None,
-           target_psnr: float | None, device: str, seed: int, dtype: str,
-           max_memory: str | None, quiet: bool) -> None:
+def encode(
+    source: str,
+    output: str,
+    epochs: float,
+    hidden_features: int,
+    hidden_layers: int,
+    omega_0: float,
+    batch_size: int,
+    lr: float,
+    max_frames: int | None,
+    frame_step: int,
+    width: int | None,
+    height: int | None,
+    time_budget: float | None,
+    target_psnr: float | None,
+    device: str,
+    seed: int,
+    dtype: str,
+    max_memory: str | None,
+    quiet: bool,
+) -> None:
     """Learn the video IN ('-' for stdin) into the neural codec file OUT.nvw ('-' for stdout)."""
     if output != "-" and output.endswith("/"):
         raise OptionError(f"{output}: OUT must be a file name, not a folder")
@@ -114,8 +190,15 @@ def encode(source: str, output: str, epochs: float, hidden_features: int, hidden
         hidden_features=hidden_features,
         hidden_layers=hidden_layers,
         omega_0=omega_0,
-        train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, time_budget=time_budget,
-                          target_psnr=target_psnr, seed=seed, device=device),
+        train=TrainConfig(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            time_budget=time_budget,
+            target_psnr=target_psnr,
+            seed=seed,
+            device=device,
+        ),
         width=width,
         height=height,
         max_frames=max_frames,
@@ -134,24 +217,52 @@ def encode(source: str, output: str, epochs: float, hidden_features: int, hidden
 @click.option("--preset", help="A shipped preset name (see `nvfilter presets`) or a .toml path.")
 @click.option("--fps", help="Output frame rate: 25, 30000/1001, or 2x (times the source's).")
 @click.option("--width", type=click.IntRange(min=1), help="Output width in pixels.")
-@click.option("--height", type=click.IntRange(min=1),
-              help="Output height (give one of width/height to keep the aspect ratio).")
-@click.option("--spatial-scale", type=positive_float, help="Output size as a multiple of the source's.")
-@click.option("--temporal-scale", type=positive_float,
-              help="Output frames per source frame (4 = 4x slow motion at the same fps).")
-@click.option("--num-frames", type=click.IntRange(min=1),
-              help="Exact number of output frames, spread over the source's time.")
+@click.option(
+    "--height",
+    type=click.IntRange(min=1),
+    help="Output height (give one of width/height to keep the aspect ratio).",
+)
+@click.option(
+    "--spatial-scale", type=positive_float, help="Output size as a multiple of the source's."
+)
+@click.option(
+    "--temporal-scale",
+    type=positive_float,
+    help="Output frames per source frame (4 = 4x slow motion at the same fps).",
+)
+@click.option(
+    "--num-frames",
+    type=click.IntRange(min=1),
+    help="Exact number of output frames, spread over the source's time.",
+)
 @click.option("--codec", help="Any ffmpeg video encoder: libx264 (default), libx265, ffv1, ...")
-@click.option("--crf", type=click.IntRange(min=0, max=63),
-              help="Quality for x264/x265/vp9/av1 (default 18).")
+@click.option(
+    "--crf", type=click.IntRange(min=0, max=63), help="Quality for x264/x265/vp9/av1 (default 18)."
+)
 @click.option("--pix-fmt", help="Output pixel format (default yuv420p for x264/x265).")
-@click.option("-f", "--format", "container",
-              help="Container for OUT, needed with '-' (nut, matroska, mp4, ...).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto",
-              show_default=True, help="Where to render.")
+@click.option(
+    "-f",
+    "--format",
+    "container",
+    help="Container for OUT, needed with '-' (nut, matroska, mp4, ...).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda", "mps"]),
+    default="auto",
+    show_default=True,
+    help="Where to render.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary, errors only.")
-def decode(source: str, output: str, preset: str | None, quiet: bool, device: str,
-           container: str | None, **flags: Any) -> None:
+def decode(
+    source: str,
+    output: str,
+    preset: str | None,
+    quiet: bool,
+    device: str,
+    container: str | None,
+    **flags: Any,
+) -> None:
     """Play IN.nvw ('-' for stdin) into OUT: a video file, '-' (stdout), or a folder of PNGs.
 
     Explicit flags override the preset. Output frame j samples source frame j / temporal-scale,
@@ -193,8 +304,9 @@ def info(source: str, as_json: bool) -> None:
         f"({v.duration:.3f} s), SAR {meta['sample_aspect_ratio']}",
         f"colour      range {meta['color_range']}, primaries {meta['color_primaries']}, "
         f"transfer {meta['color_transfer']}, matrix {meta['color_matrix']}",
-        f"model       {a.get('type')} " + ", ".join(f"{k}={val}" for k, val in sorted(a.items())
-                                                   if k != "type") + f" ({params:,} parameters)",
+        f"model       {a.get('type')} "
+        + ", ".join(f"{k}={val}" for k, val in sorted(a.items()) if k != "type")
+        + f" ({params:,} parameters)",
         f"training    {t.steps} steps in {t.seconds:.1f} s, stopped by {t.stopped_by}, "
         f"PSNR {t.psnr:.2f} dB",
     ]

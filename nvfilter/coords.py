@@ -22,9 +22,7 @@ def frame_time(position: float, num_frames: int) -> float:
     return (2 * position + 1) / num_frames - 1
 
 
-def index_coords(
-    index: torch.Tensor, width: int, height: int, num_frames: int
-) -> torch.Tensor:
+def index_coords(index: torch.Tensor, width: int, height: int, num_frames: int) -> torch.Tensor:
     """(x, y, t) of flat pixel indices into a (frames, height, width) video, shape (len, 3)."""
     per_frame = width * height
     frame = torch.div(index, per_frame, rounding_mode="floor")

@@ -49,9 +49,7 @@ def build_probe_args(path: str) -> list[str]:
 
 _RATE = re.compile(r"config in time_base: \S+, frame_rate: (\d+)/(\d+)")
 _FRAME = re.compile(r"n:\s*0 .*?fmt:(\S+) .*?sar:(\d+)/(\d+) s:(\d+)x(\d+)")
-_COLOR = re.compile(
-    r"color_range:(\S+) color_space:(\S+) color_primaries:(\S+) color_trc:(\S+)"
-)
+_COLOR = re.compile(r"color_range:(\S+) color_space:(\S+) color_primaries:(\S+) color_trc:(\S+)")
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _VIDEO_LINE = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+)")
 _TBR = re.compile(r"(\d+(?:\.\d+)?)(k?) tbr")
@@ -59,6 +57,29 @@ _TBR = re.compile(r"(\d+(?:\.\d+)?)(k?) tbr")
 
 def _tag(value: str) -> str | None:
     return None if value in ("unknown", "unspecified", "reserved") else value
+
+
+def _stream_color(line: str) -> ColorTags:
+    """Colour tags from a stream line: 'yuv420p(tv, bt709/bt2020/smpte2084, progressive)'."""
+    match = re.search(r"Video: [^,]+, \w+\(([^)]*)\)", line)
+    if not match:
+        return ColorTags()
+    rng = None
+    matrix = primaries = trc = None
+    for item in (part.strip() for part in match.group(1).split(",")):
+        if item in ("tv", "pc"):
+            rng = item
+        elif "/" in item:
+            matrix, primaries, trc = (_tag(v) for v in (item.split("/") + ["", ""])[:3])
+        elif item not in (
+            "progressive",
+            "top first",
+            "bottom first",
+            "top coded first",
+            "bottom coded first",
+        ) and re.fullmatch(r"[\w-]+", item):
+            matrix = primaries = trc = _tag(item)
+    return ColorTags(range=rng, primaries=primaries, transfer=trc, matrix=matrix)
 
 
 def parse_probe(log: str) -> SourceInfo:
@@ -85,11 +106,16 @@ def parse_probe(log: str) -> SourceInfo:
     if dur:
         hours, minutes, seconds = dur.groups()
         duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    color = ColorTags()
+    color = _stream_color(log[video_line.start() :].split("\n", 1)[0])
     col = _COLOR.search(log)
-    if col:
+    if col:  # the decoded frame's own tags win where it has them
         rng, matrix, primaries, trc = (_tag(v) for v in col.groups())
-        color = ColorTags(range=rng, primaries=primaries, transfer=trc, matrix=matrix)
+        color = ColorTags(
+            range=rng or color.range,
+            primaries=primaries or color.primaries,
+            transfer=trc or color.transfer,
+            matrix=matrix or color.matrix,
+        )
     sar = Fraction(int(sar_num), int(sar_den)) if int(sar_num) > 0 else Fraction(1)
     return SourceInfo(
         width=int(width),
@@ -106,8 +132,16 @@ def parse_probe(log: str) -> SourceInfo:
 def _ffmpeg_complaint(log: str) -> str:
     """The most telling line of an ffmpeg error log, for a one-line message."""
     lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
-    for needle in ("Invalid data", "No such file", "matches no streams", "Unknown encoder",
-                   "does not contain any stream", "Permission denied", "Error", "error"):
+    for needle in (
+        "Invalid data",
+        "No such file",
+        "matches no streams",
+        "Unknown encoder",
+        "does not contain any stream",
+        "Permission denied",
+        "Error",
+        "error",
+    ):
         for line in lines:
             if needle in line:
                 return re.sub(r"^\[[^\]]*\] ", "", line)
@@ -116,8 +150,9 @@ def _ffmpeg_complaint(log: str) -> str:
 
 def probe(path: str) -> SourceInfo:
     """Probe a video file; raises VideoError with one clear line when it is not a usable video."""
-    result = subprocess.run(build_probe_args(path), capture_output=True, text=True,
-                            errors="replace")
+    result = subprocess.run(
+        build_probe_args(path), capture_output=True, text=True, errors="replace"
+    )
     log = result.stderr
     if result.returncode != 0 and "Video:" not in log:
         if "matches no streams" in log or "does not contain any stream" in log:
@@ -168,8 +203,9 @@ def build_read_args(
     if max_read is not None:
         kwargs["frames:v"] = max_read
     out = ffmpeg.output(stream, "pipe:", **kwargs)
-    return list(out.global_args("-hide_banner", "-nostdin", "-loglevel", "error")
-                .compile(cmd=ffmpeg_exe()))
+    return list(
+        out.global_args("-hide_banner", "-nostdin", "-loglevel", "error").compile(cmd=ffmpeg_exe())
+    )
 
 
 def read_frames(
@@ -193,8 +229,9 @@ def read_frames(
     scratch = np.empty(width * height * 3, dtype=np.uint8)
     kept = 0
     args = build_read_args(path, src, width, height, max_read)
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     log = _drain(proc.stderr)
     assert proc.stdout is not None
     try:
@@ -268,8 +305,16 @@ CRF_CODECS = {"libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"}
 
 def default_pix_fmt(codec: str) -> str | None:
     """yuv420p for the usual delivery codecs (plays everywhere); None lets ffmpeg choose."""
-    if codec in ("libx264", "libx265", "libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1",
-                 "mpeg4", "mpeg2video"):
+    if codec in (
+        "libx264",
+        "libx265",
+        "libvpx",
+        "libvpx-vp9",
+        "libaom-av1",
+        "libsvtav1",
+        "mpeg4",
+        "mpeg2video",
+    ):
         return "yuv420p"
     if codec == "png":
         return "rgb24"
@@ -306,7 +351,10 @@ def build_write_args(
     that repeats the edge.
     """
     stream = ffmpeg.input(
-        "pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}",
+        "pipe:",
+        format="rawvideo",
+        pix_fmt="rgb24",
+        s=f"{width}x{height}",
         framerate=str(fps),
     ).video
     kwargs: dict[str, Any] = {}
@@ -318,7 +366,8 @@ def build_write_args(
         if padded != (width, height):
             right, bottom = padded[0] - width, padded[1] - height
             stream = stream.filter("pad", padded[0], padded[1], 0, 0).filter(
-                "fillborders", right=right, bottom=bottom, mode="smear")
+                "fillborders", right=right, bottom=bottom, mode="smear"
+            )
         is_yuv = pix_fmt is not None and pix_fmt.startswith(("yuv", "nv"))
         color = info.color
         if is_yuv:
@@ -335,6 +384,15 @@ def build_write_args(
             kwargs["color_primaries"] = color.primaries
         if color.transfer:
             kwargs["color_trc"] = color.transfer
+        params = {
+            "range": kwargs.get("color_range"),
+            "colorspace": kwargs.get("colorspace"),
+            "color_primaries": color.primaries,
+            "color_trc": color.transfer,
+        }
+        params = {k: v for k, v in params.items() if v}
+        if params:  # frame properties win over encoder options in ffmpeg >= 7: tag the frames
+            stream = stream.filter("setparams", **params)
         kwargs["c:v"] = codec
         if pix_fmt:
             kwargs["pix_fmt"] = pix_fmt
@@ -347,8 +405,11 @@ def build_write_args(
     sar = info.sample_aspect_ratio
     stream = stream.filter("setsar", f"{sar.numerator}/{sar.denominator}")
     out = ffmpeg.output(stream, target, **kwargs)
-    return list(out.global_args("-hide_banner", "-nostdin", "-loglevel", "error", "-y")
-                .compile(cmd=ffmpeg_exe()))
+    return list(
+        out.global_args("-hide_banner", "-nostdin", "-loglevel", "error", "-y").compile(
+            cmd=ffmpeg_exe()
+        )
+    )
 
 
 class FrameWriter:

@@ -19,9 +19,7 @@ from torch import nn
 class SineLayer(nn.Module):
     """``sin(omega_0 * (W x + b))`` with the SIREN initialisation for its position in the net."""
 
-    def __init__(
-        self, in_features: int, out_features: int, omega_0: float, is_first: bool
-    ) -> None:
+    def __init__(self, in_features: int, out_features: int, omega_0: float, is_first: bool) -> None:
         super().__init__()
         self.omega_0 = omega_0
         self.is_first = is_first

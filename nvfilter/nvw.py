@@ -168,7 +168,9 @@ def load(path: Path) -> NvwFile:
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except (SafetensorError, OSError, ValueError) as err:
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise NvwError(f"{path}: not a readable .nvw file (truncated or not safetensors: {detail})") from None
+        raise NvwError(
+            f"{path}: not a readable .nvw file (truncated or not safetensors: {detail})"
+        ) from None
     architecture, video, training = decode_metadata(metadata)
     try:
         model = build_model(architecture)
@@ -177,12 +179,16 @@ def load(path: Path) -> NvwFile:
     expected = set(model.state_dict())
     missing = sorted(expected - set(tensors))
     if missing:
-        raise NvwError(f"{path}: .nvw is missing tensors: {', '.join(missing[:4])}"
-                       + (" ..." if len(missing) > 4 else ""))
+        raise NvwError(
+            f"{path}: .nvw is missing tensors: {', '.join(missing[:4])}"
+            + (" ..." if len(missing) > 4 else "")
+        )
     try:
         model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     except RuntimeError as err:
-        raise NvwError(f"{path}: .nvw tensors do not fit its architecture ({str(err).splitlines()[0]})") from None
+        raise NvwError(
+            f"{path}: .nvw tensors do not fit its architecture ({str(err).splitlines()[0]})"
+        ) from None
     model.eval()
     return NvwFile(
         model=model,

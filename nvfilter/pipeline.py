@@ -15,7 +15,7 @@ import torch
 
 from nvfilter import ffio, nvw
 from nvfilter.config import TrainConfig, TrainResult, VideoInfo
-from nvfilter.errors import OptionError, OutputError, VideoError
+from nvfilter.errors import OptionError, VideoError
 from nvfilter.model import Siren, count_parameters
 from nvfilter.outputs import atomic_file, atomic_folder, write_bytes
 from nvfilter.progress import Console
@@ -127,8 +127,7 @@ def encode(source: str, output: str, options: EncodeOptions, console: Console) -
         color=src.color,
     )
     torch.manual_seed(options.train.seed)
-    model = Siren(options.hidden_features, options.hidden_layers, options.omega_0,
-                  options.omega_0)
+    model = Siren(options.hidden_features, options.hidden_layers, options.omega_0, options.omega_0)
     train_config = TrainConfig(**{**options.train.__dict__, "device": device})
     console.message(
         f"encode: {video.frames} frames {width}x{height} at {_rate(video.frame_rate)} fps "
@@ -141,8 +140,9 @@ def encode(source: str, output: str, options: EncodeOptions, console: Console) -
     if fitted.stopped_by == "interrupt":
         console.message("interrupted: saving what was learned so far")
     psnr = mse_to_psnr(reconstruction_mse(model, frames, device))
-    result = TrainResult(steps=fitted.steps, seconds=fitted.seconds, psnr=psnr,
-                         stopped_by=fitted.stopped_by)
+    result = TrainResult(
+        steps=fitted.steps, seconds=fitted.seconds, psnr=psnr, stopped_by=fitted.stopped_by
+    )
     data = nvw.to_bytes(model, video, result, options.dtype)
     write_bytes(data, output)
     bpp = len(data) * 8 / (video.width * video.height * video.frames)
@@ -166,7 +166,10 @@ def parse_fps(text: Any, source_rate: Fraction) -> Fraction:
             rate = source_rate * Fraction(value[:-1])
         else:
             rate = Fraction(value)
-            if rate.denominator > 1001:
+            ntsc = Fraction(round(rate * Fraction(1001, 1000)) * 1000, 1001)
+            if "." in value and rate.denominator != 1 and abs(rate - ntsc) < Fraction(1, 100):
+                rate = ntsc  # 29.97 means 30000/1001, 23.976 means 24000/1001
+            elif rate.denominator > 1001:
                 rate = rate.limit_denominator(1001)
     except (ValueError, ZeroDivisionError):
         raise OptionError(f"fps {value!r} is not a rate (e.g. 25, 30000/1001 or 2x)") from None
@@ -189,8 +192,14 @@ def is_folder_output(output: str) -> bool:
     return output.endswith(("/", os.sep)) or Path(output).is_dir()
 
 
-def decode(source: str, output: str, settings: dict[str, Any], device_name: str,
-           container: str | None, console: Console) -> None:
+def decode(
+    source: str,
+    output: str,
+    settings: dict[str, Any],
+    device_name: str,
+    container: str | None,
+    console: Console,
+) -> None:
     """Render the .nvw at ``source`` with the merged preset/flag ``settings`` into ``output``."""
     device = resolve_device(device_name)
     with ExitStack() as stack:
@@ -216,6 +225,11 @@ def decode(source: str, output: str, settings: dict[str, Any], device_name: str,
     folder = output != "-" and is_folder_output(output)
     if output == "-" and not container:
         raise OptionError("writing to standard output needs --format (e.g. nut, matroska, mp4)")
+    if not folder and output != "-" and not container and not Path(output).suffix:
+        raise OptionError(
+            f"{output}: no extension to tell the container: add one (.mp4, .mkv), "
+            "give --format, or end the name with / for a folder of PNG frames"
+        )
     model = loaded.model.to(device)
     start = time.perf_counter()
     with ExitStack() as stack:
@@ -225,24 +239,43 @@ def decode(source: str, output: str, settings: dict[str, Any], device_name: str,
             target = str(stack.enter_context(atomic_folder(Path(output))) / "frame_%06d.png")
         else:
             target = str(stack.enter_context(atomic_file(Path(output))))
-        args = ffio.build_write_args(target, spec.width, spec.height, spec.fps, video, codec, crf,
-                                     settings.get("pix_fmt"), container, image_sequence=folder)
+        args = ffio.build_write_args(
+            target,
+            spec.width,
+            spec.height,
+            spec.fps,
+            video,
+            codec,
+            crf,
+            settings.get("pix_fmt"),
+            container,
+            image_sequence=folder,
+        )
         writer = ffio.FrameWriter(args)
         try:
             for index, frame in enumerate(iter_frames(model, spec, video.frames, device)):
                 writer.write(frame)
-                console.status(f"frame {index + 1}/{spec.num_frames}  "
-                               f"{(index + 1) / (time.perf_counter() - start):.1f} fps")
+                console.status(
+                    f"frame {index + 1}/{spec.num_frames}  "
+                    f"{(index + 1) / (time.perf_counter() - start):.1f} fps"
+                )
             writer.close()
         except BaseException:
             writer.abort()
             raise
     console.done()
-    padded = ffio.even_size(spec.width, spec.height, settings.get("pix_fmt")
-                            or ffio.default_pix_fmt(codec)) if not folder else (spec.width,
-                                                                                  spec.height)
-    note = "" if padded == (spec.width, spec.height) else (
-        f" (padded to {padded[0]}x{padded[1]} for the pixel format)")
+    padded = (
+        ffio.even_size(
+            spec.width, spec.height, settings.get("pix_fmt") or ffio.default_pix_fmt(codec)
+        )
+        if not folder
+        else (spec.width, spec.height)
+    )
+    note = (
+        ""
+        if padded == (spec.width, spec.height)
+        else (f" (padded to {padded[0]}x{padded[1]} for the pixel format)")
+    )
     console.message(
         f"decoded {source} -> {output}: {spec.num_frames} frames {spec.width}x{spec.height}"
         f"{note} at {_rate(spec.fps)} fps ({float(spec.num_frames / spec.fps):.2f} s) in "

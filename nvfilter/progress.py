@@ -25,7 +25,7 @@ class Console:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty()
         self._open_line = False
-        self._last_plain = -1e9
+        self._last_plain = time.monotonic()
 
     def message(self, text: str) -> None:
         if self.quiet:

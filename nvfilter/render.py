@@ -42,9 +42,14 @@ def plan_render(
     Size: --width/--height win over --spatial-scale; one of them alone keeps the aspect ratio.
     Frames: --num-frames wins over --temporal-scale. Rate: --fps, else the source's rate.
     """
-    for name, value in (("width", width), ("height", height), ("spatial scale", spatial_scale),
-                        ("temporal scale", temporal_scale), ("number of frames", num_frames),
-                        ("fps", fps)):
+    for name, value in (
+        ("width", width),
+        ("height", height),
+        ("spatial scale", spatial_scale),
+        ("temporal scale", temporal_scale),
+        ("number of frames", num_frames),
+        ("fps", fps),
+    ):
         if value is not None and value <= 0:
             raise OptionError(f"{name} must be positive, got {value}")
     scale = spatial_scale or 1.0
@@ -69,8 +74,9 @@ def plan_render(
     rate = fps or video.frame_rate
     if rate > 1000:
         raise OptionError(f"fps {float(rate):g} is too high (at most 1000)")
-    return RenderSpec(width=out_w, height=out_h, num_frames=frames, fps=rate,
-                      temporal_scale=t_scale)
+    return RenderSpec(
+        width=out_w, height=out_h, num_frames=frames, fps=rate, temporal_scale=t_scale
+    )
 
 
 def source_positions(spec: RenderSpec, source_frames: int) -> list[float]:
@@ -108,8 +114,9 @@ def iter_frames(
 ) -> Iterator[np.ndarray]:
     """Every frame of a render, one at a time."""
     for position in source_positions(spec, source_frames):
-        yield render_frame(model, spec.width, spec.height, frame_time(position, source_frames),
-                           device)
+        yield render_frame(
+            model, spec.width, spec.height, frame_time(position, source_frames), device
+        )
 
 
 @torch.inference_mode()

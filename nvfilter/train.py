@@ -78,8 +78,9 @@ def fit(
     step = 0
     try:
         while step < steps:
-            index = torch.randint(num_pixels, (config.batch_size,), device=device,
-                                  generator=generator)
+            index = torch.randint(
+                num_pixels, (config.batch_size,), device=device, generator=generator
+            )
             coords = index_coords(index, width, height, num_frames)
             target = colors[index].to(torch.float32) / 255.0
             loss = torch.mean((model(coords) - target) ** 2)

@@ -1,0 +1,87 @@
+"""Shared fixtures: small clips made with the bundled ffmpeg, and a helper to count output frames."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nvfilter.ffio import ffmpeg_exe
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+def make_clip(path: Path, *args: str) -> Path:
+    """Run ffmpeg with args (inputs, filters, output options) writing path; returns path."""
+    subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args, str(path)], check=True
+    )
+    return path
+
+
+def read_video(path: Path | str, size: tuple[int, int] | None = None) -> np.ndarray:
+    """All frames of a video as uint8 (frames, height, width, 3), decoded by ffmpeg independently."""
+    from nvfilter.ffio import probe
+
+    info = probe(str(path))
+    width, height = size or (info.width, info.height)
+    raw = subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:v:0",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-fps_mode",
+            "passthrough",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny test clips, made once per session."""
+    d = tmp_path_factory.mktemp("clips")
+    # A smooth, slowly moving picture that a small SIREN learns in seconds.
+    smooth = "geq=r='128+100*sin(X/9+T*3)':g='128+90*cos(Y/7-T*2)':b='128+80*sin((X+Y)/13+T)'"
+    return {
+        "smooth": make_clip(
+            d / "smooth.mp4",
+            "-f",
+            "lavfi",
+            "-i",
+            "nullsrc=size=32x24:rate=12:duration=0.5",
+            "-vf",
+            smooth,
+            "-c:v",
+            "libx264",
+            "-crf",
+            "10",
+            "-pix_fmt",
+            "yuv444p",
+        ),
+        "testsrc": make_clip(
+            d / "testsrc.mp4",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x48:rate=24:duration=0.5",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ),
+    }

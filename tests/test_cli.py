@@ -1,0 +1,425 @@
+"""End-to-end tests of the command line on clips made with ffmpeg and on the corpus."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import CORPUS, make_clip, read_video
+from PIL import Image
+
+from nvfilter import ffio, nvw
+from nvfilter.cli import main
+
+SMALL_NET = [
+    "--hidden-features",
+    "48",
+    "--hidden-layers",
+    "2",
+    "--batch-size",
+    "2048",
+    "--lr",
+    "1e-3",
+]
+
+
+def run(*args: str, input: bytes | None = None):
+    result = CliRunner().invoke(main, [str(a) for a in args], input=input)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * math.log10(255**2 / mse)
+
+
+def read_pngs(folder: Path) -> np.ndarray:
+    return np.stack(
+        [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("frame_*.png"))]
+    )
+
+
+@pytest.fixture(scope="module")
+def smooth_nvw(clips, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("enc") / "smooth.nvw"
+    result = run("encode", clips["smooth"], out, "--epochs", "300", *SMALL_NET)
+    assert result.exit_code == 0, result.stderr
+    return out
+
+
+def test_encode_reaches_psnr_floor_and_decode_matches(smooth_nvw, clips, tmp_path):
+    loaded = nvw.load(smooth_nvw)
+    assert loaded.training.psnr > 35
+    assert (loaded.video.width, loaded.video.height, loaded.video.frames) == (32, 24, 6)
+    assert loaded.video.frame_rate == 12
+    result = run("decode", smooth_nvw, f"{tmp_path}/frames/")
+    assert result.exit_code == 0, result.stderr
+    decoded = read_pngs(tmp_path / "frames")
+    assert decoded.shape == (6, 24, 32, 3)
+    # the PSNR the encoder reported is the PSNR of what decode gives
+    assert psnr(decoded, read_video(clips["smooth"])) == pytest.approx(
+        loaded.training.psnr, abs=0.05
+    )
+
+
+def test_summary_and_progress_go_to_stderr(clips, tmp_path):
+    out = tmp_path / "x.nvw"
+    result = run("encode", clips["smooth"], out, "--epochs", "2", *SMALL_NET)
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert "PSNR" in result.stderr and "bits/pixel" in result.stderr
+    quiet = run("encode", clips["smooth"], out, "--epochs", "2", "-q", *SMALL_NET)
+    assert quiet.stderr == "" and quiet.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "preset,frames,size,fps",
+    [
+        ("reconstruct", 6, (32, 24), Fraction(12)),
+        ("slowmo-2x", 12, (32, 24), Fraction(12)),
+        ("slowmo-4x", 24, (32, 24), Fraction(12)),
+        ("slowmo-8x", 48, (32, 24), Fraction(12)),
+        ("fps-2x", 12, (32, 24), Fraction(24)),
+        ("upscale-2x", 6, (64, 48), Fraction(12)),
+        ("upscale-4x", 6, (128, 96), Fraction(12)),
+    ],
+)
+def test_presets_give_documented_frame_counts_sizes_and_rates(
+    smooth_nvw, tmp_path, preset, frames, size, fps
+):
+    out = tmp_path / f"{preset}.mp4"
+    result = run("decode", smooth_nvw, out, "--preset", preset)
+    assert result.exit_code == 0, result.stderr
+    info = ffio.probe(str(out))
+    assert (info.width, info.height) == size
+    assert info.frame_rate == fps
+    assert read_video(out).shape[0] == frames
+
+
+def test_slowmo_frame_4k_is_source_frame_k(smooth_nvw, tmp_path):
+    assert run("decode", smooth_nvw, f"{tmp_path}/rec/").exit_code == 0
+    assert run("decode", smooth_nvw, f"{tmp_path}/slow/", "--temporal-scale", "4").exit_code == 0
+    rec, slow = read_pngs(tmp_path / "rec"), read_pngs(tmp_path / "slow")
+    assert len(slow) == 4 * len(rec)
+    assert np.array_equal(slow[::4], rec)
+    assert sorted(p.name for p in (tmp_path / "rec").iterdir())[0] == "frame_000000.png"
+
+
+def test_upscale_is_aligned_to_the_source_pixel_grid(smooth_nvw, tmp_path):
+    assert run("decode", smooth_nvw, f"{tmp_path}/rec/").exit_code == 0
+    assert run("decode", smooth_nvw, f"{tmp_path}/big/", "--spatial-scale", "2").exit_code == 0
+    rec, big = read_pngs(tmp_path / "rec"), read_pngs(tmp_path / "big").astype(np.float64)
+    pooled = (big[:, 0::2, 0::2] + big[:, 1::2, 0::2] + big[:, 0::2, 1::2] + big[:, 1::2, 1::2]) / 4
+    shifted = (
+        big[:, 1:-1:2, 1:-1:2] + big[:, 2::2, 1:-1:2] + big[:, 1:-1:2, 2::2] + big[:, 2::2, 2::2]
+    ) / 4
+    aligned = psnr(pooled, rec)
+    assert aligned > 30
+    # a grid off by one fine pixel matches clearly worse: the test can tell misalignment
+    assert aligned > psnr(shifted, rec[:, :-1, :-1]) + 3
+
+
+def test_odd_output_size_is_padded_for_yuv420p(smooth_nvw, tmp_path):
+    out = tmp_path / "odd.mp4"
+    result = run("decode", smooth_nvw, out, "--width", "33", "--height", "25")
+    assert result.exit_code == 0, result.stderr
+    assert "padded to 34x26" in result.stderr
+    info = ffio.probe(str(out))
+    assert (info.width, info.height) == (34, 26)
+    lossless = tmp_path / "odd.mkv"
+    assert run("decode", smooth_nvw, lossless, "--width", "33", "--codec", "ffv1").exit_code == 0
+    assert ffio.probe(str(lossless)).width == 33
+
+
+def test_colour_tags_and_sample_aspect_ratio_are_kept(tmp_path):
+    src = make_clip(
+        tmp_path / "tagged.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=32x24:rate=25:duration=0.2",
+        "-vf",
+        "setsar=16/15,setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    )
+    nvw_path = tmp_path / "t.nvw"
+    assert run("encode", src, nvw_path, "--epochs", "1", *SMALL_NET).exit_code == 0
+    meta = nvw.load(nvw_path).metadata
+    assert meta["sample_aspect_ratio"] == "16/15" and meta["color_matrix"] == "bt709"
+    out = tmp_path / "out.mp4"
+    assert run("decode", nvw_path, out, "--preset", "upscale-2x").exit_code == 0
+    info = ffio.probe(str(out))
+    assert info.sample_aspect_ratio == Fraction(16, 15)
+    assert info.color == ffio.ColorTags("tv", "bt709", "bt709", "bt709")
+
+
+def test_info_human_and_json(smooth_nvw):
+    human = run("info", smooth_nvw)
+    assert human.exit_code == 0 and "32x24, 6 frames at 12/1 fps" in human.stdout
+    data = run("info", smooth_nvw, "--json")
+    import json
+
+    parsed = json.loads(data.stdout)
+    assert parsed["architecture"]["type"] == "siren" and parsed["frames"] == "6"
+
+
+def test_presets_command_lists_one_line_each():
+    result = run("presets")
+    lines = result.stdout.strip().splitlines()
+    assert any(line.startswith("slowmo-4x ") for line in lines)
+    assert len(lines) >= 7
+
+
+@pytest.mark.parametrize(
+    "name", ["realshort.mp4", "Principe_inertie.avi", "g1.avi", "oa4_launch.webm"]
+)
+def test_corpus_clips_encode_and_decode(name, tmp_path):
+    out = tmp_path / "c.nvw"
+    result = run(
+        "encode",
+        CORPUS / name,
+        out,
+        "--width",
+        "40",
+        "--max-frames",
+        "8",
+        "--epochs",
+        "2",
+        *SMALL_NET,
+    )
+    assert result.exit_code == 0, result.stderr
+    video = nvw.load(out).video
+    assert video.width == 40 and video.frames == 8
+    decoded = tmp_path / "c.mp4"
+    assert run("decode", out, decoded, "--preset", "slowmo-2x").exit_code == 0
+    assert read_video(decoded).shape[0] == 16
+
+
+def nvfilter_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "nvfilter", *args]
+
+
+def test_stdin_stdout_pipeline(clips, tmp_path):
+    encode = subprocess.run(
+        nvfilter_cmd("encode", "-", "-", "--epochs", "2", *SMALL_NET),
+        input=clips["smooth"].read_bytes(),
+        capture_output=True,
+        check=True,
+    )
+    assert encode.stdout[:8] != b"" and b"PSNR" in encode.stderr
+    decode = subprocess.run(
+        nvfilter_cmd("decode", "-", "-", "--format", "nut", "--preset", "slowmo-2x"),
+        input=encode.stdout,
+        capture_output=True,
+        check=True,
+    )
+    out = tmp_path / "piped.nut"
+    out.write_bytes(decode.stdout)
+    assert read_video(out).shape == (12, 24, 32, 3)
+    mp4 = subprocess.run(
+        nvfilter_cmd("decode", "-", "-", "--format", "mp4"),
+        input=encode.stdout,
+        capture_output=True,
+        check=True,
+    )
+    (tmp_path / "piped.mp4").write_bytes(mp4.stdout)
+    assert read_video(tmp_path / "piped.mp4").shape[0] == 6
+
+
+# ---------------------------------------------------------------------------------- bad input
+
+
+def assert_one_line_error(result, *needles: str) -> None:
+    assert result.exit_code not in (0, None)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(("nvfilter: error:", "Error:", "Usage:")) or "Error:" in lines[0]
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def click_error(result, *needles: str) -> None:
+    """click's own usage errors: a usage block then one 'Error:' line."""
+    assert result.exit_code == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("Error:")
+    for needle in needles:
+        assert needle in result.stderr
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory, clips):
+    d = tmp_path_factory.mktemp("bad")
+    text = d / "notes.mp4"
+    text.write_text("not a video\n" * 50)
+    audio = make_clip(d / "tone.m4a", "-f", "lavfi", "-i", "sine=duration=0.3")
+    empty = make_clip(
+        d / "empty.mkv",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=32x24:rate=5",
+        "-frames:v",
+        "0",
+        "-c:v",
+        "libx264",
+    )
+    return {"text": text, "audio": audio, "empty": empty}
+
+
+@pytest.mark.parametrize(
+    "case,needle",
+    [
+        ("missing", "no such file"),
+        ("text", "not a video ffmpeg can read"),
+        ("audio", "no video stream"),
+        ("empty", "no"),
+    ],
+)
+def test_bad_video_input(bad_inputs, tmp_path, case, needle):
+    source = tmp_path / "nothing.mp4" if case == "missing" else bad_inputs[case]
+    out = tmp_path / "out.nvw"
+    result = run("encode", source, out, "--epochs", "1", *SMALL_NET)
+    assert_one_line_error(result, needle)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_too_big_for_memory_names_the_flags(clips, tmp_path):
+    result = run("encode", clips["smooth"], tmp_path / "o.nvw", "--max-memory", "1K")
+    assert_one_line_error(result, "--width", "--max-frames", "--frame-step")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def broken_nvws(smooth_nvw, tmp_path):
+    import json
+    import struct
+
+    from safetensors.torch import save
+
+    data = smooth_nvw.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    header["__metadata__"]["format_version"] = "99"
+    blob = json.dumps(header).encode()
+    loaded = nvw.load(smooth_nvw)
+    state = {k: v for k, v in loaded.model.state_dict().items() if k != "final.weight"}
+    files = {
+        "truncated": data[: len(data) // 2],
+        "not-safetensors": b"\x00garbage" * 100,
+        "future": struct.pack("<Q", len(blob)) + blob + data[8 + length :],
+        "missing": save(state, metadata=loaded.metadata),
+    }
+    paths = {}
+    for name, content in files.items():
+        paths[name] = tmp_path / f"{name}.nvw"
+        paths[name].write_bytes(content)
+    return paths
+
+
+@pytest.mark.parametrize(
+    "case,needle",
+    [
+        ("truncated", "truncated or not safetensors"),
+        ("not-safetensors", "truncated or not safetensors"),
+        ("future", "newer than this nvfilter reads"),
+        ("missing", "missing tensors: final.weight"),
+    ],
+)
+def test_bad_nvw(broken_nvws, tmp_path, case, needle):
+    out = tmp_path / "out" / "o.mp4"
+    out.parent.mkdir()
+    result = run("decode", broken_nvws[case], out)
+    assert_one_line_error(result, needle)
+    assert list(out.parent.iterdir()) == []
+    assert_one_line_error(run("info", broken_nvws[case]), needle)
+
+
+@pytest.mark.parametrize(
+    "flags,needle",
+    [
+        (["--width", "100000"], "too large"),
+        (["--preset", "warp-9x"], "unknown preset"),
+        (["--fps", "0"], "fps must be positive"),
+        (["--fps", "fast"], "not a rate"),
+        (["-f", "nut", "--codec", "no-such-codec"], "ffmpeg could not write"),
+    ],
+)
+def test_bad_decode_flags(smooth_nvw, tmp_path, flags, needle):
+    out = tmp_path / "o.mkv"
+    result = run("decode", smooth_nvw, out, *flags)
+    assert_one_line_error(result, needle)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "flags", [["--width", "0"], ["--spatial-scale", "-2"], ["--temporal-scale", "0"]]
+)
+def test_non_positive_sizes_and_rates_are_refused(smooth_nvw, tmp_path, flags):
+    click_error(run("decode", smooth_nvw, tmp_path / "o.mp4", *flags))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stdout_needs_a_format(smooth_nvw, tmp_path):
+    assert_one_line_error(run("decode", smooth_nvw, "-"), "--format")
+    assert_one_line_error(run("decode", smooth_nvw, tmp_path / "noext"), "--format")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_during_encode_leaves_a_complete_nvw_or_none(clips, tmp_path):
+    out = tmp_path / "int.nvw"
+    proc = subprocess.Popen(
+        nvfilter_cmd("encode", str(clips["smooth"]), str(out), "--epochs", "100000", *SMALL_NET),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 60
+    while "step" not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.readline()
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130
+    assert "interrupted" in rest
+    assert [p.name for p in tmp_path.iterdir()] == ["int.nvw"]
+    loaded = nvw.load(out)
+    assert loaded.training.stopped_by == "interrupt" and loaded.training.steps > 0
+
+
+def test_sigterm_during_encode_leaves_no_partial_file(clips, tmp_path):
+    proc = subprocess.Popen(
+        nvfilter_cmd(
+            "encode",
+            str(clips["smooth"]),
+            str(tmp_path / "t.nvw"),
+            "--epochs",
+            "100000",
+            *SMALL_NET,
+        ),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    while "step" not in proc.stderr.readline():
+        pass
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert all(".nvfilter-partial" not in p.name for p in tmp_path.iterdir())

@@ -1,0 +1,59 @@
+import math
+
+import pytest
+import torch
+
+from nvfilter.model import SineLayer, Siren, build_model, siren_weight_bound
+
+
+def test_first_layer_bound_is_one_over_fan_in():
+    torch.manual_seed(0)
+    layer = SineLayer(3, 4096, omega_0=30.0, is_first=True)
+    w = layer.linear.weight
+    assert w.abs().max() <= 1 / 3
+    # uniform over the whole range, not a narrower one
+    assert w.abs().max() > 0.99 / 3
+    assert abs(w.std().item() - (1 / 3) / math.sqrt(3)) < 0.01
+
+
+@pytest.mark.parametrize("fan_in,omega", [(256, 30.0), (64, 10.0)])
+def test_hidden_layer_bound_is_sqrt6_over_n_over_omega(fan_in, omega):
+    torch.manual_seed(0)
+    layer = SineLayer(fan_in, 512, omega_0=omega, is_first=False)
+    bound = math.sqrt(6 / fan_in) / omega
+    w = layer.linear.weight
+    assert siren_weight_bound(fan_in, omega, False) == pytest.approx(bound)
+    assert w.abs().max() <= bound
+    assert w.abs().max() > 0.99 * bound
+
+
+def test_sine_layer_computes_sin_of_omega_times_affine():
+    layer = SineLayer(3, 8, omega_0=30.0, is_first=True)
+    x = torch.rand(5, 3) * 2 - 1
+    expected = torch.sin(30.0 * (x @ layer.linear.weight.T + layer.linear.bias))
+    assert torch.allclose(layer(x), expected, atol=1e-6)
+
+
+def test_siren_structure_and_final_layer_init():
+    model = Siren(hidden_features=32, hidden_layers=5, omega_0=30.0)
+    sines = [m for m in model.net if isinstance(m, SineLayer)]
+    assert len(sines) == 6  # first layer + 5 hidden layers
+    assert sines[0].is_first and not any(s.is_first for s in sines[1:])
+    assert model.final.weight.abs().max() <= math.sqrt(6 / 32) / 30.0
+    out = model(torch.rand(100, 3) * 2 - 1)
+    assert out.shape == (100, 3)
+    assert out.min() >= 0 and out.max() <= 1  # sigmoid
+
+
+def test_architecture_rebuilds_the_same_network():
+    model = Siren(hidden_features=16, hidden_layers=2, omega_0=20.0, omega_0_initial=25.0)
+    rebuilt = build_model(model.architecture())
+    rebuilt.load_state_dict(model.state_dict())
+    x = torch.rand(10, 3)
+    assert torch.equal(model(x), rebuilt(x))
+    assert rebuilt.architecture() == model.architecture()
+
+
+def test_build_model_rejects_unknown_type():
+    with pytest.raises(ValueError):
+        build_model({"type": "nope"})

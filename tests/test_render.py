@@ -1,0 +1,72 @@
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from nvfilter.config import VideoInfo
+from nvfilter.errors import OptionError
+from nvfilter.model import Siren
+from nvfilter.pipeline import parse_fps
+from nvfilter.render import plan_render, render_frame, source_positions
+
+VIDEO = VideoInfo(width=40, height=30, frames=10, frame_rate=Fraction(30000, 1001))
+
+
+def test_default_plan_is_the_source():
+    spec = plan_render(VIDEO)
+    assert (spec.width, spec.height, spec.num_frames, spec.fps) == (40, 30, 10, VIDEO.frame_rate)
+
+
+def test_temporal_scale_gives_n_times_s_frames_and_frame_sk_is_source_frame_k():
+    spec = plan_render(VIDEO, temporal_scale=Fraction(4))
+    assert spec.num_frames == 40
+    positions = source_positions(spec, VIDEO.frames)
+    for k in range(VIDEO.frames):
+        assert positions[4 * k] == k
+    assert positions[1] == 0.25
+    assert positions[-3:] == [9, 9, 9]  # past the last source frame: held
+
+
+def test_num_frames_and_sizes():
+    spec = plan_render(VIDEO, num_frames=5, spatial_scale=2)
+    assert (spec.width, spec.height, spec.num_frames) == (80, 60, 5)
+    assert source_positions(spec, VIDEO.frames) == [0, 2, 4, 6, 8]
+    assert (plan_render(VIDEO, width=100).height) == 75
+    assert (plan_render(VIDEO, height=15).width) == 20
+    assert (plan_render(VIDEO, width=7, height=9).width) == 7
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"width": 0},
+        {"spatial_scale": -1.0},
+        {"width": 100000},
+        {"num_frames": 0},
+        {"temporal_scale": Fraction(-2)},
+        {"fps": Fraction(5000)},
+    ],
+)
+def test_bad_render_values_are_option_errors(kwargs):
+    with pytest.raises(OptionError):
+        plan_render(VIDEO, **kwargs)
+
+
+def test_parse_fps():
+    assert parse_fps("25", Fraction(24)) == 25
+    assert parse_fps("30000/1001", Fraction(24)) == Fraction(30000, 1001)
+    assert parse_fps("29.97", Fraction(24)) == Fraction(30000, 1001)
+    assert parse_fps("2x", Fraction(30000, 1001)) == Fraction(60000, 1001)
+    for bad in ("fast", "0", "-3", "1/0"):
+        with pytest.raises(OptionError):
+            parse_fps(bad, Fraction(24))
+
+
+def test_render_in_small_batches_equals_one_batch():
+    torch.manual_seed(0)
+    model = Siren(hidden_features=16, hidden_layers=1)
+    whole = render_frame(model, 33, 17, 0.1, points_per_batch=10**6)
+    banded = render_frame(model, 33, 17, 0.1, points_per_batch=50)
+    assert whole.dtype == np.uint8 and whole.shape == (17, 33, 3)
+    assert np.array_equal(whole, banded)
