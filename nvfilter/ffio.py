@@ -286,7 +286,7 @@ class _drain(threading.Thread):
 
 def _fill(stream: IO[bytes], target: np.ndarray) -> int:
     """Fill target from stream completely (a short pipe read is retried); returns bytes filled."""
-    view = memoryview(target)
+    view = memoryview(target.data.cast("B"))
     filled = 0
     while filled < len(view):
         got = stream.readinto(view[filled:])  # type: ignore[attr-defined]

@@ -82,7 +82,10 @@ def plan_render(
 def source_positions(spec: RenderSpec, source_frames: int) -> list[float]:
     """Source frame position sampled by each output frame: j / temporal_scale, held at the end."""
     last = source_frames - 1
-    return [float(min(Fraction(j) / spec.temporal_scale, last)) for j in range(spec.num_frames)]
+    return [
+        float(min(Fraction(j) / spec.temporal_scale, Fraction(last)))
+        for j in range(spec.num_frames)
+    ]
 
 
 @torch.inference_mode()

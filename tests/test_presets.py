@@ -59,3 +59,15 @@ def test_unknown_key_and_wrong_type_are_errors(tmp_path):
 def test_flags_override_preset():
     merged = presets.merge({"temporal_scale": 4, "crf": 20}, {"crf": 10, "fps": None})
     assert merged == {"temporal_scale": 4, "crf": 10}
+
+
+def test_installed_command_finds_presets_outside_the_source_tree(tmp_path):
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvfilter")
+    if exe is None:
+        pytest.skip("nvfilter is not installed as a command")
+    result = subprocess.run([exe, "presets"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert all(name in result.stdout for name in REQUIRED)
