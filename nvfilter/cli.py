@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from nvfilter import __version__, nvw, pipeline, presets
-from nvfilter.config import TrainConfig
 from nvfilter.errors import NvfilterError, OptionError
 from nvfilter.progress import Console
 
@@ -72,25 +71,27 @@ def main() -> None:
 @click.argument("source", metavar="IN")
 @click.argument("output", metavar="OUT.nvw")
 @click.option(
+    "--model",
+    type=click.Choice(["hybrid", "siren"]),
+    default="hybrid",
+    show_default=True,
+    help="hybrid: feature planes + small head (fast); siren: the original SIREN.",
+)
+@click.option(
     "--epochs",
     type=positive_float,
-    default=1000,
-    show_default=True,
-    help="Training length; one epoch samples as many pixels as the video has.",
+    help="Training length; one epoch samples as many pixels as the video has "
+    "[hybrid 100, siren 1000].",
 )
 @click.option(
     "--hidden-features",
     type=positive_int,
-    default=256,
-    show_default=True,
-    help="Width of each SIREN layer.",
+    help="SIREN layer width, or the hybrid's head width [siren 256, hybrid 64].",
 )
 @click.option(
     "--hidden-layers",
     type=click.IntRange(min=0),
-    default=5,
-    show_default=True,
-    help="Sine layers after the first one.",
+    help="SIREN sine layers after the first, or hybrid head layers [siren 5, hybrid 2].",
 )
 @click.option(
     "--omega-0",
@@ -100,14 +101,25 @@ def main() -> None:
     help="SIREN frequency w0 in sin(w0 (Wx + b)).",
 )
 @click.option(
+    "--channels",
+    type=positive_int,
+    help="Hybrid: features per plane [picked from the video size: 16 or 8].",
+)
+@click.option("--levels", type=positive_int, help="Hybrid: plane resolutions [3].")
+@click.option(
     "--batch-size",
     type=positive_int,
-    default=65536,
-    show_default=True,
-    help="Random pixels per optimiser step.",
+    help="Random pixels per optimiser step [siren 65536, hybrid 4096].",
 )
 @click.option(
-    "--lr", type=positive_float, default=1e-4, show_default=True, help="Adam learning rate."
+    "--lr",
+    type=positive_float,
+    help="Adam learning rate [siren 1e-4; hybrid 1e-3 for the head, 30x for planes].",
+)
+@click.option(
+    "--lr-schedule",
+    type=click.Choice(["constant", "cosine"]),
+    help="Learning rate over the run [siren constant, hybrid cosine].",
 )
 @click.option("--max-frames", type=positive_int, help="Learn at most this many frames.")
 @click.option(
@@ -162,49 +174,15 @@ def main() -> None:
     help="Memory the raw frames may take (e.g. 2G); default: what is free now.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary, errors only.")
-def encode(
-    source: str,
-    output: str,
-    epochs: float,
-    hidden_features: int,
-    hidden_layers: int,
-    omega_0: float,
-    batch_size: int,
-    lr: float,
-    max_frames: int | None,
-    frame_step: int,
-    width: int | None,
-    height: int | None,
-    time_budget: float | None,
-    target_psnr: float | None,
-    device: str,
-    seed: int,
-    dtype: str,
-    max_memory: str | None,
-    quiet: bool,
-) -> None:
-    """Learn the video IN ('-' for stdin) into the neural codec file OUT.nvw ('-' for stdout)."""
+def encode(source: str, output: str, max_memory: str | None, quiet: bool, **flags: Any) -> None:
+    """Learn the video IN ('-' for stdin) into the neural codec file OUT.nvw ('-' for stdout).
+
+    Defaults in [brackets] depend on --model.
+    """
     if output != "-" and output.endswith("/"):
         raise OptionError(f"{output}: OUT must be a file name, not a folder")
     options = pipeline.EncodeOptions(
-        hidden_features=hidden_features,
-        hidden_layers=hidden_layers,
-        omega_0=omega_0,
-        train=TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            time_budget=time_budget,
-            target_psnr=target_psnr,
-            seed=seed,
-            device=device,
-        ),
-        width=width,
-        height=height,
-        max_frames=max_frames,
-        frame_step=frame_step,
-        dtype=dtype,
-        max_memory=parse_size(max_memory) if max_memory else None,
+        max_memory=parse_size(max_memory) if max_memory else None, **flags
     )
     result = pipeline.encode(source, output, options, Console(quiet))
     if result.stopped_by == "interrupt":

@@ -74,6 +74,8 @@ class TrainConfig:
     """One epoch samples as many random pixels as the video has."""
     batch_size: int = 65536
     lr: float = 1e-4
+    lr_schedule: str = "constant"
+    """``constant`` or ``cosine`` (down to 0.05x at the end of the run)."""
     time_budget: float | None = None
     """Stop after this many seconds of training."""
     target_psnr: float | None = None

@@ -78,6 +78,10 @@ class Siren(nn.Module):
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.final(self.net(coords)))
 
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """One Adam group: every weight at the same learning rate, as in the original design."""
+        return [{"params": list(self.parameters()), "lr": lr}]
+
     def architecture(self) -> dict[str, Any]:
         """Everything needed to rebuild this network (stored in the .nvw file)."""
         return {
@@ -92,17 +96,17 @@ class Siren(nn.Module):
         }
 
 
-MODELS: dict[str, type[nn.Module]] = {"siren": Siren}
-
-
 def build_model(architecture: dict[str, Any]) -> nn.Module:
     """Rebuild a network from its architecture dict; raises KeyError/TypeError/ValueError if bad."""
+    from nvfilter.hybrid import PlaneField
+
+    models: dict[str, type[nn.Module]] = {"siren": Siren, "hybrid": PlaneField}
     arch = dict(architecture)
     kind = arch.pop("type")
     arch.pop("output", None)
-    if kind not in MODELS:
+    if kind not in models:
         raise ValueError(f"unknown model type {kind!r}")
-    return MODELS[kind](**arch)
+    return models[kind](**arch)
 
 
 def count_parameters(model: nn.Module) -> int:

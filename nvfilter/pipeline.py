@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from nvfilter import ffio, nvw
 from nvfilter.config import TrainConfig, TrainResult, VideoInfo
 from nvfilter.errors import OptionError, VideoError
+from nvfilter.hybrid import PlaneField, auto_channels
 from nvfilter.model import Siren, count_parameters
 from nvfilter.outputs import atomic_file, atomic_folder, write_bytes
 from nvfilter.progress import Console
@@ -26,14 +28,51 @@ MEMORY_MARGIN = 600 * 2**20
 """Memory kept free for the network, its activations and Python beside the raw frames."""
 
 
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    # the original design, kept exactly
+    "siren": {
+        "epochs": 1000,
+        "batch_size": 65536,
+        "lr": 1e-4,
+        "lr_schedule": "constant",
+        "hidden_features": 256,
+        "hidden_layers": 5,
+    },
+    # the best quality per CPU second measured (BENCHMARKS.md)
+    "hybrid": {
+        "epochs": 100,
+        "batch_size": 4096,
+        "lr": 1e-3,
+        "lr_schedule": "cosine",
+        "hidden_features": 64,
+        "hidden_layers": 2,
+        "levels": 3,
+    },
+}
+"""Defaults per model for every setting the user leaves out."""
+
+
 @dataclass(frozen=True)
 class EncodeOptions:
-    """Everything `nvfilter encode` takes, after parsing."""
+    """Everything `nvfilter encode` takes, after parsing; None means the model's default."""
 
-    hidden_features: int = 256
-    hidden_layers: int = 5
+    model: str = "hybrid"
+    hidden_features: int | None = None
+    """SIREN layer width, or the hybrid's head width."""
+    hidden_layers: int | None = None
     omega_0: float = 30.0
-    train: TrainConfig = TrainConfig()
+    channels: int | None = None
+    """Hybrid only: features per plane; None picks from the video's size."""
+    levels: int | None = None
+    """Hybrid only: plane resolutions (full, 1/2, 1/4, ...)."""
+    epochs: float | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    lr_schedule: str | None = None
+    time_budget: float | None = None
+    target_psnr: float | None = None
+    seed: int = 0
+    device: str = "auto"
     width: int | None = None
     height: int | None = None
     max_frames: int | None = None
@@ -41,6 +80,46 @@ class EncodeOptions:
     dtype: str = "float32"
     max_memory: int | None = None
     """Bytes the raw frames may take; default: the memory available now, less a margin."""
+
+    def setting(self, name: str) -> Any:
+        """The option as given, else the model's default."""
+        value = getattr(self, name)
+        return MODEL_DEFAULTS[self.model].get(name) if value is None else value
+
+
+def create_model(options: EncodeOptions, video: VideoInfo) -> tuple[nn.Module, str]:
+    """The network to train and a one-line description of it (saying what was auto-picked)."""
+    if options.model == "siren":
+        model: nn.Module = Siren(
+            options.setting("hidden_features"),
+            options.setting("hidden_layers"),
+            options.omega_0,
+            options.omega_0,
+        )
+        text = (
+            f"SIREN {options.setting('hidden_features')} wide x "
+            f"{1 + options.setting('hidden_layers')} sine layers, "
+            f"w0 {options.omega_0:g}"
+        )
+    elif options.model == "hybrid":
+        channels = options.channels or auto_channels(video.width, video.height, video.frames)
+        model = PlaneField(
+            video.width,
+            video.height,
+            video.frames,
+            channels,
+            options.setting("levels"),
+            options.setting("hidden_features"),
+            options.setting("hidden_layers"),
+        )
+        picked = " (picked for this video size)" if options.channels is None else ""
+        text = (
+            f"hybrid planes: {model.levels} levels x {channels} channels{picked}, "
+            f"head {model.head_features} x {model.head_layers}"
+        )
+    else:
+        raise OptionError(f"unknown model {options.model!r} (hybrid or siren)")
+    return model, f"{text}, {count_parameters(model):,} parameters"
 
 
 def resolve_device(name: str) -> str:
@@ -97,7 +176,7 @@ def _input_path(name: str, stack: ExitStack) -> str:
 
 def encode(source: str, output: str, options: EncodeOptions, console: Console) -> TrainResult:
     """Learn the video at ``source`` and write the .nvw to ``output`` (``-``: stdin/stdout)."""
-    device = resolve_device(options.train.device)
+    device = resolve_device(options.device)
     with ExitStack() as stack:
         path = _input_path(source, stack)
         src = ffio.probe(path)
@@ -126,14 +205,23 @@ def encode(source: str, output: str, options: EncodeOptions, console: Console) -
         sample_aspect_ratio=sar,
         color=src.color,
     )
-    torch.manual_seed(options.train.seed)
-    model = Siren(options.hidden_features, options.hidden_layers, options.omega_0, options.omega_0)
-    train_config = TrainConfig(**{**options.train.__dict__, "device": device})
+    torch.manual_seed(options.seed)
+    model, description = create_model(options, video)
+    train_config = TrainConfig(
+        epochs=options.setting("epochs"),
+        batch_size=options.setting("batch_size"),
+        lr=options.setting("lr"),
+        lr_schedule=options.setting("lr_schedule"),
+        time_budget=options.time_budget,
+        target_psnr=options.target_psnr,
+        seed=options.seed,
+        device=device,
+    )
     console.message(
         f"encode: {video.frames} frames {width}x{height} at {_rate(video.frame_rate)} fps "
-        f"({video.duration:.2f} s, {human_bytes(frames.numel())} raw) -> SIREN "
-        f"{options.hidden_features}x{options.hidden_layers} ({count_parameters(model):,} "
-        f"parameters) on {device}"
+        f"({video.duration:.2f} s, {human_bytes(frames.numel())} raw) -> {description}; "
+        f"{train_config.epochs:g} epochs of batches of {train_config.batch_size}, "
+        f"lr {train_config.lr:g} {train_config.lr_schedule}, on {device}"
     )
     fitted = fit(model, frames, train_config, console.training)
     console.done()

@@ -73,6 +73,23 @@ def test_encode_reaches_psnr_floor_and_decode_matches(smooth_nvw, clips, tmp_pat
     )
 
 
+def test_siren_model_end_to_end(clips, tmp_path):
+    out = tmp_path / "siren.nvw"
+    result = run("encode", clips["smooth"], out, "--model", "siren", "--epochs", "300", *SMALL_NET)
+    assert result.exit_code == 0, result.stderr
+    assert "SIREN 48 wide x 3 sine layers" in result.stderr
+    loaded = nvw.load(out)
+    assert loaded.architecture["type"] == "siren" and loaded.training.psnr > 35
+    assert run("decode", out, f"{tmp_path}/frames/", "--preset", "slowmo-2x").exit_code == 0
+    assert len(list((tmp_path / "frames").iterdir())) == 12
+
+
+def test_default_model_says_what_it_picked(clips, tmp_path):
+    result = run("encode", clips["smooth"], tmp_path / "h.nvw", "--epochs", "1")
+    assert result.exit_code == 0, result.stderr
+    assert "hybrid planes: 3 levels x 16 channels (picked for this video size)" in result.stderr
+
+
 def test_summary_and_progress_go_to_stderr(clips, tmp_path):
     out = tmp_path / "x.nvw"
     result = run("encode", clips["smooth"], out, "--epochs", "2", *SMALL_NET)
@@ -174,7 +191,7 @@ def test_info_human_and_json(smooth_nvw):
     import json
 
     parsed = json.loads(data.stdout)
-    assert parsed["architecture"]["type"] == "siren" and parsed["frames"] == "6"
+    assert parsed["architecture"]["type"] == "hybrid" and parsed["frames"] == "6"
 
 
 def test_presets_command_lists_one_line_each():
@@ -318,7 +335,7 @@ def broken_nvws(smooth_nvw, tmp_path):
     header["__metadata__"]["format_version"] = "99"
     blob = json.dumps(header).encode()
     loaded = nvw.load(smooth_nvw)
-    state = {k: v for k, v in loaded.model.state_dict().items() if k != "final.weight"}
+    state = {k: v for k, v in loaded.model.state_dict().items() if k != "head.0.weight"}
     files = {
         "truncated": data[: len(data) // 2],
         "not-safetensors": b"\x00garbage" * 100,
@@ -338,7 +355,7 @@ def broken_nvws(smooth_nvw, tmp_path):
         ("truncated", "truncated or not safetensors"),
         ("not-safetensors", "truncated or not safetensors"),
         ("future", "newer than this nvfilter reads"),
-        ("missing", "missing tensors: final.weight"),
+        ("missing", "missing tensors: head.0.weight"),
     ],
 )
 def test_bad_nvw(broken_nvws, tmp_path, case, needle):

@@ -1,0 +1,73 @@
+import torch
+import torch.nn.functional as F
+
+from nvfilter.hybrid import GRID_LR_SCALE, PlaneField, auto_channels, plane_shapes
+from nvfilter.model import build_model
+
+
+def reference_features(model: PlaneField, coords: torch.Tensor) -> torch.Tensor:
+    """The same features through torch's grid_sample (bilinear, pixel centres, border clamp)."""
+    levels = []
+    for level in range(model.levels):
+        product = None
+        for k, pair in enumerate(((0, 1), (0, 2), (1, 2))):
+            a, b = model.sizes[3 * level + k].long().tolist()
+            offset = int(model.offsets[3 * level + k])
+            plane = model.table[offset : offset + a * b].view(b, a, -1).permute(2, 0, 1)[None]
+            read = F.grid_sample(
+                plane,
+                coords[:, pair].view(1, 1, -1, 2),
+                mode="bilinear",
+                padding_mode="border",
+                align_corners=False,
+            )[0, :, 0].T
+            product = read if product is None else product * read
+        levels.append(product)
+    return torch.cat(levels, -1)
+
+
+def test_plane_reads_match_grid_sample_inside_and_outside_the_frame():
+    torch.manual_seed(0)
+    model = PlaneField(13, 7, 5, channels=3, levels=2)
+    with torch.no_grad():
+        model.table.uniform_(-1, 1)
+    coords = torch.rand(200, 3) * 2.4 - 1.2
+    assert torch.allclose(model.features(coords), reference_features(model, coords), atol=1e-6)
+
+
+def test_plane_layout_and_initialisation():
+    assert plane_shapes(16, 8, 4, 2) == [(16, 8), (16, 4), (8, 4), (8, 4), (8, 4), (4, 4)]
+    model = PlaneField(16, 8, 4, channels=2, levels=2)
+    assert model.table.shape == (128 + 64 + 32 + 32 + 32 + 16, 2)
+    xy = model.table[:128]
+    assert xy.min() >= 0.1 and xy.max() <= 0.5
+    assert torch.all(model.table[128:192] == 1)
+
+
+def test_output_range_and_gradients_reach_planes_and_head():
+    model = PlaneField(10, 6, 3, channels=4)
+    out = model(torch.rand(64, 3) * 2 - 1)
+    assert out.shape == (64, 3) and out.min() >= 0 and out.max() <= 1
+    out.sum().backward()
+    assert model.table.grad is not None and model.table.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in model.head.parameters())
+
+
+def test_param_groups_give_planes_a_larger_rate():
+    model = PlaneField(10, 6, 3, channels=4)
+    groups = model.param_groups(1e-3)
+    assert groups[0]["params"] == [model.table] and groups[0]["lr"] == 1e-3 * GRID_LR_SCALE
+    assert groups[1]["lr"] == 1e-3
+
+
+def test_architecture_rebuilds_the_same_network():
+    model = PlaneField(10, 6, 3, channels=4, levels=2, head_features=8, head_layers=1)
+    rebuilt = build_model(model.architecture())
+    rebuilt.load_state_dict(model.state_dict())
+    coords = torch.rand(20, 3) * 2 - 1
+    assert torch.equal(model(coords), rebuilt(coords))
+
+
+def test_auto_channels_shrinks_for_large_videos():
+    assert auto_channels(160, 90, 24) == 16
+    assert auto_channels(1280, 720, 300) == 8
