@@ -86,7 +86,7 @@ def main() -> None:
 @click.option(
     "--hidden-features",
     type=positive_int,
-    help="SIREN layer width, or the hybrid's head width [siren 256, hybrid 64].",
+    help="SIREN layer width, or the hybrid's head width [siren 256, hybrid 32].",
 )
 @click.option(
     "--hidden-layers",
@@ -114,7 +114,7 @@ def main() -> None:
 @click.option(
     "--lr",
     type=positive_float,
-    help="Adam learning rate [siren 1e-4; hybrid 1e-3 for the head, 30x for planes].",
+    help="Adam learning rate [siren 1e-4; hybrid 3e-3 for the head, 10x for the planes].",
 )
 @click.option(
     "--lr-schedule",

@@ -15,6 +15,33 @@ from typing import Any
 import torch
 from torch import nn
 
+from nvfilter.coords import rows_coords
+
+
+class VideoField(nn.Module):
+    """A network mapping (x, y, t) in [-1, 1]^3 to RGB in [0, 1]; what the .nvw stores."""
+
+    kind = ""
+
+    def render_rows(
+        self, t: float, width: int, height: int, row_start: int, row_stop: int
+    ) -> torch.Tensor:
+        """RGB of rows row_start:row_stop of a width x height frame at time t, (rows * width, 3).
+
+        Models with a faster way to fill a pixel grid override this; the result must equal
+        ``forward`` at the same pixel-centre coordinates.
+        """
+        device = next(self.parameters()).device
+        return self(rows_coords(width, height, t, row_start, row_stop, device))
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Adam parameter groups: every weight at the same learning rate."""
+        return [{"params": list(self.parameters()), "lr": lr}]
+
+    def architecture(self) -> dict[str, Any]:
+        """Everything needed to rebuild this network (stored in the .nvw file)."""
+        raise NotImplementedError
+
 
 class SineLayer(nn.Module):
     """``sin(omega_0 * (W x + b))`` with the SIREN initialisation for its position in the net."""
@@ -41,7 +68,7 @@ def siren_weight_bound(fan_in: int, omega_0: float, is_first: bool) -> float:
     return 1.0 / fan_in if is_first else math.sqrt(6.0 / fan_in) / omega_0
 
 
-class Siren(nn.Module):
+class Siren(VideoField):
     """The original SIREN video model, mapping (x, y, t) in [-1, 1]^3 to RGB in [0, 1]."""
 
     kind = "siren"
@@ -78,10 +105,6 @@ class Siren(nn.Module):
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.final(self.net(coords)))
 
-    def param_groups(self, lr: float) -> list[dict[str, Any]]:
-        """One Adam group: every weight at the same learning rate, as in the original design."""
-        return [{"params": list(self.parameters()), "lr": lr}]
-
     def architecture(self) -> dict[str, Any]:
         """Everything needed to rebuild this network (stored in the .nvw file)."""
         return {
@@ -96,11 +119,11 @@ class Siren(nn.Module):
         }
 
 
-def build_model(architecture: dict[str, Any]) -> nn.Module:
+def build_model(architecture: dict[str, Any]) -> VideoField:
     """Rebuild a network from its architecture dict; raises KeyError/TypeError/ValueError if bad."""
     from nvfilter.hybrid import PlaneField
 
-    models: dict[str, type[nn.Module]] = {"siren": Siren, "hybrid": PlaneField}
+    models: dict[str, type[VideoField]] = {"siren": Siren, "hybrid": PlaneField}
     arch = dict(architecture)
     kind = arch.pop("type")
     arch.pop("output", None)

@@ -46,7 +46,7 @@ from torch import nn
 from nvfilter import __version__
 from nvfilter.config import ColorTags, TrainResult, VideoInfo
 from nvfilter.errors import NvwError
-from nvfilter.model import build_model
+from nvfilter.model import VideoField, build_model
 
 FORMAT_NAME = "nvfilter.nvw"
 FORMAT_VERSION = 1
@@ -57,7 +57,7 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16}
 class NvwFile:
     """A loaded .nvw: the rebuilt network (float32, eval mode) and what the metadata says."""
 
-    model: nn.Module
+    model: VideoField
     architecture: dict[str, Any]
     video: VideoInfo
     training: TrainResult

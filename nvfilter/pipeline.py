@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from nvfilter import ffio, nvw
 from nvfilter.config import TrainConfig, TrainResult, VideoInfo
 from nvfilter.errors import OptionError, VideoError
 from nvfilter.hybrid import PlaneField, auto_channels
-from nvfilter.model import Siren, count_parameters
+from nvfilter.model import Siren, VideoField, count_parameters
 from nvfilter.outputs import atomic_file, atomic_folder, write_bytes
 from nvfilter.progress import Console
 from nvfilter.render import iter_frames, plan_render, reconstruction_mse
@@ -42,9 +41,9 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "hybrid": {
         "epochs": 100,
         "batch_size": 4096,
-        "lr": 1e-3,
+        "lr": 3e-3,
         "lr_schedule": "cosine",
-        "hidden_features": 64,
+        "hidden_features": 32,
         "hidden_layers": 2,
         "levels": 3,
     },
@@ -87,10 +86,10 @@ class EncodeOptions:
         return MODEL_DEFAULTS[self.model].get(name) if value is None else value
 
 
-def create_model(options: EncodeOptions, video: VideoInfo) -> tuple[nn.Module, str]:
+def create_model(options: EncodeOptions, video: VideoInfo) -> tuple[VideoField, str]:
     """The network to train and a one-line description of it (saying what was auto-picked)."""
     if options.model == "siren":
-        model: nn.Module = Siren(
+        model: VideoField = Siren(
             options.setting("hidden_features"),
             options.setting("hidden_layers"),
             options.omega_0,
@@ -227,7 +226,7 @@ def encode(source: str, output: str, options: EncodeOptions, console: Console) -
     console.done()
     if fitted.stopped_by == "interrupt":
         console.message("interrupted: saving what was learned so far")
-    psnr = mse_to_psnr(reconstruction_mse(model, frames, device))
+    psnr = mse_to_psnr(reconstruction_mse(model, frames))
     result = TrainResult(
         steps=fitted.steps, seconds=fitted.seconds, psnr=psnr, stopped_by=fitted.stopped_by
     )
@@ -341,7 +340,7 @@ def decode(
         )
         writer = ffio.FrameWriter(args)
         try:
-            for index, frame in enumerate(iter_frames(model, spec, video.frames, device)):
+            for index, frame in enumerate(iter_frames(model, spec, video.frames)):
                 writer.write(frame)
                 console.status(
                     f"frame {index + 1}/{spec.num_frames}  "

@@ -15,11 +15,11 @@ from fractions import Fraction
 
 import numpy as np
 import torch
-from torch import nn
 
 from nvfilter.config import RenderSpec, VideoInfo
-from nvfilter.coords import frame_time, rows_coords
+from nvfilter.coords import frame_time
 from nvfilter.errors import OptionError
+from nvfilter.model import VideoField
 
 MAX_SIDE = 16384
 """Largest output width or height accepted."""
@@ -90,11 +90,10 @@ def source_positions(spec: RenderSpec, source_frames: int) -> list[float]:
 
 @torch.inference_mode()
 def render_frame(
-    model: nn.Module,
+    model: VideoField,
     width: int,
     height: int,
     t: float,
-    device: torch.device | str = "cpu",
     points_per_batch: int = DEFAULT_POINTS_PER_BATCH,
 ) -> np.ndarray:
     """One uint8 (height, width, 3) frame at normalised time t, rendered a band of rows at a time."""
@@ -102,7 +101,7 @@ def render_frame(
     rows_per_batch = max(1, points_per_batch // width)
     for row in range(0, height, rows_per_batch):
         stop = min(height, row + rows_per_batch)
-        rgb = model(rows_coords(width, height, t, row, stop, device))
+        rgb = model.render_rows(t, width, height, row, stop)
         frame[row:stop] = to_uint8(rgb).reshape(stop - row, width, 3).cpu().numpy()
     return frame
 
@@ -112,25 +111,19 @@ def to_uint8(rgb: torch.Tensor) -> torch.Tensor:
     return (rgb * 255.0).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def iter_frames(
-    model: nn.Module, spec: RenderSpec, source_frames: int, device: torch.device | str = "cpu"
-) -> Iterator[np.ndarray]:
+def iter_frames(model: VideoField, spec: RenderSpec, source_frames: int) -> Iterator[np.ndarray]:
     """Every frame of a render, one at a time."""
     for position in source_positions(spec, source_frames):
-        yield render_frame(
-            model, spec.width, spec.height, frame_time(position, source_frames), device
-        )
+        yield render_frame(model, spec.width, spec.height, frame_time(position, source_frames))
 
 
 @torch.inference_mode()
-def reconstruction_mse(
-    model: nn.Module, frames: torch.Tensor, device: torch.device | str = "cpu"
-) -> float:
+def reconstruction_mse(model: VideoField, frames: torch.Tensor) -> float:
     """Mean squared error in [0, 1] of the 8-bit reconstruction of every frame, all pixels pooled."""
     num_frames, height, width, _ = frames.shape
     total = 0.0
     for k in range(num_frames):
-        recon = render_frame(model, width, height, frame_time(k, num_frames), device)
+        recon = render_frame(model, width, height, frame_time(k, num_frames))
         diff = recon.astype(np.float64) - frames[k].numpy().astype(np.float64)
         total += float(np.mean(diff * diff))
     return total / num_frames / (255.0 * 255.0)

@@ -71,3 +71,21 @@ def test_architecture_rebuilds_the_same_network():
 def test_auto_channels_shrinks_for_large_videos():
     assert auto_channels(160, 90, 24) == 16
     assert auto_channels(1280, 720, 300) == 8
+
+
+def test_grid_rendering_equals_pointwise_queries_at_any_size_and_time():
+    from nvfilter.coords import rows_coords
+
+    torch.manual_seed(0)
+    model = PlaneField(13, 7, 5, channels=3, levels=3)
+    with torch.no_grad():
+        model.table.uniform_(0, 1)
+    for width, height, t, start, stop in [
+        (13, 7, -0.6, 0, 7),
+        (26, 14, 0.13, 3, 11),
+        (40, 9, 0.99, 0, 9),
+        (5, 3, -1.0, 1, 2),
+    ]:
+        grid = model.render_rows(t, width, height, start, stop)
+        points = model(rows_coords(width, height, t, start, stop))
+        assert torch.allclose(grid, points, atol=1e-6), (width, height, t)
