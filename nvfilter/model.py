@@ -43,6 +43,30 @@ class VideoField(nn.Module):
         raise NotImplementedError
 
 
+class _FusedSine(torch.autograd.Function):
+    """sin(w0 (x W^T + b)) in one autograd node: the cosine for the backward pass is computed in
+    place of the pre-activation, so one activation-sized tensor is kept instead of two and no
+    temporaries are made. Same operations in the same order as the unfused layer."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, omega_0: float
+    ) -> torch.Tensor:
+        phase = torch.addmm(bias, x, weight.t()).mul_(omega_0)
+        out = torch.sin(phase)
+        ctx.omega_0 = omega_0
+        ctx.save_for_backward(x, weight, phase.cos_())
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        x, weight, cosine = ctx.saved_tensors
+        grad_phase = grad * cosine
+        grad_phase.mul_(ctx.omega_0)
+        grad_x = grad_phase @ weight if ctx.needs_input_grad[0] else None
+        return grad_x, grad_phase.t() @ x, grad_phase.sum(0), None
+
+
 class SineLayer(nn.Module):
     """``sin(omega_0 * (W x + b))`` with the SIREN initialisation for its position in the net."""
 
@@ -60,6 +84,8 @@ class SineLayer(nn.Module):
             self.linear.weight.uniform_(-bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.dim() == 2:
+            return _FusedSine.apply(x, self.linear.weight, self.linear.bias, self.omega_0)
         return torch.sin(self.omega_0 * self.linear(x))
 
 
