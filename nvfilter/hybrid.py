@@ -30,6 +30,8 @@ from nvfilter.model import VideoField
 
 HEAD_CHUNK = 8192
 """Pixels per head evaluation when filling a grid: keeps the activations in cache."""
+XY_CACHE_BYTES = 256 * 2**20
+"""Largest resampled xy feature image kept between frames while decoding (1080p with 24 channels)."""
 GRID_LR_SCALE = 10.0
 """The planes learn at this multiple of the head's learning rate (Adam)."""
 
@@ -146,30 +148,68 @@ class PlaneField(VideoField):
     def render_rows(
         self, t: float, width: int, height: int, row_start: int, row_stop: int
     ) -> torch.Tensor:
-        """Fill a pixel grid by separable interpolation of whole planes (no per-pixel gather)."""
-        levels = []
+        """Fill a pixel grid by separable interpolation of whole planes (no per-pixel gather).
+
+        The xy planes resampled to the output size do not depend on t: when decoding (inference
+        mode) they are computed once per size and kept, if that takes at most XY_CACHE_BYTES.
+        The products and the head then run a few rows at a time, so they stay in cache.
+        """
+        xy = self._xy_rows(width, height, row_start, row_stop)  # (rows, width, L*C)
+        across, down = self._time_lines(t, width, height, row_start, row_stop)
+        step = max(1, HEAD_CHUNK // width)
+        pieces = []
+        for row in range(0, row_stop - row_start, step):
+            part = xy[row : row + step] * across * down[row : row + step].unsqueeze(1)
+            pieces.append(torch.sigmoid(self.head(part.reshape(-1, part.shape[-1]))))
+        return torch.cat(pieces)
+
+    def _planes(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, int, int]]:
+        """Per level: xy (h, w, C), xt (frames, w, C), yt (frames, h, C) views and w, h, frames."""
         tables = self.table.split([int(a * b) for a, b in self.sizes.tolist()])
+        levels = []
         for level in range(self.levels):
-            (w, h), (_, frames), _ = (
-                tuple(int(v) for v in self.sizes[3 * level + k]) for k in range(3)
+            (w, h), (_, frames) = (
+                tuple(int(v) for v in self.sizes[3 * level + k]) for k in range(2)
             )
             xy, xt, yt = tables[3 * level : 3 * level + 3]
-            time_pos = torch.tensor([(t + 1) * 0.5 * frames - 0.5], device=xy.device)
-            before, after, frac = _axis_lerp(frames, time_pos)
-            xt_now = torch.lerp(
-                xt.view(frames, w, -1)[before[0]], xt.view(frames, w, -1)[after[0]], frac[0]
+            levels.append(
+                (xy.view(h, w, -1), xt.view(frames, w, -1), yt.view(frames, h, -1), w, h, frames)
             )
-            yt_now = torch.lerp(
-                yt.view(frames, h, -1)[before[0]], yt.view(frames, h, -1)[after[0]], frac[0]
+        return levels
+
+    def _xy_rows(self, width: int, height: int, row_start: int, row_stop: int) -> torch.Tensor:
+        """The xy planes of every level resampled to rows row_start:row_stop of the output size."""
+        if (
+            torch.is_inference_mode_enabled()
+            and height * width * self.levels * self.channels * 4 <= XY_CACHE_BYTES
+        ):
+            key = (width, height, self.table._version, self.table.data_ptr())
+            if getattr(self, "_xy_cache_key", None) != key:
+                self._xy_cache = self._xy_resampled(width, height, 0, height)
+                self._xy_cache_key = key
+            return self._xy_cache[row_start:row_stop]
+        return self._xy_resampled(width, height, row_start, row_stop)
+
+    def _xy_resampled(self, width: int, height: int, row_start: int, row_stop: int) -> torch.Tensor:
+        planes = [
+            _resample(_resample(xy, 0, height, row_start, row_stop), 1, width, 0, width)
+            for xy, *_ in self._planes()
+        ]
+        return torch.cat(planes, -1)
+
+    def _time_lines(
+        self, t: float, width: int, height: int, row_start: int, row_stop: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """xt read at time t along the output columns (width, L*C), yt along the rows (rows, L*C)."""
+        across, down = [], []
+        for _, xt, yt, _, _, frames in self._planes():
+            time_pos = torch.tensor([(t + 1) * 0.5 * frames - 0.5], device=xt.device)
+            before, after, frac = (v[0] for v in _axis_lerp(frames, time_pos))
+            across.append(_resample(torch.lerp(xt[before], xt[after], frac), 0, width, 0, width))
+            down.append(
+                _resample(torch.lerp(yt[before], yt[after], frac), 0, height, row_start, row_stop)
             )
-            plane = _resample(xy.view(h, w, -1), 0, height, row_start, row_stop)
-            plane = _resample(plane, 1, width, 0, width)  # (rows, width, C)
-            across = _resample(xt_now, 0, width, 0, width)  # (width, C)
-            down = _resample(yt_now, 0, height, row_start, row_stop)  # (rows, C)
-            levels.append(plane * across.unsqueeze(0) * down.unsqueeze(1))
-        features = torch.cat(levels, -1).reshape(-1, self.levels * self.channels)
-        # the head in cache-sized pieces: about 2x faster on a CPU than in one piece
-        return torch.cat([torch.sigmoid(self.head(part)) for part in features.split(HEAD_CHUNK)])
+        return torch.cat(across, -1), torch.cat(down, -1)
 
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         """Adam groups: the planes at GRID_LR_SCALE x lr, the head at lr."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -63,11 +63,15 @@ def fit(
     config: TrainConfig,
     on_progress: Callable[[Progress], None] | None = None,
     report_every: float = 0.5,
+    checkpoints: Sequence[float] = (),
+    on_checkpoint: Callable[[int, float], None] | None = None,
 ) -> FitResult:
     """Fit ``model`` to ``frames`` (uint8, (frames, height, width, 3)) in place.
 
     Stops after ``config.epochs``, the time budget or the target PSNR, whichever comes first;
     Ctrl-C stops it too (``stopped_by='interrupt'``) and the model keeps what it learned.
+    ``on_checkpoint(step, seconds)`` is called once the training time passes each of
+    ``checkpoints`` (seconds); the clock is stopped while it runs, so it may evaluate the model.
     """
     device = torch.device(config.device)
     num_frames, height, width, _ = frames.shape
@@ -85,6 +89,7 @@ def fit(
     last_report = -math.inf
     stopped_by = "epochs"
     step = 0
+    pending = sorted(checkpoints)
     try:
         while step < steps:
             index = torch.randint(
@@ -111,6 +116,11 @@ def fit(
             if on_progress and (elapsed - last_report >= report_every or step == steps):
                 last_report = elapsed
                 on_progress(Progress(step, steps, mse, psnr, elapsed, config.time_budget))
+            while pending and elapsed >= pending[0] and on_checkpoint is not None:
+                paused = time.perf_counter()
+                on_checkpoint(step, pending.pop(0))
+                model.train()
+                start += time.perf_counter() - paused
             if config.time_budget is not None and elapsed >= config.time_budget:
                 stopped_by = "time-budget"
                 break

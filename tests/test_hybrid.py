@@ -89,3 +89,21 @@ def test_grid_rendering_equals_pointwise_queries_at_any_size_and_time():
         grid = model.render_rows(t, width, height, start, stop)
         points = model(rows_coords(width, height, t, start, stop))
         assert torch.allclose(grid, points, atol=1e-6), (width, height, t)
+
+
+def test_decode_cache_gives_the_same_frames_and_follows_weight_changes():
+    from nvfilter.render import render_frame
+
+    torch.manual_seed(0)
+    model = PlaneField(13, 7, 5, channels=3)
+    with torch.inference_mode():
+        cached = render_frame(model, 26, 14, 0.2)
+        again = render_frame(model, 26, 14, 0.2)
+    assert (cached == again).all()
+    assert (cached == render_frame.__wrapped__(model, 26, 14, 0.2)).all()  # no cache
+    with torch.no_grad():
+        model.table.mul_(0.5)
+    with torch.inference_mode():
+        changed = render_frame(model, 26, 14, 0.2)
+    assert (changed == render_frame.__wrapped__(model, 26, 14, 0.2)).all()
+    assert not (changed == cached).all()

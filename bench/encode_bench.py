@@ -1,0 +1,337 @@
+"""Encode/decode speed and quality benchmark: prints Markdown tables and the command that made them.
+
+    python bench/encode_bench.py                 # the full run recorded in BENCHMARKS.md
+    python bench/encode_bench.py --quick         # a few seconds per row, to try it out
+
+Everything is measured in one process, on the same machine and thread count, side by side:
+
+* the machine's matrix-multiply FLOP/s (float32, 4096^3) and the training throughput of SIREN
+  256x5 at batch 65536 (the original design), plain (unfused) and as `--model siren` runs it;
+* PSNR against training time on real clips at 160x90, 24 frames: the plain reference loop (the
+  seed's SIREN, random pixel batches, original defaults), `--model siren`, and the default encode
+  (hybrid, one run per time budget since its schedule follows the budget);
+* a larger clip (720x405, 190 frames) under the default encode for 5 minutes;
+* decode frames/s at 1280x720 with the default model, peak memory of encode and decode (fresh
+  processes), and run-to-run reproducibility.
+
+PSNR is always of the 8-bit reconstruction of every frame (what decode gives), all pixels pooled.
+Evaluation time is excluded from training time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nvfilter import ffio  # noqa: E402
+from nvfilter.config import TrainConfig  # noqa: E402
+from nvfilter.hybrid import PlaneField, auto_channels  # noqa: E402
+from nvfilter.model import Siren  # noqa: E402
+from nvfilter.pipeline import MODEL_DEFAULTS  # noqa: E402
+from nvfilter.render import reconstruction_mse, render_frame  # noqa: E402
+from nvfilter.train import fit, mse_to_psnr  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "corpus"
+SIREN_FLOPS_PER_PIXEL = 3 * 2 * (3 * 256 + 5 * 256 * 256 + 256 * 3)
+"""Multiply-adds x 2 x (forward + 2 backward matmuls) of SIREN 256x5 per pixel."""
+
+
+class PlainSiren(nn.Module):
+    """The seed's SIREN: nn.Linear + torch.sin, plain autograd, same initialisation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        reference = Siren()
+        self.layers = nn.ModuleList(layer.linear for layer in reference.net)
+        self.final = reference.final
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        out = coords
+        for layer in self.layers:
+            out = torch.sin(30.0 * layer(out))
+        return torch.sigmoid(self.final(out))
+
+    def param_groups(self, lr: float) -> list[dict]:
+        return [{"params": list(self.parameters()), "lr": lr}]
+
+    def render_rows(self, t: float, width: int, height: int, start: int, stop: int):
+        from nvfilter.coords import rows_coords
+
+        return self(rows_coords(width, height, t, start, stop))
+
+
+def load(name: str, width: int, height: int | None, frames: int) -> torch.Tensor:
+    path = str(CORPUS / name)
+    src = ffio.probe(path)
+    w, h = ffio.training_size(src.width, src.height, width, height)
+    return ffio.read_frames(path, src, w, h, 1, frames)
+
+
+def matmul_flops(dtype: torch.dtype, size: int = 4096, repeats: int = 5) -> float:
+    a = torch.randn(size, size, dtype=dtype)
+    b = torch.randn(size, size, dtype=dtype)
+    a @ b
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def siren_step_seconds(model: nn.Module, batch: int = 65536, steps: int = 3) -> float:
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
+    coords = torch.rand(batch, 3) * 2 - 1
+    target = torch.rand(batch, 3)
+
+    def step() -> None:
+        loss = torch.mean((model(coords) - target) ** 2)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
+def psnr_curve(model, frames, config: TrainConfig, checkpoints) -> tuple[dict, int]:
+    """Train, evaluating the full 8-bit PSNR at each checkpoint (seconds of training)."""
+    curve: dict[float, float] = {}
+
+    def evaluate(step: int, seconds: float) -> None:
+        curve[seconds] = mse_to_psnr(reconstruction_mse(model, frames))
+
+    torch.manual_seed(config.seed)
+    result = fit(model, frames, config, checkpoints=checkpoints, on_checkpoint=evaluate)
+    return curve, result.steps
+
+
+def first_reach(curve: dict[float, float], target: float) -> str:
+    for seconds in sorted(curve):
+        if curve[seconds] >= target:
+            return f"{seconds:g} s"
+    return f"not within {max(curve):g} s"
+
+
+def hybrid(frames: torch.Tensor) -> PlaneField:
+    n, h, w, _ = frames.shape
+    d = MODEL_DEFAULTS["hybrid"]
+    return PlaneField(
+        w, h, n, auto_channels(w, h, n), d["levels"], d["hidden_features"], d["hidden_layers"]
+    )
+
+
+def hybrid_config(budget: float, seed: int = 0) -> TrainConfig:
+    d = MODEL_DEFAULTS["hybrid"]
+    return TrainConfig(
+        epochs=1e9,
+        batch_size=d["batch_size"],
+        lr=d["lr"],
+        lr_schedule=d["lr_schedule"],
+        time_budget=budget,
+        seed=seed,
+    )
+
+
+def siren_config(budget: float) -> TrainConfig:
+    d = MODEL_DEFAULTS["siren"]
+    return TrainConfig(epochs=1e9, batch_size=d["batch_size"], lr=d["lr"], time_budget=budget)
+
+
+def peak_rss_mb(args: list[str]) -> tuple[float, float]:
+    """Run a command in a fresh process; its peak resident memory (MB) and wall time (s)."""
+    start = time.perf_counter()
+    code = (
+        "import resource, subprocess, sys; "
+        "r = subprocess.run(sys.argv[1:]); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.split()[-1]) / 1024, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short budgets, to try it out")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--clips", nargs="+", default=["realshort.mp4", "Principe_inertie.avi"])
+    parser.add_argument("--large", default="oa4_launch.webm")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    budgets = [2, 5, 10] if args.quick else [15, 30, 60, 240]
+    longest = budgets[-1]
+    large_budget = 20 if args.quick else 300
+    fine = [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 240, 300]
+
+    print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {args.threads} threads, "
+        f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}\n"
+    )
+
+    fp32 = matmul_flops(torch.float32)
+    plain_s = siren_step_seconds(PlainSiren())
+    fused_s = siren_step_seconds(Siren())
+    print("## Training throughput, SIREN 256x5, batch 65536\n")
+    print(f"matrix multiply (float32, 4096^3): {fp32 / 1e9:.0f} GFLOP/s\n")
+    print("| loop | s/step | pixels/s | GFLOP/s | of matmul |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, seconds in (
+        ("plain reference (nn.Linear + sin)", plain_s),
+        ("`--model siren` (fused sine layer)", fused_s),
+    ):
+        flops = SIREN_FLOPS_PER_PIXEL * 65536 / seconds
+        print(
+            f"| {name} | {seconds:.2f} | {65536 / seconds:,.0f} | {flops / 1e9:.0f} | "
+            f"{flops / fp32:.0%} |"
+        )
+    print()
+
+    for clip in args.clips:
+        frames = load(clip, 160, 90, 24)
+        n, h, w, _ = frames.shape
+        print(f"## {clip} at {w}x{h}, {n} frames\n")
+        plain_curve, plain_steps = psnr_curve(
+            PlainSiren(), frames, siren_config(longest), [c for c in fine if c <= longest]
+        )
+        torch.manual_seed(0)
+        siren_curve, siren_steps = psnr_curve(
+            Siren(), frames, siren_config(longest), [c for c in fine if c <= longest]
+        )
+        hybrid_at = {}
+        hybrid_curve: dict[float, float] = {}
+        for budget in budgets:
+            torch.manual_seed(0)
+            model = hybrid(frames)
+            checkpoints = [c for c in fine if c < budget] if budget == longest else []
+            curve, steps = psnr_curve(model, frames, hybrid_config(budget), checkpoints)
+            hybrid_at[budget] = (mse_to_psnr(reconstruction_mse(model, frames)), steps)
+            if budget == longest:
+                hybrid_curve = {**curve, budget: hybrid_at[budget][0]}
+        params = sum(p.numel() for p in hybrid(frames).parameters())
+        print("| method | " + " | ".join(f"PSNR at {b:g} s" for b in budgets) + " | steps |")
+        print("| --- |" + " --- |" * (len(budgets) + 1))
+        for name, curve, steps in (
+            ("plain reference loop (seed SIREN)", plain_curve, plain_steps),
+            ("`--model siren`", siren_curve, siren_steps),
+        ):
+            cells = [f"{curve[b]:.2f} dB" if b in curve else "-" for b in budgets]
+            print(f"| {name} | " + " | ".join(cells) + f" | {steps} |")
+        cells = [f"{hybrid_at[b][0]:.2f} dB" for b in budgets]
+        print(
+            f"| default encode (hybrid, {params:,} parameters; one run per budget) | "
+            + " | ".join(cells)
+            + f" | {hybrid_at[longest][1]} |"
+        )
+        plain_best = plain_curve[max(plain_curve)]
+        print(
+            f"\n- default encode reaches the plain loop's {longest:g} s PSNR "
+            f"({plain_best:.2f} dB) after {first_reach(hybrid_curve, plain_best)} "
+            f"(in its {longest:g} s run)"
+        )
+        print(f"- `--model siren` reaches it after {first_reach(siren_curve, plain_best)}")
+        best = hybrid_curve[max(hybrid_curve)]
+        print(
+            f"- the plain loop reaches the default encode's best ({best:.2f} dB) "
+            f"{first_reach(plain_curve, best).replace('not within', 'not within its')}\n"
+        )
+
+    frames = load(args.large, 720, 405, 190)
+    n, h, w, _ = frames.shape
+    torch.manual_seed(0)
+    model = hybrid(frames)
+    checkpoints = [c for c in fine if c < large_budget]
+    curve, steps = psnr_curve(model, frames, hybrid_config(large_budget), checkpoints)
+    final = mse_to_psnr(reconstruction_mse(model, frames))
+    print(f"## {args.large} at {w}x{h}, {n} frames, default encode for {large_budget} s\n")
+    print(
+        "| training time | "
+        + " | ".join(f"{c:g} s" for c in checkpoints)
+        + f" | {large_budget} s |"
+    )
+    print("| --- |" + " --- |" * (len(checkpoints) + 1))
+    print("| PSNR | " + " | ".join(f"{curve[c]:.2f}" for c in checkpoints) + f" | {final:.2f} |")
+    print(f"\n{steps} steps; {sum(p.numel() for p in model.parameters()):,} parameters\n")
+
+    model.eval()
+    render_frame(model, 1280, 720, 0.0)
+    start = time.perf_counter()
+    count = 3 if args.quick else 10
+    for k in range(count):
+        render_frame(model, 1280, 720, -1 + 2 * k / count)
+    render_fps = count / (time.perf_counter() - start)
+    print("## Decoding and memory\n")
+    print(
+        f"- render at 1280x720, default model of the clip above: {render_fps:.1f} frames/s "
+        "(network only)"
+    )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        nvw_path = Path(tmp) / "r.nvw"
+        source = str(CORPUS / args.clips[0])
+        budget = "5" if args.quick else "30"
+        enc_mb, _ = peak_rss_mb(
+            ["nvfilter", "encode", source, str(nvw_path), "-q", "--time-budget", budget]
+        )
+        info = ffio.probe(source)
+        raw_mb = info.width * info.height * 3 * (info.estimated_frames or 0) / 2**20
+        frames_out = 24
+        dec_mb, dec_s = peak_rss_mb(
+            [
+                "nvfilter",
+                "decode",
+                str(nvw_path),
+                str(Path(tmp) / "o.mp4"),
+                "-q",
+                "--width",
+                "1280",
+                "--height",
+                "720",
+                "--num-frames",
+                str(frames_out),
+            ]
+        )
+        print(
+            f"- `nvfilter decode` to 1280x720 H.264, {frames_out} frames: "
+            f"{frames_out / dec_s:.1f} frames/s end to end (start-up and x264 included)"
+        )
+        print(
+            f"- peak memory, encode of {args.clips[0]} ({raw_mb:.1f} MB raw frames): "
+            f"{enc_mb:.0f} MB (target: 1.5 x raw + 600 MB = {1.5 * raw_mb + 600:.0f} MB)"
+        )
+        print(f"- peak memory, decode to 1280x720: {dec_mb:.0f} MB")
+
+    frames = load(args.clips[0], 160, 90, 24)
+    results = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = hybrid(frames)
+        config = TrainConfig(epochs=20, batch_size=4096, lr=3e-3, lr_schedule="cosine")
+        fit(model, frames, config)
+        results.append(mse_to_psnr(reconstruction_mse(model, frames)))
+    print(
+        f"- reproducibility, same seed twice (20 epochs): {results[0]:.4f} dB and "
+        f"{results[1]:.4f} dB"
+    )
+    print(f"\n(benchmark took {time.process_time() / 60:.0f} CPU minutes)")
+
+
+if __name__ == "__main__":
+    main()
