@@ -11,6 +11,7 @@ import click
 
 from nvfilter import __version__, nvw, pipeline, presets
 from nvfilter.errors import NvfilterError, OptionError
+from nvfilter.evaluate import evaluate as evaluate_nvw
 from nvfilter.progress import Console
 
 SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -248,6 +249,37 @@ def decode(
     """
     settings = presets.merge(presets.load(preset) if preset else {}, flags)
     pipeline.decode(source, output, settings, device, container, Console(quiet))
+
+
+@main.command(name="eval")
+@click.argument("original", metavar="ORIGINAL")
+@click.argument("source", metavar="X.nvw")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+@click.option("--per-frame", is_flag=True, help="Also give every frame's PSNR and SSIM.")
+@click.option("--vmaf", is_flag=True, help="Also compute VMAF with ffmpeg's libvmaf.")
+def evaluate(original: str, source: str, as_json: bool, per_frame: bool, vmaf: bool) -> None:
+    """Score X.nvw against the video it learned: decoded at the learned size and rate.
+
+    PSNR as ffmpeg's psnr filter computes it (RGB, overall from the mean squared error of all
+    frames), worst frame, SSIM (11x11 Gaussian, per RGB channel), file size and bits per pixel.
+    """
+    result = evaluate_nvw(original, source, vmaf)
+    if not per_frame:
+        result.pop("per_frame")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(
+        f"{result['frames']} frames {result['width']}x{result['height']}: "
+        f"PSNR {result['psnr_db']:.2f} dB (worst frame {result['psnr_worst_db']:.2f} dB), "
+        f"SSIM {result['ssim']:.4f} (worst {result['ssim_worst']:.4f})"
+        + (f", VMAF {result['vmaf']:.2f}" if "vmaf" in result else "")
+        + f"; {result['nvw_bytes']:,} bytes, {result['bits_per_pixel']:.3f} bits/pixel"
+    )
+    for row in result.get("per_frame", []):
+        click.echo(
+            f"frame {row['frame']:6d}  PSNR {row['psnr_db']:6.2f} dB  SSIM {row['ssim']:.4f}"
+        )
 
 
 @main.command(name="presets")

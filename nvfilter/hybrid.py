@@ -58,7 +58,7 @@ def _axis_lerp(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Neighbour indices and weight of the upper one for continuous cell positions on an axis."""
     pos = positions.clamp(0, size - 1)
-    lower = torch.minimum(pos.floor(), torch.tensor(float(max(size - 2, 0))))
+    lower = pos.floor().clamp(max=max(size - 2, 0))
     upper = (lower + 1).clamp(max=size - 1)
     return lower.long(), upper.long(), pos - lower
 

@@ -3,16 +3,18 @@
 A .nvw file is a plain safetensors file (https://huggingface.co/docs/safetensors): an 8-byte
 little-endian header length, a JSON header, then the raw tensor bytes. Nothing in it is pickled.
 
-* Tensors: the network's ``state_dict``, names as PyTorch gives them (for SIREN
-  ``net.0.linear.weight``, ``net.0.linear.bias``, ..., ``final.weight``, ``final.bias``), stored as
-  float32 or float16 (``dtype``).
+* Tensors: the network's ``state_dict``, names as PyTorch gives them, stored as float32 or float16
+  (``dtype``): for the hybrid model ``table`` (every plane's cells, layout in hybrid.py) and
+  ``head.*``; for SIREN ``net.0.linear.weight``, ``net.0.linear.bias``, ..., ``final.weight``,
+  ``final.bias``.
 * Metadata (``__metadata__``, string to string), every key always present:
 
   ========================  =====================================================================
   format                    ``nvfilter.nvw``
   format_version            ``1``; a reader refuses a version newer than it knows
   nvfilter_version          version of nvfilter that wrote the file
-  architecture              JSON: ``type`` (``siren``) and the constructor arguments of the network
+  architecture              JSON: ``type`` (``hybrid``, ``siren``) and the network's constructor
+                            arguments
   dtype                     ``float32`` or ``float16``: precision of the stored tensors
   width, height             size in pixels of the learned frames
   frames                    number of learned frames

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -188,10 +190,53 @@ def test_info_human_and_json(smooth_nvw):
     human = run("info", smooth_nvw)
     assert human.exit_code == 0 and "32x24, 6 frames at 12/1 fps" in human.stdout
     data = run("info", smooth_nvw, "--json")
-    import json
-
     parsed = json.loads(data.stdout)
     assert parsed["architecture"]["type"] == "hybrid" and parsed["frames"] == "6"
+
+
+def ffmpeg_psnr(original: Path, decoded_pattern: str) -> float:
+    """ffmpeg's own psnr filter on the same frames, both as rgb24, paired by frame number."""
+    log = subprocess.run(
+        [
+            ffio.ffmpeg_exe(),
+            "-hide_banner",
+            "-i",
+            str(original),
+            "-start_number",
+            "0",
+            "-i",
+            decoded_pattern,
+            "-lavfi",
+            "[0:v]format=rgb24,settb=1,setpts=N[a];[1:v]format=rgb24,settb=1,setpts=N[b];[a][b]psnr",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
+    return float(re.search(r"average:([\d.]+)", log).group(1))
+
+
+def test_eval_agrees_with_ffmpeg_psnr(smooth_nvw, clips, tmp_path):
+    result = run("eval", clips["smooth"], smooth_nvw, "--json", "--per-frame")
+    assert result.exit_code == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["frames"] == 6 and len(scores["per_frame"]) == 6
+    assert run("decode", smooth_nvw, f"{tmp_path}/rec/").exit_code == 0
+    reference = ffmpeg_psnr(clips["smooth"], f"{tmp_path}/rec/frame_%06d.png")
+    assert scores["psnr_db"] == pytest.approx(reference, abs=0.01)
+    assert scores["psnr_worst_db"] <= scores["psnr_db"] + 0.5
+    assert 0.9 < scores["ssim"] <= 1 and scores["bits_per_pixel"] > 0
+    human = run("eval", clips["smooth"], smooth_nvw)
+    assert "PSNR" in human.stdout and "SSIM" in human.stdout and "bits/pixel" in human.stdout
+
+
+def test_eval_vmaf(smooth_nvw, clips):
+    result = run("eval", clips["smooth"], smooth_nvw, "--json", "--vmaf")
+    assert result.exit_code == 0, result.stderr
+    assert 0 <= json.loads(result.stdout)["vmaf"] <= 100
 
 
 def test_presets_command_lists_one_line_each():

@@ -10,6 +10,7 @@ from safetensors.torch import save
 from nvfilter import nvw
 from nvfilter.config import ColorTags, TrainResult, VideoInfo
 from nvfilter.errors import NvwError
+from nvfilter.hybrid import PlaneField
 from nvfilter.model import Siren
 
 VIDEO = VideoInfo(
@@ -23,9 +24,11 @@ VIDEO = VideoInfo(
 TRAINING = TrainResult(steps=12, seconds=3.5, psnr=31.25, stopped_by="time-budget")
 
 
-@pytest.fixture
-def model():
+@pytest.fixture(params=["siren", "hybrid"])
+def model(request):
     torch.manual_seed(1)
+    if request.param == "hybrid":
+        return PlaneField(12, 8, 5, channels=4, head_features=8)
     return Siren(hidden_features=16, hidden_layers=2)
 
 
@@ -54,7 +57,7 @@ def test_plain_safetensors_reads_it_with_documented_keys(tmp_path, model):
     assert meta["sample_aspect_ratio"] == "16/15"
     assert meta["color_transfer"] == "unknown"
     assert float(meta["duration"]) == pytest.approx(24 * 1001 / 30000, abs=1e-6)
-    assert json.loads(meta["architecture"])["type"] == "siren"
+    assert json.loads(meta["architecture"])["type"] == model.kind
     for key in meta:
         assert key in nvw.__doc__, f"metadata key {key} is not documented"
 
@@ -107,11 +110,12 @@ def test_newer_format_version_is_refused(tmp_path, model):
 
 
 def test_missing_tensor(tmp_path, model):
-    state = {k: v for k, v in model.state_dict().items() if k != "final.bias"}
+    dropped = list(model.state_dict())[-1]
+    state = {k: v for k, v in model.state_dict().items() if k != dropped}
     meta = nvw.encode_metadata(model.architecture(), VIDEO, TRAINING, "float32")
     path = tmp_path / "m.nvw"
     path.write_bytes(save(state, metadata=meta))
-    with pytest.raises(NvwError, match="missing tensors: final.bias"):
+    with pytest.raises(NvwError, match=f"missing tensors: {dropped}"):
         nvw.load(path)
 
 

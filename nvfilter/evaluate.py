@@ -1,0 +1,113 @@
+"""nvfilter eval: decode a .nvw at its learned size and rate and score it against the original."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nvfilter import ffio, metrics, nvw
+from nvfilter.config import VideoInfo
+from nvfilter.coords import frame_time
+from nvfilter.errors import OutputError, VideoError
+from nvfilter.model import VideoField
+from nvfilter.render import render_frame
+
+
+def evaluate(original: str, nvw_path: str, vmaf: bool = False) -> dict[str, Any]:
+    """Decode the .nvw at its own size and rate and score it against the original's frames.
+
+    PSNR is computed as ffmpeg's psnr filter does: per frame over R, G and B, and overall from the
+    mean squared error of all frames (``psnr_db``); SSIM as metrics.ssim, averaged over frames.
+    """
+    loaded = nvw.load(Path(nvw_path))
+    video = loaded.video
+    if not Path(original).is_file():
+        raise VideoError(f"{original}: no such file")
+    src = ffio.probe(original)
+    step = max(1, round(src.frame_rate / video.frame_rate))
+    reference = ffio.read_frames(original, src, video.width, video.height, step, video.frames)
+    count = min(reference.shape[0], video.frames)
+    rows = []
+    total = 0.0
+    with torch.inference_mode():
+        for k in range(count):
+            recon = torch.from_numpy(
+                render_frame(loaded.model, video.width, video.height, frame_time(k, video.frames))
+            )
+            error = metrics.mse(recon, reference[k])
+            total += error
+            rows.append(
+                {
+                    "frame": k,
+                    "psnr_db": metrics.psnr_from_mse(error),
+                    "ssim": metrics.ssim(recon, reference[k]),
+                }
+            )
+    size = Path(nvw_path).stat().st_size
+    result: dict[str, Any] = {
+        "original": original,
+        "nvw": nvw_path,
+        "frames": count,
+        "width": video.width,
+        "height": video.height,
+        "psnr_db": metrics.psnr_from_mse(total / count),
+        "psnr_worst_db": min(r["psnr_db"] for r in rows),
+        "ssim": sum(r["ssim"] for r in rows) / count,
+        "ssim_worst": min(r["ssim"] for r in rows),
+        "nvw_bytes": size,
+        "bits_per_pixel": size * 8 / (video.width * video.height * video.frames),
+        "per_frame": rows,
+    }
+    if vmaf:
+        result["vmaf"] = _vmaf(loaded.model, video, reference[:count])
+    return result
+
+
+def _vmaf(model: VideoField, video: VideoInfo, reference: torch.Tensor) -> float:
+    """VMAF of the reconstruction through ffmpeg's libvmaf (its built-in model)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ref_path, dist_path = Path(tmp) / "ref.rgb", Path(tmp) / "dist.rgb"
+        ref_path.write_bytes(reference.numpy().tobytes())
+        with dist_path.open("wb") as out, torch.inference_mode():
+            for k in range(reference.shape[0]):
+                out.write(
+                    render_frame(
+                        model, video.width, video.height, frame_time(k, video.frames)
+                    ).tobytes()
+                )
+        raw = [
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{video.width}x{video.height}",
+            "-framerate",
+            str(video.frame_rate),
+        ]
+        args = [
+            ffio.ffmpeg_exe(),
+            "-hide_banner",
+            "-nostdin",
+            *raw,
+            "-i",
+            str(dist_path),
+            *raw,
+            "-i",
+            str(ref_path),
+            "-lavfi",
+            "[0:v]format=yuv420p[d];[1:v]format=yuv420p[r];[d][r]libvmaf",
+            "-f",
+            "null",
+            "-",
+        ]
+        log = subprocess.run(args, capture_output=True, text=True).stderr
+    match = re.search(r"VMAF score: ([\d.]+)", log)
+    if match is None:
+        raise OutputError("ffmpeg's libvmaf gave no score: " + log.strip().splitlines()[-1])
+    return float(match.group(1))
