@@ -148,20 +148,24 @@ def _ffmpeg_complaint(log: str) -> str:
     return lines[-1] if lines else "ffmpeg failed"
 
 
-def probe(path: str) -> SourceInfo:
-    """Probe a video file; raises VideoError with one clear line when it is not a usable video."""
+def probe(path: str, label: str | None = None) -> SourceInfo:
+    """Probe a video file; raises VideoError with one clear line when it is not a usable video.
+
+    ``label`` names the input in messages (``-`` for standard input spooled to ``path``).
+    """
+    label = label or path
     result = subprocess.run(
         build_probe_args(path), capture_output=True, text=True, errors="replace"
     )
     log = result.stderr
     if result.returncode != 0 and "Video:" not in log:
         if "matches no streams" in log or "does not contain any stream" in log:
-            raise VideoError(f"{path}: no video stream")
-        raise VideoError(f"{path}: not a video ffmpeg can read ({_ffmpeg_complaint(log)})")
+            raise VideoError(f"{label}: no video stream")
+        raise VideoError(f"{label}: not a video ffmpeg can read ({_ffmpeg_complaint(log)})")
     try:
         return parse_probe(log)
     except VideoError as err:
-        raise VideoError(f"{path}: {err}") from None
+        raise VideoError(f"{label}: {err}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,6 +219,7 @@ def read_frames(
     height: int,
     frame_step: int = 1,
     max_frames: int | None = None,
+    label: str | None = None,
 ) -> torch.Tensor:
     """Read frames as a uint8 tensor (frames, height, width, 3), keeping every frame_step-th.
 
@@ -259,10 +264,11 @@ def read_frames(
         proc.kill()
         code = proc.wait()
         log.join()
+    label = label or path
     if code not in (0, -9) and kept == 0:
-        raise VideoError(f"{path}: ffmpeg could not decode it ({_ffmpeg_complaint(log.text)})")
+        raise VideoError(f"{label}: ffmpeg could not decode it ({_ffmpeg_complaint(log.text)})")
     if kept == 0:
-        raise VideoError(f"{path}: the video stream has no frames")
+        raise VideoError(f"{label}: the video stream has no frames")
     return frames[:kept]
 
 

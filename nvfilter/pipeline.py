@@ -178,7 +178,7 @@ def encode(source: str, output: str, options: EncodeOptions, console: Console) -
     device = resolve_device(options.device)
     with ExitStack() as stack:
         path = _input_path(source, stack)
-        src = ffio.probe(path)
+        src = ffio.probe(path, label=source)
         width, height = ffio.training_size(src.width, src.height, options.width, options.height)
         if width > 16384 or height > 16384:
             raise OptionError(f"training size {width}x{height} is too large")
@@ -194,7 +194,9 @@ def encode(source: str, output: str, options: EncodeOptions, console: Console) -
                 f"of memory but only {human_bytes(limit)} is available; make it smaller with "
                 "--width, --max-frames or --frame-step"
             )
-        frames = ffio.read_frames(path, src, width, height, options.frame_step, options.max_frames)
+        frames = ffio.read_frames(
+            path, src, width, height, options.frame_step, options.max_frames, label=source
+        )
     sar = src.sample_aspect_ratio * Fraction(height * src.width, width * src.height)
     video = VideoInfo(
         width=width,

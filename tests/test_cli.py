@@ -361,6 +361,16 @@ def test_bad_video_input(bad_inputs, tmp_path, case, needle):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_bad_stdin_is_named_as_stdin(bad_inputs, tmp_path):
+    result = run("encode", "-", tmp_path / "o.nvw", input=bad_inputs["text"].read_bytes())
+    assert_one_line_error(result, "-: not a video ffmpeg can read")
+    assert "nvfilter-stdin" not in result.stderr
+    assert_one_line_error(
+        run("encode", "-", tmp_path / "o.nvw", input=b""), "-: standard input is empty"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_too_big_for_memory_names_the_flags(clips, tmp_path):
     result = run("encode", clips["smooth"], tmp_path / "o.nvw", "--max-memory", "1K")
     assert_one_line_error(result, "--width", "--max-frames", "--frame-step")
