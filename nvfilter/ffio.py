@@ -161,6 +161,8 @@ def probe(path: str, label: str | None = None) -> SourceInfo:
     if result.returncode != 0 and "Video:" not in log:
         if "matches no streams" in log or "does not contain any stream" in log:
             raise VideoError(f"{label}: no video stream")
+        if "End of file" in log:
+            raise VideoError(f"{label}: empty or cut short: no frames could be read")
         raise VideoError(f"{label}: not a video ffmpeg can read ({_ffmpeg_complaint(log)})")
     try:
         return parse_probe(log)

@@ -160,10 +160,14 @@ def decode_metadata(metadata: dict[str, str]) -> tuple[dict[str, Any], VideoInfo
     return architecture, video, training
 
 
-def load(path: Path) -> NvwFile:
-    """Open a .nvw file and rebuild its network; raises NvwError with one clear line if bad."""
+def load(path: Path, label: str | None = None) -> NvwFile:
+    """Open a .nvw file and rebuild its network; raises NvwError with one clear line if bad.
+
+    ``label`` names the file in messages (``-`` for standard input spooled to ``path``).
+    """
+    name = label or str(path)
     if not path.is_file():
-        raise NvwError(f"{path}: no such file")
+        raise NvwError(f"{name}: no such file")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -171,25 +175,28 @@ def load(path: Path) -> NvwFile:
     except (SafetensorError, OSError, ValueError) as err:
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise NvwError(
-            f"{path}: not a readable .nvw file (truncated or not safetensors: {detail})"
+            f"{name}: not a readable .nvw file (truncated or not safetensors: {detail})"
         ) from None
-    architecture, video, training = decode_metadata(metadata)
+    try:
+        architecture, video, training = decode_metadata(metadata)
+    except NvwError as err:
+        raise NvwError(f"{name}: {err}") from None
     try:
         model = build_model(architecture)
     except (KeyError, TypeError, ValueError) as err:
-        raise NvwError(f"{path}: unknown architecture in .nvw ({err})") from None
+        raise NvwError(f"{name}: unknown architecture in .nvw ({err})") from None
     expected = set(model.state_dict())
     missing = sorted(expected - set(tensors))
     if missing:
         raise NvwError(
-            f"{path}: .nvw is missing tensors: {', '.join(missing[:4])}"
+            f"{name}: .nvw is missing tensors: {', '.join(missing[:4])}"
             + (" ..." if len(missing) > 4 else "")
         )
     try:
         model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     except RuntimeError as err:
         raise NvwError(
-            f"{path}: .nvw tensors do not fit its architecture ({str(err).splitlines()[0]})"
+            f"{name}: .nvw tensors do not fit its architecture ({str(err).splitlines()[0]})"
         ) from None
     model.eval()
     return NvwFile(

@@ -298,7 +298,7 @@ def decode(
                 raise OptionError("-: standard input is a terminal, not a .nvw (pipe one in)")
             path = ffio.spool_stdin(sys.stdin.buffer, suffix=".nvw")
             stack.callback(path.unlink, missing_ok=True)
-        loaded = nvw.load(path)
+        loaded = nvw.load(path, label=source)
     video = loaded.video
     spec = plan_render(
         video,

@@ -371,6 +371,16 @@ def test_bad_stdin_is_named_as_stdin(bad_inputs, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_unavailable_device_is_a_clear_error(clips, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run("encode", clips["smooth"], tmp_path / "o.nvw", "--device", "cuda")
+    assert_one_line_error(result, "--device cuda: no CUDA GPU")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_too_big_for_memory_names_the_flags(clips, tmp_path):
     result = run("encode", clips["smooth"], tmp_path / "o.nvw", "--max-memory", "1K")
     assert_one_line_error(result, "--width", "--max-frames", "--frame-step")
@@ -420,6 +430,9 @@ def test_bad_nvw(broken_nvws, tmp_path, case, needle):
     assert_one_line_error(result, needle)
     assert list(out.parent.iterdir()) == []
     assert_one_line_error(run("info", broken_nvws[case]), needle)
+    piped = run("decode", "-", out, input=broken_nvws[case].read_bytes())
+    assert_one_line_error(piped, "-: ", needle)
+    assert "nvfilter-stdin" not in piped.stderr
 
 
 @pytest.mark.parametrize(
