@@ -271,6 +271,7 @@ def main() -> None:
     print(f"\n{steps} steps; {sum(p.numel() for p in model.parameters()):,} parameters\n")
 
     model.eval()
+    model.forget_render_cache()
     render_frame(model, 1280, 720, 0.0)
     start = time.perf_counter()
     count = 3 if args.quick else 10

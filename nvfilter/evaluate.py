@@ -34,6 +34,7 @@ def evaluate(original: str, nvw_path: str, vmaf: bool = False) -> dict[str, Any]
     count = min(reference.shape[0], video.frames)
     rows = []
     total = 0.0
+    loaded.model.forget_render_cache()
     with torch.inference_mode():
         for k in range(count):
             recon = torch.from_numpy(

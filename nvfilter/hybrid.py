@@ -115,6 +115,7 @@ class PlaneField(VideoField):
             layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
         layers.append(nn.Linear(dims[-1], 3))
         self.head = nn.Sequential(*layers)
+        self.forget_render_cache()
 
     def features(self, coords: torch.Tensor) -> torch.Tensor:
         """Concatenated per-level plane products at coords (B, 3) -> (B, levels * channels)."""
@@ -151,7 +152,8 @@ class PlaneField(VideoField):
         """Fill a pixel grid by separable interpolation of whole planes (no per-pixel gather).
 
         The xy planes resampled to the output size do not depend on t: when decoding (inference
-        mode) they are computed once per size and kept, if that takes at most XY_CACHE_BYTES.
+        mode) they are computed once per size and kept until forget_render_cache(), if that takes
+        at most XY_CACHE_BYTES.
         The products and the head then run a few rows at a time, so they stay in cache.
         """
         xy = self._xy_rows(width, height, row_start, row_stop)  # (rows, width, L*C)
@@ -162,6 +164,10 @@ class PlaneField(VideoField):
             part = xy[row : row + step] * across * down[row : row + step].unsqueeze(1)
             pieces.append(torch.sigmoid(self.head(part.reshape(-1, part.shape[-1]))))
         return torch.cat(pieces)
+
+    def forget_render_cache(self) -> None:
+        self._xy_cache_key: tuple[int, int] | None = None
+        self._xy_cache = torch.empty(0)
 
     def _planes(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, int, int]]:
         """Per level: xy (h, w, C), xt (frames, w, C), yt (frames, h, C) views and w, h, frames."""
@@ -183,8 +189,8 @@ class PlaneField(VideoField):
             torch.is_inference_mode_enabled()
             and height * width * self.levels * self.channels * 4 <= XY_CACHE_BYTES
         ):
-            key = (width, height, self.table._version, self.table.data_ptr())
-            if getattr(self, "_xy_cache_key", None) != key:
+            key = (width, height)
+            if self._xy_cache_key != key:
                 self._xy_cache = self._xy_resampled(width, height, 0, height)
                 self._xy_cache_key = key
             return self._xy_cache[row_start:row_stop]

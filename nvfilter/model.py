@@ -34,6 +34,10 @@ class VideoField(nn.Module):
         device = next(self.parameters()).device
         return self(rows_coords(width, height, t, row_start, row_stop, device))
 
+    def forget_render_cache(self) -> None:
+        """Drop what render_rows keeps between calls; every render job starts with this, since
+        the weights may have changed since the last one (an optimiser step need not tell)."""
+
     def param_groups(self, lr: float) -> list[dict[str, Any]]:
         """Adam parameter groups: every weight at the same learning rate."""
         return [{"params": list(self.parameters()), "lr": lr}]

@@ -113,6 +113,7 @@ def to_uint8(rgb: torch.Tensor) -> torch.Tensor:
 
 def iter_frames(model: VideoField, spec: RenderSpec, source_frames: int) -> Iterator[np.ndarray]:
     """Every frame of a render, one at a time."""
+    model.forget_render_cache()
     for position in source_positions(spec, source_frames):
         yield render_frame(model, spec.width, spec.height, frame_time(position, source_frames))
 
@@ -121,6 +122,7 @@ def iter_frames(model: VideoField, spec: RenderSpec, source_frames: int) -> Iter
 def reconstruction_mse(model: VideoField, frames: torch.Tensor) -> float:
     """Mean squared error in [0, 1] of the 8-bit reconstruction of every frame, all pixels pooled."""
     num_frames, height, width, _ = frames.shape
+    model.forget_render_cache()
     total = 0.0
     for k in range(num_frames):
         recon = render_frame(model, width, height, frame_time(k, num_frames))

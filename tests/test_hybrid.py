@@ -103,7 +103,29 @@ def test_decode_cache_gives_the_same_frames_and_follows_weight_changes():
     assert (cached == render_frame.__wrapped__(model, 26, 14, 0.2)).all()  # no cache
     with torch.no_grad():
         model.table.mul_(0.5)
+    model.forget_render_cache()
     with torch.inference_mode():
         changed = render_frame(model, 26, 14, 0.2)
     assert (changed == render_frame.__wrapped__(model, 26, 14, 0.2)).all()
     assert not (changed == cached).all()
+
+
+def test_render_jobs_see_weights_changed_by_any_optimiser():
+    """torch's fused Adam updates weights without bumping their version counter: a render job
+    must still see the new weights (each job drops the cache)."""
+    from nvfilter.render import reconstruction_mse
+
+    torch.manual_seed(0)
+    model = PlaneField(12, 8, 4, channels=3)
+    frames = (torch.rand(4, 8, 12, 3) * 255).to(torch.uint8)
+    before = reconstruction_mse(model, frames)
+    try:
+        optimiser = torch.optim.Adam(model.parameters(), lr=0.1, fused=True)
+    except (RuntimeError, TypeError):
+        optimiser = torch.optim.Adam(model.parameters(), lr=0.1)
+    model(torch.rand(64, 3) * 2 - 1).sum().backward()
+    optimiser.step()
+    after = reconstruction_mse(model, frames)
+    fresh = PlaneField(12, 8, 4, channels=3)
+    fresh.load_state_dict(model.state_dict())
+    assert after == reconstruction_mse(fresh, frames) and after != before
