@@ -92,6 +92,29 @@ def test_default_model_says_what_it_picked(clips, tmp_path):
     assert "hybrid planes: 3 levels x 16 channels (picked for this video size)" in result.stderr
 
 
+def test_frame_step_dtype_and_pix_fmt_flags(clips, tmp_path):
+    out = tmp_path / "half.nvw"
+    result = run(
+        "encode",
+        clips["smooth"],
+        out,
+        "--epochs",
+        "2",
+        "--frame-step",
+        "2",
+        "--dtype",
+        "float16",
+        *SMALL_NET,
+    )
+    assert result.exit_code == 0, result.stderr
+    loaded = nvw.load(out)
+    assert loaded.video.frames == 3 and loaded.video.frame_rate == 6
+    assert loaded.dtype == "float16"
+    video = tmp_path / "v.mkv"
+    assert run("decode", out, video, "--pix-fmt", "yuv444p", "--crf", "0").exit_code == 0
+    assert ffio.probe(str(video)).pix_fmt == "yuv444p"
+
+
 def test_summary_and_progress_go_to_stderr(clips, tmp_path):
     out = tmp_path / "x.nvw"
     result = run("encode", clips["smooth"], out, "--epochs", "2", *SMALL_NET)
