@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import click
@@ -190,41 +192,57 @@ def encode(source: str, output: str, max_memory: str | None, quiet: bool, **flag
         sys.exit(130)
 
 
+RENDER_OPTIONS = [
+    click.option(
+        "--preset", help="A shipped preset name (see `nvfilter presets`) or a .toml path."
+    ),
+    click.option("--fps", help="Output frame rate: 25, 30000/1001, or 2x (times the source's)."),
+    click.option("--width", type=click.IntRange(min=1), help="Output width in pixels."),
+    click.option(
+        "--height",
+        type=click.IntRange(min=1),
+        help="Output height (give one of width/height to keep the aspect ratio).",
+    ),
+    click.option(
+        "--spatial-scale", type=positive_float, help="Output size as a multiple of the source's."
+    ),
+    click.option(
+        "--temporal-scale",
+        type=positive_float,
+        help="Output frames per source frame (4 = 4x slow motion at the same fps).",
+    ),
+    click.option(
+        "--num-frames",
+        type=click.IntRange(min=1),
+        help="Exact number of output frames, spread over the source's time.",
+    ),
+    click.option("--codec", help="Any ffmpeg video encoder: libx264 (default), libx265, ffv1, ..."),
+    click.option(
+        "--crf",
+        type=click.IntRange(min=0, max=63),
+        help="Quality for x264/x265/vp9/av1 (default 18).",
+    ),
+    click.option("--pix-fmt", help="Output pixel format (default yuv420p for x264/x265)."),
+    click.option(
+        "-f",
+        "--format",
+        "container",
+        help="Container for OUT, needed with '-' (nut, matroska, mp4, ...).",
+    ),
+]
+"""The decode options, shared by `decode` and `filter`."""
+
+
+def render_options(command: Any) -> Any:
+    for option in reversed(RENDER_OPTIONS):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("source", metavar="IN.nvw")
 @click.argument("output", metavar="OUT")
-@click.option("--preset", help="A shipped preset name (see `nvfilter presets`) or a .toml path.")
-@click.option("--fps", help="Output frame rate: 25, 30000/1001, or 2x (times the source's).")
-@click.option("--width", type=click.IntRange(min=1), help="Output width in pixels.")
-@click.option(
-    "--height",
-    type=click.IntRange(min=1),
-    help="Output height (give one of width/height to keep the aspect ratio).",
-)
-@click.option(
-    "--spatial-scale", type=positive_float, help="Output size as a multiple of the source's."
-)
-@click.option(
-    "--temporal-scale",
-    type=positive_float,
-    help="Output frames per source frame (4 = 4x slow motion at the same fps).",
-)
-@click.option(
-    "--num-frames",
-    type=click.IntRange(min=1),
-    help="Exact number of output frames, spread over the source's time.",
-)
-@click.option("--codec", help="Any ffmpeg video encoder: libx264 (default), libx265, ffv1, ...")
-@click.option(
-    "--crf", type=click.IntRange(min=0, max=63), help="Quality for x264/x265/vp9/av1 (default 18)."
-)
-@click.option("--pix-fmt", help="Output pixel format (default yuv420p for x264/x265).")
-@click.option(
-    "-f",
-    "--format",
-    "container",
-    help="Container for OUT, needed with '-' (nut, matroska, mp4, ...).",
-)
+@render_options
 @click.option(
     "--device",
     type=click.Choice(["auto", "cpu", "cuda", "mps"]),
@@ -249,6 +267,95 @@ def decode(
     """
     settings = presets.merge(presets.load(preset) if preset else {}, flags)
     pipeline.decode(source, output, settings, device, container, Console(quiet))
+
+
+@main.command(name="filter")
+@click.argument("source", metavar="IN")
+@click.argument("output", metavar="OUT")
+@render_options
+@click.option(
+    "--model",
+    type=click.Choice(["hybrid", "siren"]),
+    default="hybrid",
+    show_default=True,
+    help="The network to learn (see `nvfilter encode --help`).",
+)
+@click.option(
+    "--time-budget",
+    type=positive_float,
+    metavar="SECONDS",
+    help="Stop learning after this many seconds.",
+)
+@click.option("--epochs", type=positive_float, help="Training length [hybrid 100, siren 1000].")
+@click.option(
+    "--target-psnr",
+    type=positive_float,
+    metavar="DB",
+    help="Stop learning at this running PSNR estimate.",
+)
+@click.option("--max-frames", type=positive_int, help="Learn at most this many frames.")
+@click.option(
+    "--frame-step", type=positive_int, default=1, show_default=True, help="Keep every Nth frame."
+)
+@click.option("--learn-width", type=positive_int, help="Resize to this width before learning.")
+@click.option("--learn-height", type=positive_int, help="Resize to this height before learning.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the training.")
+@click.option(
+    "--keep-nvw", type=click.Path(dir_okay=False), help="Also keep the learned .nvw at this path."
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda", "mps"]),
+    default="auto",
+    show_default=True,
+    help="Where to learn and render.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary, errors only.")
+def filter_video(
+    source: str,
+    output: str,
+    preset: str | None,
+    container: str | None,
+    model: str,
+    time_budget: float | None,
+    epochs: float | None,
+    target_psnr: float | None,
+    max_frames: int | None,
+    frame_step: int,
+    learn_width: int | None,
+    learn_height: int | None,
+    seed: int,
+    keep_nvw: str | None,
+    device: str,
+    quiet: bool,
+    **flags: Any,
+) -> None:
+    """Learn IN ('-' for stdin) and play it into OUT in one go, like an ffmpeg filter.
+
+    The decode flags (--preset, --fps, --width, ...) shape the output; --learn-width and
+    --learn-height resize before learning. Ctrl-C stops learning early and still writes OUT.
+    """
+    settings = presets.merge(presets.load(preset) if preset else {}, flags)
+    pipeline.check_output(output, container)
+    options = pipeline.EncodeOptions(
+        model=model,
+        time_budget=time_budget,
+        epochs=epochs,
+        target_psnr=target_psnr,
+        max_frames=max_frames,
+        frame_step=frame_step,
+        width=learn_width,
+        height=learn_height,
+        seed=seed,
+        device=device,
+    )
+    console = Console(quiet)
+    with tempfile.TemporaryDirectory(prefix="nvfilter-") as tmp:
+        nvw_path = keep_nvw or str(Path(tmp) / "video.nvw")
+        result = pipeline.encode(source, nvw_path, options, console)
+        pipeline.decode(nvw_path, output, settings, device, container, console)
+    if result.stopped_by == "interrupt":
+        sys.exit(130)
 
 
 @main.command(name="eval")
@@ -296,8 +403,6 @@ def list_presets() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
 def info(source: str, as_json: bool) -> None:
     """Show what a .nvw file holds: the video, the network and how it was trained."""
-    from pathlib import Path
-
     loaded = nvw.load(Path(source))
     meta = dict(loaded.metadata)
     if as_json:

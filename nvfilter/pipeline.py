@@ -281,6 +281,19 @@ def is_folder_output(output: str) -> bool:
     return output.endswith(("/", os.sep)) or Path(output).is_dir()
 
 
+def check_output(output: str, container: str | None) -> bool:
+    """Refuse an output ffmpeg could not name a container for; True for a PNG folder."""
+    folder = output != "-" and is_folder_output(output)
+    if output == "-" and not container:
+        raise OptionError("writing to standard output needs --format (e.g. nut, matroska, mp4)")
+    if not folder and output != "-" and not container and not Path(output).suffix:
+        raise OptionError(
+            f"{output}: no extension to tell the container: add one (.mp4, .mkv), "
+            "give --format, or end the name with / for a folder of PNG frames"
+        )
+    return folder
+
+
 def decode(
     source: str,
     output: str,
@@ -311,14 +324,7 @@ def decode(
     )
     codec = settings.get("codec") or "libx264"
     crf = settings.get("crf", 18 if codec in ffio.CRF_CODECS else None)
-    folder = output != "-" and is_folder_output(output)
-    if output == "-" and not container:
-        raise OptionError("writing to standard output needs --format (e.g. nut, matroska, mp4)")
-    if not folder and output != "-" and not container and not Path(output).suffix:
-        raise OptionError(
-            f"{output}: no extension to tell the container: add one (.mp4, .mkv), "
-            "give --format, or end the name with / for a folder of PNG frames"
-        )
+    folder = check_output(output, container)
     model = loaded.model.to(device)
     start = time.perf_counter()
     with ExitStack() as stack:

@@ -325,6 +325,56 @@ def test_stdin_stdout_pipeline(clips, tmp_path):
     assert read_video(tmp_path / "piped.mp4").shape[0] == 6
 
 
+def test_filter_in_one_go_through_pipes(clips, tmp_path):
+    result = subprocess.run(
+        nvfilter_cmd(
+            "filter",
+            "-",
+            "-",
+            "--format",
+            "nut",
+            "--preset",
+            "slowmo-2x",
+            "--epochs",
+            "2",
+            "--width",
+            "48",
+        ),
+        input=clips["smooth"].read_bytes(),
+        capture_output=True,
+        check=True,
+    )
+    out = tmp_path / "filtered.nut"
+    out.write_bytes(result.stdout)
+    assert read_video(out).shape == (12, 36, 48, 3)
+    assert b"encoded" in result.stderr and b"decoded" in result.stderr
+
+
+def test_filter_keeps_the_nvw_on_request_and_checks_flags_before_learning(clips, tmp_path):
+    kept = tmp_path / "kept.nvw"
+    result = run(
+        "filter",
+        clips["smooth"],
+        tmp_path / "up.mp4",
+        "--preset",
+        "upscale-2x",
+        "--epochs",
+        "2",
+        "--learn-width",
+        "16",
+        "--keep-nvw",
+        kept,
+    )
+    assert result.exit_code == 0, result.stderr
+    assert nvw.load(kept).video.width == 16
+    assert ffio.probe(str(tmp_path / "up.mp4")).width == 32
+    started = time.monotonic()
+    bad = run("filter", clips["smooth"], tmp_path / "x.mp4", "--preset", "nope", "--epochs", "50")
+    assert_one_line_error(bad, "unknown preset")
+    assert time.monotonic() - started < 5
+    assert_one_line_error(run("filter", clips["smooth"], "-", "--epochs", "50"), "--format")
+
+
 # ---------------------------------------------------------------------------------- bad input
 
 
