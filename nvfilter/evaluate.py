@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import tempfile
@@ -12,10 +13,8 @@ import torch
 
 from nvfilter import ffio, metrics, nvw
 from nvfilter.config import VideoInfo
-from nvfilter.coords import frame_time
 from nvfilter.errors import OutputError, VideoError
-from nvfilter.model import VideoField
-from nvfilter.render import render_frame
+from nvfilter.render import reconstruct
 
 
 def evaluate(original: str, nvw_path: str, vmaf: bool = False) -> dict[str, Any]:
@@ -34,21 +33,24 @@ def evaluate(original: str, nvw_path: str, vmaf: bool = False) -> dict[str, Any]
     count = min(reference.shape[0], video.frames)
     rows = []
     total = 0.0
-    loaded.model.forget_render_cache()
-    with torch.inference_mode():
-        for k in range(count):
-            recon = torch.from_numpy(
-                render_frame(loaded.model, video.width, video.height, frame_time(k, video.frames))
-            )
-            error = metrics.mse(recon, reference[k])
-            total += error
-            rows.append(
-                {
-                    "frame": k,
-                    "psnr_db": metrics.psnr_from_mse(error),
-                    "ssim": metrics.ssim(recon, reference[k]),
-                }
-            )
+    with tempfile.TemporaryDirectory() as tmp:
+        distorted = Path(tmp) / "dist.rgb"
+        with distorted.open("wb") as kept:
+            frames = reconstruct(loaded.model, video.width, video.height, video.frames)
+            for k, frame in enumerate(itertools.islice(frames, count)):
+                if vmaf:
+                    kept.write(frame.tobytes())
+                recon = torch.from_numpy(frame)
+                error = metrics.mse(recon, reference[k])
+                total += error
+                rows.append(
+                    {
+                        "frame": k,
+                        "psnr_db": metrics.psnr_from_mse(error),
+                        "ssim": metrics.ssim(recon, reference[k]),
+                    }
+                )
+        vmaf_score = _vmaf(distorted, reference[:count], video) if vmaf else None
     size = Path(nvw_path).stat().st_size
     result: dict[str, Any] = {
         "original": original,
@@ -64,23 +66,17 @@ def evaluate(original: str, nvw_path: str, vmaf: bool = False) -> dict[str, Any]
         "bits_per_pixel": size * 8 / (video.width * video.height * video.frames),
         "per_frame": rows,
     }
-    if vmaf:
-        result["vmaf"] = _vmaf(loaded.model, video, reference[:count])
+    if vmaf_score is not None:
+        result["vmaf"] = vmaf_score
     return result
 
 
-def _vmaf(model: VideoField, video: VideoInfo, reference: torch.Tensor) -> float:
-    """VMAF of the reconstruction through ffmpeg's libvmaf (its built-in model)."""
+def _vmaf(distorted: Path, reference: torch.Tensor, video: VideoInfo) -> float:
+    """VMAF of raw rgb24 frames in ``distorted`` against ``reference``, through ffmpeg's libvmaf
+    (its built-in model)."""
     with tempfile.TemporaryDirectory() as tmp:
-        ref_path, dist_path = Path(tmp) / "ref.rgb", Path(tmp) / "dist.rgb"
+        ref_path = Path(tmp) / "ref.rgb"
         ref_path.write_bytes(reference.numpy().tobytes())
-        with dist_path.open("wb") as out, torch.inference_mode():
-            for k in range(reference.shape[0]):
-                out.write(
-                    render_frame(
-                        model, video.width, video.height, frame_time(k, video.frames)
-                    ).tobytes()
-                )
         raw = [
             "-f",
             "rawvideo",
@@ -97,7 +93,7 @@ def _vmaf(model: VideoField, video: VideoInfo, reference: torch.Tensor) -> float
             "-nostdin",
             *raw,
             "-i",
-            str(dist_path),
+            str(distorted),
             *raw,
             "-i",
             str(ref_path),

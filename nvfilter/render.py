@@ -16,6 +16,7 @@ from fractions import Fraction
 import numpy as np
 import torch
 
+from nvfilter import metrics
 from nvfilter.config import RenderSpec, VideoInfo
 from nvfilter.coords import frame_time
 from nvfilter.errors import OptionError
@@ -118,14 +119,21 @@ def iter_frames(model: VideoField, spec: RenderSpec, source_frames: int) -> Iter
         yield render_frame(model, spec.width, spec.height, frame_time(position, source_frames))
 
 
-@torch.inference_mode()
+def reconstruct(
+    model: VideoField, width: int, height: int, num_frames: int
+) -> Iterator[np.ndarray]:
+    """The 8-bit reconstruction of source frames 0..num_frames-1 at width x height, in order."""
+    model.forget_render_cache()
+    with torch.inference_mode():
+        for k in range(num_frames):
+            yield render_frame(model, width, height, frame_time(k, num_frames))
+
+
 def reconstruction_mse(model: VideoField, frames: torch.Tensor) -> float:
     """Mean squared error in [0, 1] of the 8-bit reconstruction of every frame, all pixels pooled."""
     num_frames, height, width, _ = frames.shape
-    model.forget_render_cache()
-    total = 0.0
-    for k in range(num_frames):
-        recon = render_frame(model, width, height, frame_time(k, num_frames))
-        diff = recon.astype(np.float64) - frames[k].numpy().astype(np.float64)
-        total += float(np.mean(diff * diff))
+    total = sum(
+        metrics.mse(torch.from_numpy(recon), frames[k])
+        for k, recon in enumerate(reconstruct(model, width, height, num_frames))
+    )
     return total / num_frames / (255.0 * 255.0)
