@@ -38,10 +38,11 @@ sys.path.insert(0, str(ROOT))
 from nvfilter import ffio  # noqa: E402
 from nvfilter.config import TrainConfig  # noqa: E402
 from nvfilter.hybrid import PlaneField, auto_channels  # noqa: E402
+from nvfilter.metrics import psnr_from_mse  # noqa: E402
 from nvfilter.model import Siren  # noqa: E402
 from nvfilter.pipeline import MODEL_DEFAULTS  # noqa: E402
 from nvfilter.render import reconstruction_mse, render_frame  # noqa: E402
-from nvfilter.train import fit, mse_to_psnr  # noqa: E402
+from nvfilter.train import fit  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 SIREN_FLOPS_PER_PIXEL = 3 * 2 * (3 * 256 + 5 * 256 * 256 + 256 * 3)
@@ -114,7 +115,7 @@ def psnr_curve(model, frames, config: TrainConfig, checkpoints) -> tuple[dict, i
     curve: dict[float, float] = {}
 
     def evaluate(step: int, seconds: float) -> None:
-        curve[seconds] = mse_to_psnr(reconstruction_mse(model, frames))
+        curve[seconds] = psnr_from_mse(reconstruction_mse(model, frames), peak=1.0)
 
     torch.manual_seed(config.seed)
     result = fit(model, frames, config, checkpoints=checkpoints, on_checkpoint=evaluate)
@@ -222,7 +223,7 @@ def main() -> None:
             model = hybrid(frames)
             checkpoints = [c for c in fine if c < budget] if budget == longest else []
             curve, steps = psnr_curve(model, frames, hybrid_config(budget), checkpoints)
-            hybrid_at[budget] = (mse_to_psnr(reconstruction_mse(model, frames)), steps)
+            hybrid_at[budget] = (psnr_from_mse(reconstruction_mse(model, frames), peak=1.0), steps)
             if budget == longest:
                 hybrid_curve = {**curve, budget: hybrid_at[budget][0]}
         params = sum(p.numel() for p in hybrid(frames).parameters())
@@ -259,7 +260,7 @@ def main() -> None:
     model = hybrid(frames)
     checkpoints = [c for c in fine if c < large_budget]
     curve, steps = psnr_curve(model, frames, hybrid_config(large_budget), checkpoints)
-    final = mse_to_psnr(reconstruction_mse(model, frames))
+    final = psnr_from_mse(reconstruction_mse(model, frames), peak=1.0)
     print(f"## {args.large} at {w}x{h}, {n} frames, default encode for {large_budget} s\n")
     print(
         "| training time | "
@@ -326,7 +327,7 @@ def main() -> None:
         model = hybrid(frames)
         config = TrainConfig(epochs=20, batch_size=4096, lr=3e-3, lr_schedule="cosine")
         fit(model, frames, config)
-        results.append(mse_to_psnr(reconstruction_mse(model, frames)))
+        results.append(psnr_from_mse(reconstruction_mse(model, frames), peak=1.0))
     print(
         f"- reproducibility, same seed twice (20 epochs): {results[0]:.4f} dB and "
         f"{results[1]:.4f} dB"

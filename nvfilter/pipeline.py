@@ -17,11 +17,12 @@ from nvfilter import ffio, nvw
 from nvfilter.config import TrainConfig, TrainResult, VideoInfo
 from nvfilter.errors import OptionError, VideoError
 from nvfilter.hybrid import PlaneField, auto_channels
+from nvfilter.metrics import psnr_from_mse
 from nvfilter.model import Siren, VideoField, count_parameters
 from nvfilter.outputs import atomic_file, atomic_folder, write_bytes
 from nvfilter.progress import Console
 from nvfilter.render import iter_frames, plan_render, reconstruction_mse
-from nvfilter.train import fit, mse_to_psnr
+from nvfilter.train import fit
 
 MEMORY_MARGIN = 600 * 2**20
 """Memory kept free for the network, its activations and Python beside the raw frames."""
@@ -228,7 +229,7 @@ def encode(source: str, output: str, options: EncodeOptions, console: Console) -
     console.done()
     if fitted.stopped_by == "interrupt":
         console.message("interrupted: saving what was learned so far")
-    psnr = mse_to_psnr(reconstruction_mse(model, frames))
+    psnr = psnr_from_mse(reconstruction_mse(model, frames), peak=1.0)
     result = TrainResult(
         steps=fitted.steps, seconds=fitted.seconds, psnr=psnr, stopped_by=fitted.stopped_by
     )

@@ -19,6 +19,7 @@ from torch import nn
 
 from nvfilter.config import TrainConfig
 from nvfilter.coords import index_coords
+from nvfilter.metrics import psnr_from_mse
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,6 @@ class FitResult:
     seconds: float
     stopped_by: str
     """``epochs``, ``time-budget``, ``target-psnr`` or ``interrupt``."""
-
-
-def mse_to_psnr(mse: float) -> float:
-    """PSNR in dB of a mean squared error on values in [0, 1] (peak 1)."""
-    return float("inf") if mse <= 0 else -10.0 * math.log10(mse)
 
 
 def cosine_scale(done: float, floor: float = 0.05) -> float:
@@ -112,7 +108,7 @@ def fit(
             mse = loss.item()
             smoothed_mse = mse if smoothed_mse is None else 0.9 * smoothed_mse + 0.1 * mse
             elapsed = time.perf_counter() - start
-            psnr = mse_to_psnr(smoothed_mse)
+            psnr = psnr_from_mse(smoothed_mse, peak=1.0)
             if on_progress and (elapsed - last_report >= report_every or step == steps):
                 last_report = elapsed
                 on_progress(Progress(step, steps, mse, psnr, elapsed, config.time_budget))

@@ -1,9 +1,10 @@
 import torch
 
 from nvfilter.config import TrainConfig
+from nvfilter.metrics import psnr_from_mse
 from nvfilter.model import Siren
 from nvfilter.render import reconstruction_mse
-from nvfilter.train import fit, mse_to_psnr, total_steps
+from nvfilter.train import fit, total_steps
 
 
 def gradient_video(frames=4, height=12, width=16):
@@ -22,9 +23,9 @@ def train_once(seed, **overrides):
     return model, result
 
 
-def test_mse_to_psnr():
-    assert mse_to_psnr(0.01) == 20.0
-    assert mse_to_psnr(1e-4) == 40.0
+def test_psnr_of_unit_range_errors():
+    assert psnr_from_mse(0.01, peak=1.0) == 20.0
+    assert psnr_from_mse(1e-4, peak=1.0) == 40.0
 
 
 def test_epochs_set_the_step_count():
@@ -36,7 +37,7 @@ def test_fit_learns_and_reports_steps():
     model, result = train_once(0)
     assert result.steps == total_steps(4 * 12 * 16, TrainConfig(epochs=300, batch_size=512))
     assert result.stopped_by == "epochs"
-    assert mse_to_psnr(reconstruction_mse(model, gradient_video())) > 30
+    assert psnr_from_mse(reconstruction_mse(model, gradient_video()), peak=1.0) > 30
 
 
 def test_same_seed_same_result_on_cpu():
