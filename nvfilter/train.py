@@ -98,16 +98,16 @@ def fit(
             loss.backward()
             optimiser.step()
             step += 1
+            elapsed = time.perf_counter() - start
             if config.lr_schedule == "cosine":
                 done = step / steps
                 if config.time_budget is not None:
-                    done = max(done, (time.perf_counter() - start) / config.time_budget)
+                    done = max(done, elapsed / config.time_budget)
                 scale = cosine_scale(done)
                 for group, base in zip(optimiser.param_groups, base_lrs, strict=True):
                     group["lr"] = base * scale
             mse = loss.item()
             smoothed_mse = mse if smoothed_mse is None else 0.9 * smoothed_mse + 0.1 * mse
-            elapsed = time.perf_counter() - start
             psnr = psnr_from_mse(smoothed_mse, peak=1.0)
             if on_progress and (elapsed - last_report >= report_every or step == steps):
                 last_report = elapsed
