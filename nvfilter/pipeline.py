@@ -15,7 +15,7 @@ import torch
 
 from nvfilter import ffio, nvw
 from nvfilter.config import TrainConfig, TrainResult, VideoInfo
-from nvfilter.errors import OptionError, VideoError
+from nvfilter.errors import NvfilterError, OptionError, VideoError
 from nvfilter.hybrid import PlaneField, auto_channels
 from nvfilter.metrics import psnr_from_mse
 from nvfilter.model import Siren, VideoField, count_parameters
@@ -165,13 +165,19 @@ def _input_path(name: str, stack: ExitStack) -> str:
         if Path(name).is_dir():
             raise VideoError(f"{name}: is a folder, not a video")
         return name
+    return str(_spooled_stdin(stack, "a video", "", VideoError))
+
+
+def _spooled_stdin(stack: ExitStack, what: str, suffix: str, error: type[NvfilterError]) -> Path:
+    """Standard input copied to a temporary file that ``stack`` removes; refuses a terminal or
+    empty input with ``error``."""
     if sys.stdin.isatty():
-        raise VideoError("-: standard input is a terminal, not a video (pipe one in)")
-    spooled = ffio.spool_stdin(sys.stdin.buffer)
+        raise error(f"-: standard input is a terminal, not {what} (pipe one in)")
+    spooled = ffio.spool_stdin(sys.stdin.buffer, suffix=suffix)
     stack.callback(spooled.unlink, missing_ok=True)
     if spooled.stat().st_size == 0:
-        raise VideoError("-: standard input is empty")
-    return str(spooled)
+        raise error("-: standard input is empty")
+    return spooled
 
 
 def encode(source: str, output: str, options: EncodeOptions, console: Console) -> TrainResult:
@@ -308,10 +314,7 @@ def decode(
     with ExitStack() as stack:
         path = Path(source)
         if source == "-":
-            if sys.stdin.isatty():
-                raise OptionError("-: standard input is a terminal, not a .nvw (pipe one in)")
-            path = ffio.spool_stdin(sys.stdin.buffer, suffix=".nvw")
-            stack.callback(path.unlink, missing_ok=True)
+            path = _spooled_stdin(stack, "a .nvw", ".nvw", OptionError)
         loaded = nvw.load(path, label=source)
     video = loaded.video
     spec = plan_render(
