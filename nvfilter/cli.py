@@ -70,22 +70,69 @@ def main() -> None:
     """
 
 
-@main.command()
-@click.argument("source", metavar="IN")
-@click.argument("output", metavar="OUT.nvw")
-@click.option(
+# Options that encode, filter (and decode, for the device and quiet ones) share.
+MODEL_OPTION = click.option(
     "--model",
     type=click.Choice(["hybrid", "siren"]),
     default="hybrid",
     show_default=True,
     help="hybrid: feature planes + small head (fast); siren: the original SIREN.",
 )
-@click.option(
+EPOCHS_OPTION = click.option(
     "--epochs",
     type=positive_float,
     help="Training length; one epoch samples as many pixels as the video has "
     "[hybrid 100, siren 1000].",
 )
+MAX_FRAMES_OPTION = click.option(
+    "--max-frames", type=positive_int, help="Learn at most this many frames."
+)
+FRAME_STEP_OPTION = click.option(
+    "--frame-step",
+    type=positive_int,
+    default=1,
+    show_default=True,
+    help="Keep every Nth frame (the learned frame rate is divided by N).",
+)
+TIME_BUDGET_OPTION = click.option(
+    "--time-budget",
+    type=positive_float,
+    metavar="SECONDS",
+    help="Stop training after this many seconds.",
+)
+TARGET_PSNR_OPTION = click.option(
+    "--target-psnr",
+    type=positive_float,
+    metavar="DB",
+    help="Stop once the running PSNR estimate reaches this many dB.",
+)
+SEED_OPTION = click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the initialisation and of pixel sampling.",
+)
+QUIET_OPTION = click.option(
+    "-q", "--quiet", is_flag=True, help="No progress or summary, errors only."
+)
+
+
+def device_option(help_text: str) -> Any:
+    return click.option(
+        "--device",
+        type=click.Choice(["auto", "cpu", "cuda", "mps"]),
+        default="auto",
+        show_default=True,
+        help=help_text,
+    )
+
+
+@main.command()
+@click.argument("source", metavar="IN")
+@click.argument("output", metavar="OUT.nvw")
+@MODEL_OPTION
+@EPOCHS_OPTION
 @click.option(
     "--hidden-features",
     type=positive_int,
@@ -124,46 +171,18 @@ def main() -> None:
     type=click.Choice(["constant", "cosine"]),
     help="Learning rate over the run [siren constant, hybrid cosine].",
 )
-@click.option("--max-frames", type=positive_int, help="Learn at most this many frames.")
-@click.option(
-    "--frame-step",
-    type=positive_int,
-    default=1,
-    show_default=True,
-    help="Keep every Nth frame (the learned frame rate is divided by N).",
-)
+@MAX_FRAMES_OPTION
+@FRAME_STEP_OPTION
 @click.option("--width", type=positive_int, help="Resize to this width before training.")
 @click.option(
     "--height",
     type=positive_int,
     help="Resize to this height (give one of width/height to keep the aspect ratio).",
 )
-@click.option(
-    "--time-budget",
-    type=positive_float,
-    metavar="SECONDS",
-    help="Stop training after this many seconds.",
-)
-@click.option(
-    "--target-psnr",
-    type=positive_float,
-    metavar="DB",
-    help="Stop once the running PSNR estimate reaches this many dB.",
-)
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda", "mps"]),
-    default="auto",
-    show_default=True,
-    help="Where to train; auto picks a GPU when there is one.",
-)
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed of the initialisation and of pixel sampling.",
-)
+@TIME_BUDGET_OPTION
+@TARGET_PSNR_OPTION
+@device_option("Where to train; auto picks a GPU when there is one.")
+@SEED_OPTION
 @click.option(
     "--dtype",
     type=click.Choice(sorted(nvw.DTYPES)),
@@ -176,7 +195,7 @@ def main() -> None:
     metavar="SIZE",
     help="Memory the raw frames may take (e.g. 2G); default: what is free now.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress or summary, errors only.")
+@QUIET_OPTION
 def encode(source: str, output: str, max_memory: str | None, quiet: bool, **flags: Any) -> None:
     """Learn the video IN ('-' for stdin) into the neural codec file OUT.nvw ('-' for stdout).
 
@@ -243,14 +262,8 @@ def render_options(command: Any) -> Any:
 @click.argument("source", metavar="IN.nvw")
 @click.argument("output", metavar="OUT")
 @render_options
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda", "mps"]),
-    default="auto",
-    show_default=True,
-    help="Where to render.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress or summary, errors only.")
+@device_option("Where to render.")
+@QUIET_OPTION
 def decode(
     source: str,
     output: str,
@@ -273,44 +286,20 @@ def decode(
 @click.argument("source", metavar="IN")
 @click.argument("output", metavar="OUT")
 @render_options
-@click.option(
-    "--model",
-    type=click.Choice(["hybrid", "siren"]),
-    default="hybrid",
-    show_default=True,
-    help="The network to learn (see `nvfilter encode --help`).",
-)
-@click.option(
-    "--time-budget",
-    type=positive_float,
-    metavar="SECONDS",
-    help="Stop learning after this many seconds.",
-)
-@click.option("--epochs", type=positive_float, help="Training length [hybrid 100, siren 1000].")
-@click.option(
-    "--target-psnr",
-    type=positive_float,
-    metavar="DB",
-    help="Stop learning at this running PSNR estimate.",
-)
-@click.option("--max-frames", type=positive_int, help="Learn at most this many frames.")
-@click.option(
-    "--frame-step", type=positive_int, default=1, show_default=True, help="Keep every Nth frame."
-)
+@MODEL_OPTION
+@TIME_BUDGET_OPTION
+@EPOCHS_OPTION
+@TARGET_PSNR_OPTION
+@MAX_FRAMES_OPTION
+@FRAME_STEP_OPTION
 @click.option("--learn-width", type=positive_int, help="Resize to this width before learning.")
 @click.option("--learn-height", type=positive_int, help="Resize to this height before learning.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the training.")
+@SEED_OPTION
 @click.option(
     "--keep-nvw", type=click.Path(dir_okay=False), help="Also keep the learned .nvw at this path."
 )
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda", "mps"]),
-    default="auto",
-    show_default=True,
-    help="Where to learn and render.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress or summary, errors only.")
+@device_option("Where to learn and render.")
+@QUIET_OPTION
 def filter_video(
     source: str,
     output: str,
