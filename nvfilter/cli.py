@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from nvfilter import __version__, nvw, pipeline, presets
+from nvfilter import __version__, encoding, nvw, pipeline, presets
 from nvfilter.errors import NvfilterError, OptionError
 from nvfilter.evaluate import evaluate as evaluate_nvw
 from nvfilter.progress import Console
@@ -113,6 +113,9 @@ SEED_OPTION = click.option(
     show_default=True,
     help="Seed of the initialisation and of pixel sampling.",
 )
+NO_AUDIO_OPTION = click.option(
+    "--no-audio", is_flag=True, help="Leave the sound out (encode: not stored; decode: not played)."
+)
 QUIET_OPTION = click.option(
     "-q", "--quiet", is_flag=True, help="No progress or summary, errors only."
 )
@@ -195,18 +198,64 @@ def device_option(help_text: str) -> Any:
     metavar="SIZE",
     help="Memory the raw frames may take (e.g. 2G); default: what is free now.",
 )
+@NO_AUDIO_OPTION
+@click.option(
+    "--outputs",
+    metavar="DIR",
+    help="Write the run here as it trains: config.json, checkpoints, sample frames, "
+    "metrics.jsonl, training_progress.png, comparison frames.",
+)
+@click.option(
+    "--checkpoint-every",
+    type=positive_int,
+    metavar="STEPS",
+    help="Steps between checkpoints in --outputs [a tenth of the run].",
+)
+@click.option(
+    "--resume",
+    metavar="DIR|CHECKPOINT",
+    help="Go on with an interrupted run: its --outputs folder (latest checkpoint) or a "
+    "checkpoint_*.nvw. The run's own settings are used; IN must be the same video.",
+)
 @QUIET_OPTION
-def encode(source: str, output: str, max_memory: str | None, quiet: bool, **flags: Any) -> None:
+@click.pass_context
+def encode(
+    ctx: click.Context,
+    source: str,
+    output: str,
+    max_memory: str | None,
+    quiet: bool,
+    no_audio: bool,
+    outputs: str | None,
+    checkpoint_every: int | None,
+    resume: str | None,
+    **flags: Any,
+) -> None:
     """Learn the video IN ('-' for stdin) into the neural codec file OUT.nvw ('-' for stdout).
 
-    Defaults in [brackets] depend on --model.
+    Defaults in [brackets] depend on --model. The source's first audio stream is stored in
+    the .nvw (compressed, as it is) unless --no-audio.
     """
     if output != "-" and output.endswith("/"):
         raise OptionError(f"{output}: OUT must be a file name, not a folder")
-    options = pipeline.EncodeOptions(
-        max_memory=parse_size(max_memory) if max_memory else None, **flags
+    if resume:
+        given = [
+            name
+            for name in flags
+            if name != "device"
+            and ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+        ]
+        if given or max_memory or no_audio:
+            name = (given or ["max_memory" if max_memory else "no_audio"])[0]
+            raise OptionError(
+                f"--resume continues the run with its own settings: leave out "
+                f"--{name.replace('_', '-')}"
+            )
+    options = encoding.EncodeOptions(
+        max_memory=parse_size(max_memory) if max_memory else None, audio=not no_audio, **flags
     )
-    result = pipeline.encode(source, output, options, Console(quiet))
+    run = encoding.RunOptions(outputs=outputs, checkpoint_every=checkpoint_every, resume=resume)
+    result = encoding.encode(source, output, options, Console(quiet), run)
     if result.stopped_by == "interrupt":
         sys.exit(130)
 
@@ -248,8 +297,22 @@ RENDER_OPTIONS = [
         "container",
         help="Container for OUT, needed with '-' (nut, matroska, mp4, ...).",
     ),
+    click.option(
+        "--audio",
+        type=click.Choice(pipeline.AUDIO_MODES),
+        help="Sound stored in the .nvw: keep (default: copied, or time-stretched with the pitch "
+        "kept when the duration changes) or drop.",
+    ),
+    NO_AUDIO_OPTION,
 ]
 """The decode options, shared by `decode` and `filter`."""
+
+
+def render_settings(preset: str | None, flags: dict[str, Any]) -> dict[str, Any]:
+    """The preset's settings overridden by the decode flags given (--no-audio is --audio drop)."""
+    if flags.pop("no_audio", False):
+        flags["audio"] = "drop"
+    return presets.merge(presets.load(preset) if preset else {}, flags)
 
 
 def render_options(command: Any) -> Any:
@@ -278,7 +341,7 @@ def decode(
     Explicit flags override the preset. Output frame j samples source frame j / temporal-scale,
     so at --temporal-scale 4 output frame 4k is source frame k.
     """
-    settings = presets.merge(presets.load(preset) if preset else {}, flags)
+    settings = render_settings(preset, flags)
     pipeline.decode(source, output, settings, device, container, Console(quiet))
 
 
@@ -324,9 +387,10 @@ def filter_video(
     The decode flags (--preset, --fps, --width, ...) shape the output; --learn-width and
     --learn-height resize before learning. Ctrl-C stops learning early and still writes OUT.
     """
-    settings = presets.merge(presets.load(preset) if preset else {}, flags)
+    dropped = bool(flags.get("no_audio"))
+    settings = render_settings(preset, flags)
     pipeline.check_output(output, container)
-    options = pipeline.EncodeOptions(
+    options = encoding.EncodeOptions(
         model=model,
         time_budget=time_budget,
         epochs=epochs,
@@ -337,11 +401,12 @@ def filter_video(
         height=learn_height,
         seed=seed,
         device=device,
+        audio=not dropped and settings.get("audio") != "drop",
     )
     console = Console(quiet)
     with tempfile.TemporaryDirectory(prefix="nvfilter-") as tmp:
         nvw_path = keep_nvw or str(Path(tmp) / "video.nvw")
-        result = pipeline.encode(source, nvw_path, options, console)
+        result = encoding.encode(source, nvw_path, options, console)
         pipeline.decode(nvw_path, output, settings, device, container, console)
     if result.stopped_by == "interrupt":
         sys.exit(130)

@@ -57,6 +57,8 @@ class SourceInfo:
     color: ColorTags
     codec: str
     pix_fmt: str
+    audio_codec: str | None = None
+    """Codec of the first audio stream (``aac``, ``opus``, ...), None when there is none."""
 
     @property
     def estimated_frames(self) -> int | None:

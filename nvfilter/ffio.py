@@ -40,6 +40,12 @@ def ffmpeg_exe() -> str:
 # probe
 
 
+def ffmpeg_version() -> str:
+    """The first line of ``ffmpeg -version`` (for run records)."""
+    result = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True)
+    return result.stdout.splitlines()[0] if result.stdout else "unknown"
+
+
 def build_probe_args(path: str) -> list[str]:
     """Decode the first frame of the first video stream, logging its properties with showinfo."""
     stream = ffmpeg.input(path).video.filter("showinfo")
@@ -52,6 +58,7 @@ _FRAME = re.compile(r"n:\s*0 .*?fmt:(\S+) .*?sar:(\d+)/(\d+) s:(\d+)x(\d+)")
 _COLOR = re.compile(r"color_range:(\S+) color_space:(\S+) color_primaries:(\S+) color_trc:(\S+)")
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _VIDEO_LINE = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+)")
+_AUDIO_LINE = re.compile(r"Stream #\d+:\d+.*?: Audio: (\w+)")
 _TBR = re.compile(r"(\d+(?:\.\d+)?)(k?) tbr")
 
 
@@ -126,6 +133,7 @@ def parse_probe(log: str) -> SourceInfo:
         color=color,
         codec=video_line.group(1),
         pix_fmt=pix_fmt,
+        audio_codec=audio_line.group(1) if (audio_line := _AUDIO_LINE.search(log)) else None,
     )
 
 
@@ -351,8 +359,11 @@ def build_write_args(
     pix_fmt: str | None,
     container: str | None,
     image_sequence: bool = False,
+    audio: tuple[Any, dict[str, Any]] | None = None,
 ) -> list[str]:
     """Raw rgb24 frames on stdin -> encoded video (or numbered PNGs) at ``target``.
+
+    ``audio``: an ffmpeg-python audio stream and its output options, muxed beside the video.
 
     The source's colour tags are written (and used as the RGB -> YUV matrix and range), and its
     sample aspect ratio too. A size a subsampled pix_fmt cannot hold is padded by one row/column
@@ -412,7 +423,11 @@ def build_write_args(
             kwargs["movflags"] = "frag_keyframe+empty_moov+default_base_moof"
     sar = info.sample_aspect_ratio
     stream = stream.filter("setsar", f"{sar.numerator}/{sar.denominator}")
-    out = ffmpeg.output(stream, target, **kwargs)
+    streams = [stream]
+    if audio is not None and not image_sequence:
+        streams.append(audio[0])
+        kwargs.update(audio[1])
+    out = ffmpeg.output(*streams, target, **kwargs)
     return list(
         out.global_args("-hide_banner", "-nostdin", "-loglevel", "error", "-y").compile(
             cmd=ffmpeg_exe()

@@ -6,12 +6,14 @@ little-endian header length, a JSON header, then the raw tensor bytes. Nothing i
 * Tensors: the network's ``state_dict``, names as PyTorch gives them, stored as float32 or float16
   (``dtype``): for the hybrid model ``table`` (every plane's cells, layout in hybrid.py) and
   ``head.*``; for SIREN ``net.0.linear.weight``, ``net.0.linear.bias``, ..., ``final.weight``,
-  ``final.bias``.
+  ``final.bias``. Optionally ``audio``: uint8, the source's first audio stream as a Matroska file
+  (the compressed packets copied, not re-encoded; see audio.py).
 * Metadata (``__metadata__``, string to string), every key always present:
 
   ========================  =====================================================================
   format                    ``nvfilter.nvw``
-  format_version            ``1``; a reader refuses a version newer than it knows
+  format_version            ``2`` (``1``: the same without audio); a reader refuses a version
+                            newer than it knows
   nvfilter_version          version of nvfilter that wrote the file
   architecture              JSON: ``type`` (``hybrid``, ``siren``) and the network's constructor
                             arguments
@@ -29,6 +31,8 @@ little-endian header length, a JSON header, then the raw tensor bytes. Nothing i
   train_seconds             seconds of training
   train_psnr_db             PSNR in dB of the 8-bit reconstruction of every learned frame
   train_stopped_by          ``epochs``, ``time-budget``, ``target-psnr`` or ``interrupt``
+  audio_codec               codec of the ``audio`` tensor's stream (``aac``, ``opus``, ...), or
+                            ``none`` when the file holds no sound (version 2)
   ========================  =====================================================================
 """
 
@@ -51,7 +55,8 @@ from nvfilter.errors import NvwError
 from nvfilter.model import VideoField, build_model
 
 FORMAT_NAME = "nvfilter.nvw"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+AUDIO_TENSOR = "audio"
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
@@ -66,6 +71,9 @@ class NvwFile:
     dtype: str
     nvfilter_version: str
     metadata: dict[str, str]
+    audio: bytes | None = None
+    """The stored audio stream (a Matroska file), None when there is none."""
+    audio_codec: str | None = None
 
 
 def _tag(value: str | None) -> str:
@@ -77,7 +85,11 @@ def _untag(value: str) -> str | None:
 
 
 def encode_metadata(
-    architecture: dict[str, Any], video: VideoInfo, training: TrainResult, dtype: str
+    architecture: dict[str, Any],
+    video: VideoInfo,
+    training: TrainResult,
+    dtype: str,
+    audio_codec: str | None = None,
 ) -> dict[str, str]:
     """The metadata header of a .nvw (see the module docstring for each key)."""
     return {
@@ -102,20 +114,34 @@ def encode_metadata(
         "train_seconds": f"{training.seconds:.3f}",
         "train_psnr_db": f"{training.psnr:.4f}",
         "train_stopped_by": training.stopped_by,
+        "audio_codec": audio_codec or "none",
     }
 
 
 def to_bytes(
-    model: nn.Module, video: VideoInfo, training: TrainResult, dtype: str = "float32"
+    model: nn.Module,
+    video: VideoInfo,
+    training: TrainResult,
+    dtype: str = "float32",
+    audio: tuple[bytes, str] | None = None,
 ) -> bytes:
-    """Serialise a trained network and its video facts to .nvw bytes."""
+    """Serialise a trained network, its video facts and optionally (stream bytes, codec) of the
+    source's audio to .nvw bytes."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}")
     tensors = {
         name: tensor.detach().to("cpu", DTYPES[dtype]).contiguous()
         for name, tensor in model.state_dict().items()
     }
-    metadata = encode_metadata(model.architecture(), video, training, dtype)  # type: ignore[operator]
+    if audio is not None:
+        tensors[AUDIO_TENSOR] = torch.frombuffer(bytearray(audio[0]), dtype=torch.uint8)
+    metadata = encode_metadata(
+        model.architecture(),  # type: ignore[operator]
+        video,
+        training,
+        dtype,
+        audio[1] if audio is not None else None,
+    )
     return save(tensors, metadata=metadata)
 
 
@@ -185,6 +211,9 @@ def load(path: Path, label: str | None = None) -> NvwFile:
         model = build_model(architecture)
     except (KeyError, TypeError, ValueError) as err:
         raise NvwError(f"{name}: unknown architecture in .nvw ({err})") from None
+    audio_tensor = tensors.pop(AUDIO_TENSOR, None)
+    audio = None if audio_tensor is None else audio_tensor.numpy().tobytes()
+    audio_codec = metadata.get("audio_codec", "none")
     expected = set(model.state_dict())
     missing = sorted(expected - set(tensors))
     if missing:
@@ -207,4 +236,6 @@ def load(path: Path, label: str | None = None) -> NvwFile:
         dtype=metadata.get("dtype", "float32"),
         nvfilter_version=metadata.get("nvfilter_version", "unknown"),
         metadata=metadata,
+        audio=audio,
+        audio_codec=None if audio is None or audio_codec == "none" else audio_codec,
     )

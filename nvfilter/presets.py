@@ -24,6 +24,7 @@ PRESET_KEYS: dict[str, tuple[type, ...]] = {
     "codec": (str,),
     "crf": (int,),
     "pix_fmt": (str,),
+    "audio": (str,),
 }
 """Every key a preset may set, with the TOML types it may take (same meaning as the decode flag)."""
 

@@ -9,6 +9,7 @@ run's end being whichever comes first of the epochs and the time budget.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from torch import nn
 from nvfilter.config import TrainConfig
 from nvfilter.coords import index_coords
 from nvfilter.metrics import psnr_from_mse
+from nvfilter.model import VideoField
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class Progress:
     """Running PSNR estimate in dB from recent batches."""
     elapsed: float
     time_budget: float | None
+    lr: float = 0.0
+    """Learning rate of the first parameter group (the head's, for the hybrid model)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,170 @@ def total_steps(num_pixels: int, config: TrainConfig) -> int:
     return max(1, math.ceil(config.epochs * num_pixels / config.batch_size))
 
 
+def make_optimiser(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """Adam over the model's parameter groups; torch's fused kernel where it runs (one pass over
+    all parameters per step instead of several per tensor: 1.75x the steps/s of the hybrid model on
+    a 720x405 clip). Fused and unfused Adam compute the same update and share a state layout."""
+    groups = model.param_groups(lr)  # type: ignore[operator]
+    try:
+        return torch.optim.Adam(groups, fused=True)
+    except (RuntimeError, TypeError):  # a device or dtype the fused kernel does not cover
+        return torch.optim.Adam(groups)
+
+
+class Trainer:
+    """The state of one training run (network, optimiser, sampler, step and clock): run it, stop
+    it, save it with ``state()`` and pick it up again with ``load_state()``."""
+
+    def __init__(self, model: VideoField, frames: torch.Tensor, config: TrainConfig) -> None:
+        self.model = model
+        self.config = config
+        self.device = torch.device(config.device)
+        self.num_frames, self.height, self.width, _ = frames.shape
+        colors = frames.reshape(-1, 3)
+        self.colors = colors.to(self.device) if self.device.type != "cpu" else colors
+        self.num_pixels = self.colors.shape[0]
+        self.steps = total_steps(self.num_pixels, config)
+        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        model.to(self.device)
+        self.optimiser = make_optimiser(model, config.lr, self.device)
+        self.base_lrs = [group["lr"] for group in self.optimiser.param_groups]
+        self.step = 0
+        self.elapsed = 0.0
+        """Seconds of training so far, checkpoint and logging time excluded."""
+        self.smoothed_mse: float | None = None
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the first parameter group now."""
+        return float(self.optimiser.param_groups[0]["lr"])
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """Everything beyond the weights that resuming needs, as safetensors tensors and
+        string metadata: Adam's moments, the sampler's generator, step, clock, running loss."""
+        tensors: dict[str, torch.Tensor] = {
+            "generator": self.generator.get_state().cpu(),
+        }
+        saved = self.optimiser.state_dict()
+        for index, slots in saved["state"].items():
+            for name, value in slots.items():
+                tensors[f"adam.{index}.{name}"] = torch.as_tensor(value).detach().cpu()
+        metadata = {
+            "step": str(self.step),
+            "elapsed": repr(self.elapsed),
+            "smoothed_mse": repr(self.smoothed_mse),
+            "lrs": json.dumps([group["lr"] for group in self.optimiser.param_groups]),
+        }
+        return tensors, metadata
+
+    def load_state(self, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+        """Continue from ``state()`` saved by a run with the same model, frames and config."""
+        self.generator.set_state(tensors["generator"])
+        current = self.optimiser.state_dict()
+        lrs = json.loads(metadata["lrs"])
+        if len(lrs) != len(current["param_groups"]):
+            raise ValueError("optimiser state has a different number of parameter groups")
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("adam."):
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = value
+        for group, lr in zip(current["param_groups"], lrs, strict=True):
+            group["lr"] = lr
+        self.optimiser.load_state_dict({"state": state, "param_groups": current["param_groups"]})
+        self.step = int(metadata["step"])
+        self.elapsed = float(metadata["elapsed"])
+        smoothed = metadata["smoothed_mse"]
+        self.smoothed_mse = None if smoothed == "None" else float(smoothed)
+
+    def run(
+        self,
+        on_progress: Callable[[Progress], None] | None = None,
+        report_every: float = 0.5,
+        checkpoints: Sequence[float] = (),
+        on_checkpoint: Callable[[int, float], None] | None = None,
+        checkpoint_every: int | None = None,
+        on_log: Callable[[Progress], None] | None = None,
+        log_every: int = 100,
+    ) -> FitResult:
+        """Train until the epochs, the time budget or the target PSNR is reached, or Ctrl-C.
+
+        ``on_checkpoint(step, seconds)`` runs once the training time passes each of
+        ``checkpoints`` (seconds) and every ``checkpoint_every`` steps; the clock is stopped
+        while it runs, so it may evaluate the model or save the run. ``on_log`` gets every
+        ``log_every``-th step and the last one.
+        """
+        config, model = self.config, self.model
+        model.train()
+        start = time.perf_counter() - self.elapsed
+        last_report = -math.inf
+        stopped_by = "epochs"
+        pending = sorted(c for c in checkpoints if c > self.elapsed)
+        try:
+            while self.step < self.steps:
+                index = torch.randint(
+                    self.num_pixels,
+                    (config.batch_size,),
+                    device=self.device,
+                    generator=self.generator,
+                )
+                coords = index_coords(index, self.width, self.height, self.num_frames)
+                target = self.colors[index].to(torch.float32) / 255.0
+                loss = torch.mean((model(coords) - target) ** 2)
+                self.optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimiser.step()
+                self.step += 1
+                self.elapsed = time.perf_counter() - start
+                if config.lr_schedule == "cosine":
+                    self._follow_schedule()
+                mse = loss.item()
+                previous = self.smoothed_mse
+                self.smoothed_mse = mse if previous is None else 0.9 * previous + 0.1 * mse
+                psnr = psnr_from_mse(self.smoothed_mse, peak=1.0)
+                report = Progress(
+                    self.step,
+                    self.steps,
+                    mse,
+                    psnr,
+                    self.elapsed,
+                    config.time_budget,
+                    self.lr,
+                )
+                if on_progress and (
+                    self.elapsed - last_report >= report_every or self.step == self.steps
+                ):
+                    last_report = self.elapsed
+                    on_progress(report)
+                if on_log and (self.step % log_every == 0 or self.step == self.steps):
+                    on_log(report)
+                due = bool(checkpoint_every) and self.step % checkpoint_every == 0  # type: ignore[operator]
+                while (due or (pending and self.elapsed >= pending[0])) and on_checkpoint:
+                    paused = time.perf_counter()
+                    on_checkpoint(self.step, pending.pop(0) if not due else self.elapsed)
+                    due = False
+                    model.train()
+                    start += time.perf_counter() - paused
+                if config.time_budget is not None and self.elapsed >= config.time_budget:
+                    stopped_by = "time-budget"
+                    break
+                if config.target_psnr is not None and psnr >= config.target_psnr:
+                    stopped_by = "target-psnr"
+                    break
+        except KeyboardInterrupt:
+            stopped_by = "interrupt"
+        model.eval()
+        return FitResult(steps=self.step, seconds=self.elapsed, stopped_by=stopped_by)
+
+    def _follow_schedule(self) -> None:
+        done = self.step / self.steps
+        if self.config.time_budget is not None:
+            done = max(done, self.elapsed / self.config.time_budget)
+        scale = cosine_scale(done)
+        for group, base in zip(self.optimiser.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * scale
+
+
 def fit(
     model: nn.Module,
     frames: torch.Tensor,
@@ -69,61 +237,5 @@ def fit(
     ``on_checkpoint(step, seconds)`` is called once the training time passes each of
     ``checkpoints`` (seconds); the clock is stopped while it runs, so it may evaluate the model.
     """
-    device = torch.device(config.device)
-    num_frames, height, width, _ = frames.shape
-    colors = frames.reshape(-1, 3)
-    if device.type != "cpu":
-        colors = colors.to(device)
-    num_pixels = colors.shape[0]
-    steps = total_steps(num_pixels, config)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    model.to(device).train()
-    optimiser = torch.optim.Adam(model.param_groups(config.lr))  # type: ignore[operator]
-    base_lrs = [group["lr"] for group in optimiser.param_groups]
-    smoothed_mse = None
-    start = time.perf_counter()
-    last_report = -math.inf
-    stopped_by = "epochs"
-    step = 0
-    pending = sorted(checkpoints)
-    try:
-        while step < steps:
-            index = torch.randint(
-                num_pixels, (config.batch_size,), device=device, generator=generator
-            )
-            coords = index_coords(index, width, height, num_frames)
-            target = colors[index].to(torch.float32) / 255.0
-            loss = torch.mean((model(coords) - target) ** 2)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            step += 1
-            elapsed = time.perf_counter() - start
-            if config.lr_schedule == "cosine":
-                done = step / steps
-                if config.time_budget is not None:
-                    done = max(done, elapsed / config.time_budget)
-                scale = cosine_scale(done)
-                for group, base in zip(optimiser.param_groups, base_lrs, strict=True):
-                    group["lr"] = base * scale
-            mse = loss.item()
-            smoothed_mse = mse if smoothed_mse is None else 0.9 * smoothed_mse + 0.1 * mse
-            psnr = psnr_from_mse(smoothed_mse, peak=1.0)
-            if on_progress and (elapsed - last_report >= report_every or step == steps):
-                last_report = elapsed
-                on_progress(Progress(step, steps, mse, psnr, elapsed, config.time_budget))
-            while pending and elapsed >= pending[0] and on_checkpoint is not None:
-                paused = time.perf_counter()
-                on_checkpoint(step, pending.pop(0))
-                model.train()
-                start += time.perf_counter() - paused
-            if config.time_budget is not None and elapsed >= config.time_budget:
-                stopped_by = "time-budget"
-                break
-            if config.target_psnr is not None and psnr >= config.target_psnr:
-                stopped_by = "target-psnr"
-                break
-    except KeyboardInterrupt:
-        stopped_by = "interrupt"
-    model.eval()
-    return FitResult(steps=step, seconds=time.perf_counter() - start, stopped_by=stopped_by)
+    trainer = Trainer(model, frames, config)  # type: ignore[arg-type]
+    return trainer.run(on_progress, report_every, checkpoints, on_checkpoint)

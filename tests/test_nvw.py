@@ -52,7 +52,8 @@ def test_plain_safetensors_reads_it_with_documented_keys(tmp_path, model):
         meta = handle.metadata()
         assert set(handle.keys()) == set(model.state_dict())
     assert meta["format"] == "nvfilter.nvw"
-    assert meta["format_version"] == "1"
+    assert meta["format_version"] == "2"
+    assert meta["audio_codec"] == "none"
     assert meta["frame_rate"] == "30000/1001"
     assert meta["sample_aspect_ratio"] == "16/15"
     assert meta["color_transfer"] == "unknown"
@@ -93,19 +94,21 @@ def test_safetensors_without_our_metadata(tmp_path):
         nvw.load(path)
 
 
-def rewrite_metadata(path, **changes):
+def rewrite_metadata(path, drop=(), **changes):
     data = path.read_bytes()
     (length,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + length])
     header["__metadata__"].update(changes)
+    for key in drop:
+        del header["__metadata__"][key]
     blob = json.dumps(header).encode()
     path.write_bytes(struct.pack("<Q", len(blob)) + blob + data[8 + length :])
 
 
 def test_newer_format_version_is_refused(tmp_path, model):
     path = write(tmp_path, model)
-    rewrite_metadata(path, format_version="2")
-    with pytest.raises(NvwError, match="format version 2 is newer"):
+    rewrite_metadata(path, format_version="3")
+    with pytest.raises(NvwError, match="format version 3 is newer"):
         nvw.load(path)
 
 
@@ -124,3 +127,22 @@ def test_bad_metadata_value(tmp_path, model):
     rewrite_metadata(path, width="wide")
     with pytest.raises(NvwError, match="bad .nvw metadata"):
         nvw.load(path)
+
+
+def test_audio_is_stored_as_bytes_and_given_back(tmp_path, model):
+    sound = bytes(range(256)) * 3 + b"end"
+    path = tmp_path / "a.nvw"
+    path.write_bytes(nvw.to_bytes(model, VIDEO, TRAINING, audio=(sound, "aac")))
+    loaded = nvw.load(path)
+    assert loaded.audio == sound
+    assert loaded.audio_codec == "aac"
+    with safe_open(str(path), framework="pt") as handle:
+        assert handle.metadata()["audio_codec"] == "aac"
+        assert handle.get_tensor("audio").dtype == torch.uint8
+
+
+def test_version_1_file_without_audio_still_loads(tmp_path, model):
+    path = write(tmp_path, model)
+    rewrite_metadata(path, drop=["audio_codec"], format_version="1")
+    loaded = nvw.load(path)
+    assert loaded.audio is None and loaded.audio_codec is None

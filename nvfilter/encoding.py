@@ -1,0 +1,446 @@
+"""encode: read the video, build or resume the network, train it, write the .nvw (and --outputs).
+
+Reading frames and sound is ffio.py and audio.py, training is train.py, the file is nvw.py, the
+--outputs folder is run_folder.py; this module decides what goes where and says so on stderr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from contextlib import ExitStack
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nvfilter import audio, ffio, nvw
+from nvfilter.config import TrainConfig, TrainResult, VideoInfo
+from nvfilter.coords import frame_time
+from nvfilter.errors import OptionError, VideoError
+from nvfilter.hybrid import PlaneField, auto_channels
+from nvfilter.metrics import psnr_from_mse
+from nvfilter.model import Siren, VideoField, count_parameters
+from nvfilter.outputs import write_bytes
+from nvfilter.pipeline import human_bytes, input_path, rate_text, resolve_device
+from nvfilter.progress import Console
+from nvfilter.render import reconstruction_mse, render_frame
+from nvfilter.run_folder import (
+    RunFolder,
+    checkpoint_name,
+    find_checkpoint,
+    read_state,
+    versions,
+)
+from nvfilter.train import Progress, Trainer
+
+MEMORY_MARGIN = 600 * 2**20
+"""Memory kept free for the network, its activations and Python beside the raw frames."""
+
+
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    # the original design, kept exactly
+    "siren": {
+        "epochs": 1000,
+        "batch_size": 65536,
+        "lr": 1e-4,
+        "lr_schedule": "constant",
+        "hidden_features": 256,
+        "hidden_layers": 5,
+    },
+    # the best quality per CPU second measured (BENCHMARKS.md)
+    "hybrid": {
+        "epochs": 100,
+        "batch_size": 4096,
+        "lr": 3e-3,
+        "lr_schedule": "cosine",
+        "hidden_features": 32,
+        "hidden_layers": 2,
+        "levels": 3,
+    },
+}
+"""Defaults per model for every setting the user leaves out."""
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """Everything `nvfilter encode` takes, after parsing; None means the model's default."""
+
+    model: str = "hybrid"
+    hidden_features: int | None = None
+    """SIREN layer width, or the hybrid's head width."""
+    hidden_layers: int | None = None
+    omega_0: float = 30.0
+    channels: int | None = None
+    """Hybrid only: features per plane; None picks from the video's size."""
+    levels: int | None = None
+    """Hybrid only: plane resolutions (full, 1/2, 1/4, ...)."""
+    epochs: float | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    lr_schedule: str | None = None
+    time_budget: float | None = None
+    target_psnr: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    width: int | None = None
+    height: int | None = None
+    max_frames: int | None = None
+    frame_step: int = 1
+    dtype: str = "float32"
+    max_memory: int | None = None
+    """Bytes the raw frames may take; default: the memory available now, less a margin."""
+    audio: bool = True
+    """Store the source's first audio stream in the .nvw."""
+
+    def setting(self, name: str) -> Any:
+        """The option as given, else the model's default."""
+        value = getattr(self, name)
+        return MODEL_DEFAULTS[self.model].get(name) if value is None else value
+
+
+def create_model(options: EncodeOptions, video: VideoInfo) -> tuple[VideoField, str]:
+    """The network to train and a one-line description of it (saying what was auto-picked)."""
+    if options.model == "siren":
+        model: VideoField = Siren(
+            options.setting("hidden_features"),
+            options.setting("hidden_layers"),
+            options.omega_0,
+            options.omega_0,
+        )
+        text = (
+            f"SIREN {options.setting('hidden_features')} wide x "
+            f"{1 + options.setting('hidden_layers')} sine layers, "
+            f"w0 {options.omega_0:g}"
+        )
+    elif options.model == "hybrid":
+        channels = options.channels or auto_channels(video.width, video.height, video.frames)
+        model = PlaneField(
+            video.width,
+            video.height,
+            video.frames,
+            channels,
+            options.setting("levels"),
+            options.setting("hidden_features"),
+            options.setting("hidden_layers"),
+        )
+        picked = " (picked for this video size)" if options.channels is None else ""
+        text = (
+            f"hybrid planes: {model.levels} levels x {channels} channels{picked}, "
+            f"head {model.head_features} x {model.head_layers}"
+        )
+    else:
+        raise OptionError(f"unknown model {options.model!r} (hybrid or siren)")
+    return model, f"{text}, {count_parameters(model):,} parameters"
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (MemAvailable on Linux)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where an encode keeps its run: --outputs, --checkpoint-every, --resume."""
+
+    outputs: str | None = None
+    checkpoint_every: int | None = None
+    """Steps between checkpoints; default: a tenth of the run's steps."""
+    resume: str | None = None
+    """A checkpoint .nvw, or a folder whose latest checkpoint is taken."""
+    log_every: int = 100
+
+
+@dataclass
+class Source:
+    """The frames to learn and what goes with them."""
+
+    frames: torch.Tensor
+    video: VideoInfo
+    audio: tuple[bytes, str] | None
+    """(stored stream, codec) of the source's first audio stream."""
+
+
+def read_source(source: str, options: EncodeOptions, console: Console) -> Source:
+    """Probe and read ``source`` (``-``: stdin) at the options' size, step and frame limit."""
+    with ExitStack() as stack:
+        path = input_path(source, stack)
+        src = ffio.probe(path, label=source)
+        width, height = ffio.training_size(src.width, src.height, options.width, options.height)
+        if width > 16384 or height > 16384:
+            raise OptionError(f"training size {width}x{height} is too large")
+        estimate = src.estimated_frames or 0
+        kept = -(-estimate // options.frame_step)
+        if options.max_frames is not None:
+            kept = min(kept, options.max_frames)
+        raw_bytes = kept * width * height * 3
+        limit = options.max_memory or max(0, available_memory() - MEMORY_MARGIN)
+        if raw_bytes > limit:
+            raise VideoError(
+                f"{source}: {kept} frames at {width}x{height} need about {human_bytes(raw_bytes)} "
+                f"of memory but only {human_bytes(limit)} is available; make it smaller with "
+                "--width, --max-frames or --frame-step"
+            )
+        frames = ffio.read_frames(
+            path, src, width, height, options.frame_step, options.max_frames, label=source
+        )
+        sar = src.sample_aspect_ratio * Fraction(height * src.width, width * src.height)
+        video = VideoInfo(
+            width=width,
+            height=height,
+            frames=frames.shape[0],
+            frame_rate=src.frame_rate / options.frame_step,
+            sample_aspect_ratio=sar,
+            color=src.color,
+        )
+        sound = None
+        if options.audio and src.audio_codec:
+            data, why = audio.extract(path, video.duration)
+            if data is None:
+                console.message(f"note: the {src.audio_codec} audio is not kept ({why})")
+            else:
+                sound = (data, src.audio_codec)
+    return Source(frames, video, sound)
+
+
+def train_config(options: EncodeOptions, device: str) -> TrainConfig:
+    return TrainConfig(
+        epochs=options.setting("epochs"),
+        batch_size=options.setting("batch_size"),
+        lr=options.setting("lr"),
+        lr_schedule=options.setting("lr_schedule"),
+        time_budget=options.time_budget,
+        target_psnr=options.target_psnr,
+        seed=options.seed,
+        device=device,
+    )
+
+
+def encode(
+    source: str,
+    output: str,
+    options: EncodeOptions,
+    console: Console,
+    run: RunOptions = RunOptions(),
+) -> TrainResult:
+    """Learn the video at ``source`` and write the .nvw to ``output`` (``-``: stdin/stdout).
+
+    With ``run.resume`` the network, the optimiser and the settings come from that checkpoint
+    (``options.device`` still applies) and training goes on where it stopped.
+    """
+    resumed = None
+    if run.resume:
+        options, run, resumed = resume_point(options, run)
+    device = resolve_device(options.device)
+    folder = None
+    outputs = run.outputs or (
+        str(resumed[0].parent) if resumed and Path(run.resume or "").is_dir() else None
+    )
+    step_resumed = int(resumed[1][1]["step"]) if resumed else None
+    if outputs:
+        folder = RunFolder(Path(outputs), resuming_step=step_resumed)
+    src = read_source(source, options, console)
+    frames, video = src.frames, src.video
+    torch.manual_seed(options.seed)
+    if resumed:
+        loaded = nvw.load(resumed[0])
+        if (loaded.video.width, loaded.video.height, loaded.video.frames) != (
+            video.width,
+            video.height,
+            video.frames,
+        ):
+            raise OptionError(
+                f"--resume: {source} gives {video.frames} frames {video.width}x{video.height}, "
+                f"but the checkpoint learned {loaded.video.frames} frames "
+                f"{loaded.video.width}x{loaded.video.height}: not the same video"
+            )
+        model: VideoField = loaded.model
+        description = f"{loaded.architecture['type']} from {resumed[0]}"
+    else:
+        model, description = create_model(options, video)
+    config = train_config(options, device)
+    trainer = Trainer(model, frames, config)
+    if resumed:
+        trainer.load_state(*resumed[1])
+    console.message(
+        f"encode: {video.frames} frames {video.width}x{video.height} at "
+        f"{rate_text(video.frame_rate)} fps ({video.duration:.2f} s, "
+        f"{human_bytes(frames.numel())} raw"
+        + (f", {src.audio[1]} audio" if src.audio else "")
+        + f") -> {description}; {config.epochs:g} epochs of batches of {config.batch_size}, "
+        f"lr {config.lr:g} {config.lr_schedule}, on {device}"
+        + (f"; resuming at step {trainer.step}" if resumed else "")
+    )
+
+    recorder = None
+    if folder is not None:
+        folder.write_config(
+            run_config(source, output, options, config, model, video, run, versions())
+        )
+        recorder = Recorder(folder, trainer, src, options, run)
+    fitted = trainer.run(console.training, **(recorder.hooks() if recorder else {}))
+    console.done()
+    if fitted.stopped_by == "interrupt":
+        console.message("interrupted: saving what was learned so far")
+    psnr = psnr_from_mse(reconstruction_mse(model, frames), peak=1.0)
+    result = TrainResult(fitted.steps, fitted.seconds, psnr, fitted.stopped_by)
+    if recorder is not None:
+        recorder.finish(result)
+    data = nvw.to_bytes(model, video, result, options.dtype, src.audio)
+    write_bytes(data, output)
+    bpp = len(data) * 8 / (video.width * video.height * video.frames)
+    console.message(
+        f"encoded {source} -> {output}: PSNR {psnr:.2f} dB after {fitted.steps} steps in "
+        f"{fitted.seconds:.1f} s ({fitted.stopped_by}), {human_bytes(len(data))}, "
+        f"{bpp:.3f} bits/pixel"
+        + (f" (audio {human_bytes(len(src.audio[0]))})" if src.audio else "")
+    )
+    return result
+
+
+def resume_point(
+    options: EncodeOptions, run: RunOptions
+) -> tuple[EncodeOptions, RunOptions, tuple[Path, tuple[dict[str, torch.Tensor], dict[str, str]]]]:
+    """The settings of the run that ``run.resume`` names (the device stays the caller's), and
+    its checkpoint with the optimiser state beside it."""
+    checkpoint = find_checkpoint(run.resume or "")
+    state = read_state(checkpoint)
+    saved = json.loads(state[1]["options"])
+    options = dataclasses.replace(EncodeOptions(**saved), device=options.device)
+    if run.checkpoint_every is None and "run" in state[1]:
+        saved_every = json.loads(state[1]["run"]).get("checkpoint_every")
+        run = dataclasses.replace(run, checkpoint_every=saved_every)
+    return options, run, (checkpoint, state)
+
+
+def run_config(
+    source: str,
+    output: str,
+    options: EncodeOptions,
+    config: TrainConfig,
+    model: VideoField,
+    video: VideoInfo,
+    run: RunOptions,
+    versions: dict[str, str],
+) -> dict[str, Any]:
+    """config.json: every setting used (defaults filled in), the video, the run, the versions."""
+    resolved = {
+        field.name: options.setting(field.name) for field in dataclasses.fields(EncodeOptions)
+    }
+    return {
+        "command": {"input": source, "output": output},
+        "encode": resolved,
+        "train": dataclasses.asdict(config),
+        "model": model.architecture(),  # type: ignore[operator]
+        "parameters": count_parameters(model),
+        "video": {
+            "width": video.width,
+            "height": video.height,
+            "frames": video.frames,
+            "frame_rate": str(video.frame_rate),
+            "duration": video.duration,
+            "sample_aspect_ratio": str(video.sample_aspect_ratio),
+            "color": dataclasses.asdict(video.color),
+        },
+        "run": dataclasses.asdict(run),
+        "versions": versions,
+    }
+
+
+class Recorder:
+    """Fills the --outputs folder as training goes: log lines, checkpoints, pictures."""
+
+    def __init__(
+        self,
+        folder: RunFolder,
+        trainer: Trainer,
+        src: Source,
+        options: EncodeOptions,
+        run: RunOptions,
+    ) -> None:
+        self.folder, self.trainer, self.src = folder, trainer, src
+        self.options, self.run = options, run
+
+    def hooks(self) -> dict[str, Any]:
+        """Trainer.run's keyword arguments: callbacks and how often they are called."""
+        hooks: dict[str, Any] = {
+            "on_log": self.on_log,
+            "log_every": self.run.log_every,
+            "on_checkpoint": self.on_checkpoint,
+        }
+        budget = self.trainer.config.time_budget
+        if self.run.checkpoint_every is not None:
+            hooks["checkpoint_every"] = self.run.checkpoint_every
+        elif budget is not None:  # ten checkpoints over the budget
+            hooks["checkpoints"] = [budget * k / 10 for k in range(1, 10)]
+        else:
+            hooks["checkpoint_every"] = max(1, self.trainer.steps // 10)
+        return hooks
+
+    def on_log(self, progress: Progress) -> None:
+        self.folder.log(
+            {
+                "step": progress.step,
+                "seconds": round(progress.elapsed, 4),
+                "loss": progress.loss,
+                "psnr_db": round(progress.psnr, 4),
+                "lr": progress.lr,
+            }
+        )
+
+    def on_checkpoint(self, step: int, seconds: float) -> None:
+        self.save("checkpoint")
+
+    def save(self, stopped_by: str, psnr: float | None = None) -> None:
+        """A checkpoint .nvw, its optimiser state, a sample reconstruction and a log line."""
+        trainer, frames, video = self.trainer, self.src.frames, self.src.video
+        model = trainer.model
+        if psnr is None:
+            psnr = psnr_from_mse(reconstruction_mse(model, frames), peak=1.0)
+        result = TrainResult(trainer.step, trainer.elapsed, psnr, stopped_by)
+        tensors, metadata = trainer.state()
+        metadata["options"] = json.dumps(dataclasses.asdict(self.options))
+        metadata["run"] = json.dumps(dataclasses.asdict(self.run))
+        nvw_bytes = nvw.to_bytes(model, video, result, self.options.dtype, self.src.audio)
+        self.folder.checkpoint(trainer.step, nvw_bytes, (tensors, metadata))
+        middle = video.frames // 2
+        model.forget_render_cache()
+        recon = render_frame(model, video.width, video.height, frame_time(middle, video.frames))
+        self.folder.recon_sample(
+            trainer.step,
+            frames[middle].numpy(),
+            recon,
+            f"step {trainer.step}, {trainer.elapsed:.1f} s: {psnr:.2f} dB (all frames)",
+        )
+        self.folder.log(
+            {
+                "step": trainer.step,
+                "seconds": round(trainer.elapsed, 4),
+                "full_psnr_db": round(psnr, 4),
+                "checkpoint": checkpoint_name(trainer.step),
+            }
+        )
+
+    def finish(self, result: TrainResult) -> None:
+        """The last checkpoint (so --resume can go on from an interrupt), curves, comparisons."""
+        video, frames, model = self.src.video, self.src.frames, self.trainer.model
+        self.save(result.stopped_by, result.psnr)
+        self.folder.progress_plot(
+            f"{video.width}x{video.height}, {video.frames} frames: "
+            f"{result.psnr:.2f} dB after {result.steps} steps ({result.seconds:.1f} s)"
+        )
+        model.forget_render_cache()
+        for index in sorted({0, video.frames // 2, video.frames - 1}):
+            t = frame_time(index, video.frames)
+            recon = render_frame(model, video.width, video.height, t)
+            self.folder.comparison(index, frames[index].numpy(), recon)

@@ -1,0 +1,174 @@
+"""`encode --outputs DIR`: what a training run writes while it goes, and what `--resume` reads.
+
+::
+
+    DIR/
+      config.json                        every setting used, the video, the versions
+      checkpoint_0000500.nvw             the network at step 500: a .nvw that decode plays
+      checkpoint_0000500.optim.safetensors   Adam's moments, the sampler, step and clock (resume)
+      recon_step_0000500.png             original | reconstruction of the middle frame
+      metrics.jsonl                      one JSON line per logged step and per checkpoint
+      training_progress.png              loss and PSNR against step and training time
+      comparison_frame_000000.png        original | reconstruction | error map (first, middle,
+                                         last frame), written at the end
+
+The optimiser state lives beside each checkpoint, never in the .nvw a user ships. Every file is
+written under a temporary name and renamed, so a killed run leaves only whole files.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
+
+from nvfilter import __version__, plots
+from nvfilter.errors import OptionError, OutputError
+from nvfilter.outputs import atomic_file
+
+STATE_SUFFIX = ".optim.safetensors"
+CHECKPOINT_PATTERN = re.compile(r"checkpoint_(\d+)\.nvw$")
+
+
+def checkpoint_name(step: int) -> str:
+    return f"checkpoint_{step:07d}.nvw"
+
+
+def state_path(checkpoint: Path) -> Path:
+    """Where the optimiser state of a checkpoint lies: beside it, same stem."""
+    return checkpoint.with_name(checkpoint.stem + STATE_SUFFIX)
+
+
+def versions() -> dict[str, str]:
+    """The versions that shape a run's numbers, for config.json."""
+    from nvfilter import ffio
+
+    return {
+        "nvfilter": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "ffmpeg": ffio.ffmpeg_version(),
+        "platform": platform.platform(),
+        "torch_threads": str(torch.get_num_threads()),
+    }
+
+
+class RunFolder:
+    """The --outputs folder of one encode (new, or the one being resumed)."""
+
+    def __init__(self, path: Path, resuming_step: int | None = None) -> None:
+        self.path = path
+        if path.exists() and not path.is_dir():
+            raise OutputError(f"--outputs {path}: exists and is not a folder")
+        if resuming_step is None and path.is_dir() and any(path.iterdir()):
+            raise OutputError(
+                f"--outputs {path}: the folder is not empty; give a new folder, "
+                f"or continue that run with --resume {path}"
+            )
+        if not path.parent.is_dir():
+            raise OutputError(f"--outputs {path}: {path.parent} does not exist")
+        path.mkdir(exist_ok=True)
+        self.metrics = path / "metrics.jsonl"
+        self.records: list[dict[str, Any]] = []
+        if resuming_step is not None and self.metrics.exists():
+            self.records = [
+                record for record in read_metrics(self.metrics) if record["step"] <= resuming_step
+            ]
+            self._write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in self.records))
+
+    def _write_text(self, target: Path, text: str) -> None:
+        with atomic_file(target) as temp:
+            temp.write_text(text, encoding="utf-8")
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        self._write_text(self.path / "config.json", json.dumps(config, indent=2) + "\n")
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Append one line to metrics.jsonl (flushed at once, so a killed run keeps it)."""
+        self.records.append(record)
+        with self.metrics.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def checkpoint(
+        self,
+        step: int,
+        nvw_bytes: bytes,
+        state: tuple[dict[str, torch.Tensor], dict[str, str]],
+    ) -> Path:
+        """Write the optimiser state, then the .nvw (so a .nvw present always has its state)."""
+        target = self.path / checkpoint_name(step)
+        tensors, metadata = state
+        with atomic_file(state_path(target)) as temp:
+            temp.write_bytes(save(tensors, metadata=metadata))
+        with atomic_file(target) as temp:
+            temp.write_bytes(nvw_bytes)
+        return target
+
+    def recon_sample(
+        self, step: int, original: np.ndarray, recon: np.ndarray, caption: str
+    ) -> None:
+        with atomic_file(self.path / f"recon_step_{step:07d}.png") as temp:
+            plots.side_by_side(original, recon, caption, temp)
+
+    def comparison(self, index: int, original: np.ndarray, recon: np.ndarray) -> None:
+        with atomic_file(self.path / f"comparison_frame_{index:06d}.png") as temp:
+            plots.comparison(original, recon, f"frame {index}", temp)
+
+    def progress_plot(self, title: str) -> None:
+        with atomic_file(self.path / "training_progress.png") as temp:
+            plots.training_progress(self.records, title, temp)
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl; a last line cut short by a kill is left out."""
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def find_checkpoint(resume: str) -> Path:
+    """The checkpoint --resume names: a checkpoint .nvw, or a folder's latest one with a state."""
+    path = Path(resume)
+    if path.is_dir():
+        found = sorted(
+            (int(match.group(1)), candidate)
+            for candidate in path.iterdir()
+            if (match := CHECKPOINT_PATTERN.match(candidate.name))
+            and state_path(candidate).is_file()
+        )
+        if not found:
+            raise OptionError(f"--resume {resume}: no checkpoint with its optimiser state there")
+        return found[-1][1]
+    if not path.is_file():
+        raise OptionError(f"--resume {resume}: no such file or folder")
+    if not state_path(path).is_file():
+        raise OptionError(
+            f"--resume {resume}: no optimiser state beside it ({state_path(path).name})"
+        )
+    return path
+
+
+def read_state(checkpoint: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The optimiser state saved beside ``checkpoint``."""
+    target = state_path(checkpoint)
+    try:
+        with safe_open(str(target), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise OptionError(f"--resume: {target} is not readable ({err})") from None
+    if "options" not in metadata or "step" not in metadata:
+        raise OptionError(f"--resume: {target} is not an nvfilter optimiser state")
+    return tensors, metadata
