@@ -1,13 +1,15 @@
 """The source's sound: taken out of the input at encode, put back in sync at decode.
 
 Encode copies the first audio stream, still compressed (no quality lost, nothing re-encoded),
-into a small Matroska file held in memory; the .nvw stores those bytes as a uint8 tensor, so the
-file stays self-contained. Decode gives them to ffmpeg as a second input:
+into a small file: MP4 for the codecs it holds (its edit list keeps the encoder delay exact to the
+sample), Matroska for the rest (any codec; timestamps to the millisecond). The .nvw stores those
+bytes as a uint8 tensor, so the file stays self-contained. Decode gives them to ffmpeg as a second input:
 
 * the output lasts as long as the source (reconstruct, fps-2x, upscale): the stream is copied
   when the output container can hold its codec, else re-encoded with the container's default;
 * the output is longer or shorter (slow motion): ``--audio keep`` (the default) stretches it by
-  ffmpeg's ``atempo`` chain, which keeps the pitch, so sound and picture end together;
+  ffmpeg's ``atempo`` chain, which keeps the pitch, padded with silence at the very end where
+  atempo falls short, so that sound and picture end together;
   ``--audio drop`` (or ``--no-audio``) leaves it out.
 
 Only the first audio stream is kept; subtitles, data and further audio streams are not.
@@ -16,6 +18,7 @@ Only the first audio stream is kept; subtitles, data and further audio streams a
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +27,14 @@ import ffmpeg
 
 from nvfilter.ffio import ffmpeg_exe
 
-STORE_FORMAT = "matroska"
-"""Container of the stored stream: it holds every codec ffmpeg knows, with its timing."""
+MP4_CODECS = {"aac", "mp3", "alac", "opus", "flac", "ac3", "eac3"}
+STORE_SUFFIX = {"mp4": ".mp4", "matroska": ".mka"}
+
+
+def store_format(codec: str) -> str:
+    """Container the stream is stored in: mp4 where it can hold the codec, else matroska."""
+    return "mp4" if codec in MP4_CODECS else "matroska"
+
 
 COPYABLE = {
     "mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"},
@@ -50,29 +59,35 @@ SUFFIX_CONTAINER = {
 CONTAINER_ALIASES = {"ipod": "mp4", "ismv": "mp4", "3gp": "mp4", "mkv": "matroska"}
 
 
-def build_extract_args(path: str, duration: float) -> list[str]:
-    """The first audio stream of ``path``, copied, cut at ``duration`` s, as Matroska on stdout."""
+def build_extract_args(path: str, duration: float, codec: str, target: str) -> list[str]:
+    """The first audio stream of ``path``, copied, cut at ``duration`` s, into ``target``."""
     stream = ffmpeg.input(path)["a:0"]
     out = ffmpeg.output(
         stream,
-        "pipe:",
-        format=STORE_FORMAT,
+        target,
+        format=store_format(codec),
         acodec="copy",
         t=f"{duration:.6f}",
         fflags="+bitexact",  # no random ids or dates: the same input gives the same bytes
     )
     return list(
-        out.global_args("-hide_banner", "-nostdin", "-loglevel", "error").compile(cmd=ffmpeg_exe())
+        out.global_args("-hide_banner", "-nostdin", "-loglevel", "error", "-y").compile(
+            cmd=ffmpeg_exe()
+        )
     )
 
 
-def extract(path: str, duration: float) -> tuple[bytes | None, str]:
-    """(stream bytes, '') or (None, why not) for the first audio stream of ``path``."""
-    result = subprocess.run(build_extract_args(path, duration), capture_output=True)
-    if result.returncode != 0 or not result.stdout:
-        reason = result.stderr.decode(errors="replace").strip().splitlines()
-        return None, reason[-1] if reason else "ffmpeg could not copy it"
-    return result.stdout, ""
+def extract(path: str, duration: float, codec: str) -> tuple[bytes | None, str]:
+    """(stored stream, '') or (None, why not) for the first audio stream of ``path``."""
+    with tempfile.TemporaryDirectory(prefix="nvfilter-") as folder:
+        target = Path(folder) / ("audio" + STORE_SUFFIX[store_format(codec)])
+        result = subprocess.run(
+            build_extract_args(path, duration, codec, str(target)), capture_output=True
+        )
+        if result.returncode != 0 or not target.is_file() or target.stat().st_size == 0:
+            reason = result.stderr.decode(errors="replace").strip().splitlines()
+            return None, reason[-1] if reason else "ffmpeg could not copy it"
+        return target.read_bytes(), ""
 
 
 def container_of(target: str, container: str | None) -> str | None:
@@ -130,4 +145,8 @@ class AudioPlan:
         if abs(self.tempo - 1) > 1e-6:
             for factor in tempo_chain(self.tempo):
                 audio = audio.filter("atempo", f"{factor:.9g}")
+            # atempo drops its last part-filled window (tens of ms, times the stretch): pad the
+            # end with silence so that sound and picture end together, then cut there exactly
+            end = f"{self.source_seconds / self.tempo:.6f}"
+            audio = audio.filter("apad", whole_dur=end).filter("atrim", end=end)
         return audio, {}

@@ -478,6 +478,12 @@ def info(source: str, as_json: bool) -> None:
         + f" ({params:,} parameters)",
         f"training    {t.steps} steps in {t.seconds:.1f} s, stopped by {t.stopped_by}, "
         f"PSNR {t.psnr:.2f} dB",
+        "audio       "
+        + (
+            f"{loaded.audio_codec}, {len(loaded.audio):,} bytes (first stream, copied)"
+            if loaded.audio
+            else "none"
+        ),
     ]
     click.echo("\n".join(lines))
 

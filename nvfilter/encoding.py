@@ -205,7 +205,7 @@ def read_source(source: str, options: EncodeOptions, console: Console) -> Source
         )
         sound = None
         if options.audio and src.audio_codec:
-            data, why = audio.extract(path, video.duration)
+            data, why = audio.extract(path, video.duration, src.audio_codec)
             if data is None:
                 console.message(f"note: the {src.audio_codec} audio is not kept ({why})")
             else:

@@ -319,6 +319,11 @@ CRF_CODECS = {"libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"}
 """Encoders that take -crf."""
 
 
+def default_codec(container: str | None) -> str:
+    """The video encoder for a container when --codec is not given: VP9 for WebM, else x264."""
+    return "libvpx-vp9" if container == "webm" else "libx264"
+
+
 def default_pix_fmt(codec: str) -> str | None:
     """yuv420p for the usual delivery codecs (plays everywhere); None lets ffmpeg choose."""
     if codec in (

@@ -6,8 +6,9 @@ little-endian header length, a JSON header, then the raw tensor bytes. Nothing i
 * Tensors: the network's ``state_dict``, names as PyTorch gives them, stored as float32 or float16
   (``dtype``): for the hybrid model ``table`` (every plane's cells, layout in hybrid.py) and
   ``head.*``; for SIREN ``net.0.linear.weight``, ``net.0.linear.bias``, ..., ``final.weight``,
-  ``final.bias``. Optionally ``audio``: uint8, the source's first audio stream as a Matroska file
-  (the compressed packets copied, not re-encoded; see audio.py).
+  ``final.bias``. Optionally ``audio``: uint8, the source's first audio stream as a small MP4 file
+  (codecs aac, mp3, alac, opus, flac, ac3, eac3) or else a Matroska file: the compressed packets
+  copied, not re-encoded (see audio.py).
 * Metadata (``__metadata__``, string to string), every key always present:
 
   ========================  =====================================================================

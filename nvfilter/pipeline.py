@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from nvfilter import ffio, nvw
-from nvfilter.audio import AudioPlan, container_of
+from nvfilter.audio import STORE_SUFFIX, AudioPlan, container_of, store_format
 from nvfilter.errors import NvfilterError, OptionError, VideoError
 from nvfilter.outputs import atomic_file, atomic_folder
 from nvfilter.progress import Console
@@ -145,7 +145,7 @@ def decode(
         num_frames=settings.get("num_frames"),
         fps=None if settings.get("fps") is None else parse_fps(settings["fps"], video.frame_rate),
     )
-    codec = settings.get("codec") or "libx264"
+    codec = settings.get("codec") or ffio.default_codec(container_of(output, container))
     crf = settings.get("crf", 18 if codec in ffio.CRF_CODECS else None)
     folder = check_output(output, container)
     audio_mode = settings.get("audio") or "keep"
@@ -157,9 +157,10 @@ def decode(
         sound = None
         if loaded.audio is not None and loaded.audio_codec and audio_mode == "keep" and not folder:
             stored = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nvfilter-")))
-            (stored / "audio.mka").write_bytes(loaded.audio)
+            stored_file = stored / ("audio" + STORE_SUFFIX[store_format(loaded.audio_codec)])
+            stored_file.write_bytes(loaded.audio)
             sound = AudioPlan(
-                path=stored / "audio.mka",
+                path=stored_file,
                 codec=loaded.audio_codec,
                 source_seconds=video.duration,
                 tempo=video.duration / float(spec.num_frames / spec.fps),
