@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,23 @@ import pytest
 from nvfilter.ffio import ffmpeg_exe
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+def run(*args: object, input: bytes | None = None):
+    """Invoke the nvfilter command in-process; raises any exception other than SystemExit."""
+    from click.testing import CliRunner
+
+    from nvfilter.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args], input=input)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def nvfilter_cmd(*args: object) -> list[str]:
+    """The nvfilter command line for a separate process."""
+    return [sys.executable, "-m", "nvfilter", *(str(a) for a in args)]
 
 
 def make_clip(path: Path, *args: str) -> Path:

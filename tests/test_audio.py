@@ -9,24 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import make_clip, run
 
 from nvfilter import nvw
 from nvfilter.audio import container_of, tempo_chain
-from nvfilter.cli import main
 from nvfilter.ffio import ffmpeg_exe
-from tests.conftest import make_clip
 
 RATE = 48000
 TONE = 440.0
 NET = ["--epochs", "2", "--channels", "4", "--levels", "2", "--hidden-features", "16"]
-
-
-def run(*args: object):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
 
 
 def samples(path: Path) -> np.ndarray | None:

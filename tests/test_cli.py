@@ -8,19 +8,16 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from conftest import CORPUS, make_clip, read_video
+from conftest import CORPUS, make_clip, nvfilter_cmd, read_video, run
 from PIL import Image
 
 from nvfilter import ffio, nvw
-from nvfilter.cli import main
 
 SMALL_NET = [
     "--hidden-features",
@@ -32,13 +29,6 @@ SMALL_NET = [
     "--lr",
     "1e-3",
 ]
-
-
-def run(*args: str, input: bytes | None = None):
-    result = CliRunner().invoke(main, [str(a) for a in args], input=input)
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -292,10 +282,6 @@ def test_corpus_clips_encode_and_decode(name, tmp_path):
     decoded = tmp_path / "c.mp4"
     assert run("decode", out, decoded, "--preset", "slowmo-2x").exit_code == 0
     assert read_video(decoded).shape[0] == 16
-
-
-def nvfilter_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "nvfilter", *args]
 
 
 def test_stdin_stdout_pipeline(clips, tmp_path):

@@ -6,31 +6,18 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
+from conftest import nvfilter_cmd, run
 from PIL import Image
 from safetensors.torch import load_file
 
 from nvfilter import nvw
-from nvfilter.cli import main
 
 NET = ["--channels", "4", "--levels", "2", "--hidden-features", "16", "--batch-size", "1024"]
-
-
-def run(*args: object):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
-
-def nvfilter_cmd(*args: object) -> list[str]:
-    return [sys.executable, "-m", "nvfilter", *(str(a) for a in args)]
 
 
 def same_weights(a: Path, b: Path) -> bool:
