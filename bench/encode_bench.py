@@ -37,19 +37,21 @@ sys.path.insert(0, str(ROOT))
 
 from nvfilter import ffio  # noqa: E402
 from nvfilter.config import TrainConfig  # noqa: E402
+from nvfilter.encoding import MODEL_DEFAULTS  # noqa: E402
 from nvfilter.hybrid import PlaneField, auto_channels  # noqa: E402
 from nvfilter.metrics import psnr_from_mse  # noqa: E402
-from nvfilter.model import Siren  # noqa: E402
-from nvfilter.pipeline import MODEL_DEFAULTS  # noqa: E402
+from nvfilter.model import Siren, VideoField  # noqa: E402
 from nvfilter.render import reconstruction_mse, render_frame  # noqa: E402
 from nvfilter.train import fit  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
+NVFILTER = [sys.executable, "-m", "nvfilter"]
+"""The command under test, from this checkout, whether or not it is installed on PATH."""
 SIREN_FLOPS_PER_PIXEL = 3 * 2 * (3 * 256 + 5 * 256 * 256 + 256 * 3)
 """Multiply-adds x 2 x (forward + 2 backward matmuls) of SIREN 256x5 per pixel."""
 
 
-class PlainSiren(nn.Module):
+class PlainSiren(VideoField):
     """The seed's SIREN: nn.Linear + torch.sin, plain autograd, same initialisation."""
 
     def __init__(self) -> None:
@@ -163,7 +165,7 @@ def peak_rss_mb(args: list[str]) -> tuple[float, float]:
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, cwd=ROOT
     )
     return int(out.stdout.split()[-1]) / 1024, time.perf_counter() - start
 
@@ -290,14 +292,14 @@ def main() -> None:
         source = str(CORPUS / args.clips[0])
         budget = "5" if args.quick else "30"
         enc_mb, _ = peak_rss_mb(
-            ["nvfilter", "encode", source, str(nvw_path), "-q", "--time-budget", budget]
+            [*NVFILTER, "encode", source, str(nvw_path), "-q", "--time-budget", budget]
         )
         info = ffio.probe(source)
         raw_mb = info.width * info.height * 3 * (info.estimated_frames or 0) / 2**20
         frames_out = 24
         dec_mb, dec_s = peak_rss_mb(
             [
-                "nvfilter",
+                *NVFILTER,
                 "decode",
                 str(nvw_path),
                 str(Path(tmp) / "o.mp4"),
