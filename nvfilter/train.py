@@ -36,7 +36,7 @@ class Progress:
     elapsed: float
     time_budget: float | None
     lr: float = 0.0
-    """Learning rate of the first parameter group (the head's, for the hybrid model)."""
+    """Learning rate of the first parameter group now (the hybrid's planes, at 10x its head's)."""
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,11 @@ def total_steps(num_pixels: int, config: TrainConfig) -> int:
     return max(1, math.ceil(config.epochs * num_pixels / config.batch_size))
 
 
-def make_optimiser(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
+def make_optimiser(model: nn.Module, lr: float) -> torch.optim.Optimizer:
     """Adam over the model's parameter groups; torch's fused kernel where it runs (one pass over
-    all parameters per step instead of several per tensor: 1.75x the steps/s of the hybrid model on
-    a 720x405 clip). Fused and unfused Adam compute the same update and share a state layout."""
+    all parameters per step instead of several per tensor: 0.65 against 4.7 ms a step for the
+    hybrid's 2.2 million parameters at 320x240). Both compute the same update and share a state
+    layout."""
     groups = model.param_groups(lr)  # type: ignore[operator]
     try:
         return torch.optim.Adam(groups, fused=True)
@@ -83,7 +84,7 @@ class Trainer:
         self.steps = total_steps(self.num_pixels, config)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         model.to(self.device)
-        self.optimiser = make_optimiser(model, config.lr, self.device)
+        self.optimiser = make_optimiser(model, config.lr)
         self.base_lrs = [group["lr"] for group in self.optimiser.param_groups]
         self.step = 0
         self.elapsed = 0.0
