@@ -387,7 +387,6 @@ def filter_video(
     The decode flags (--preset, --fps, --width, ...) shape the output; --learn-width and
     --learn-height resize before learning. Ctrl-C stops learning early and still writes OUT.
     """
-    dropped = bool(flags.get("no_audio"))
     settings = render_settings(preset, flags)
     pipeline.check_output(output, container)
     options = encoding.EncodeOptions(
@@ -401,7 +400,7 @@ def filter_video(
         height=learn_height,
         seed=seed,
         device=device,
-        audio=not dropped and settings.get("audio") != "drop",
+        audio=settings.get("audio") != "drop",  # nothing stored that will not be played
     )
     console = Console(quiet)
     with tempfile.TemporaryDirectory(prefix="nvfilter-") as tmp:
