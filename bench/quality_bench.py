@@ -1,0 +1,203 @@
+"""Interpolation and super-resolution quality on held-out frames and pixels, against ffmpeg's filters.
+
+    python bench/quality_bench.py            # the run recorded in BENCHMARKS.md
+    python bench/quality_bench.py --quick    # short training, two clips, to try it out
+
+Temporal: a clip at 160x90 (frames 0..24), keep every k-th frame (k = 2, 4), learn what was kept
+with the default encode (fixed time budget), decode at the original rate (temporal scale k, the
+slowmo path of `nvfilter decode`), and score the frames that were left out, interior ones only
+(between the first and the last kept frame), against the real ones. The same frames are made from
+the kept ones by ffmpeg `minterpolate` (mi_mode=mci, motion compensated), `framerate` (blending)
+and by repeating the nearest kept frame (ties: the earlier one).
+
+Spatial: the clip at 320x176 (24 frames), downscaled by 2 and by 4 with ffmpeg's area filter; the
+small clip is learned and decoded at 320x176 (`--width/--height`), and scored against the
+original; ffmpeg `scale` with bicubic and with lanczos from the same small clip are scored on the
+same frames.
+
+PSNR pools the squared error of all scored frames (as ffmpeg's psnr filter does); SSIM is the mean
+of per-frame SSIM (nvfilter.metrics.ssim). Kept-frame PSNR (the reconstruction of the frames that
+were learned) is reported too: gains in between must not cost it more than 0.5 dB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nvfilter import ffio, metrics  # noqa: E402
+from nvfilter.config import VideoInfo  # noqa: E402
+from nvfilter.encoding import EncodeOptions, create_model, train_config  # noqa: E402
+from nvfilter.render import iter_frames, plan_render  # noqa: E402
+from nvfilter.train import Trainer  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "corpus"
+CLIPS = ["realshort.mp4", "Principe_inertie.avi", "g1.avi", "oa4_launch.webm"]
+TEMPORAL_SIZE = (160, 90)
+TEMPORAL_FRAMES = 25
+SPATIAL_SIZE = (320, 176)  # divisible by 4, so both downscales are exact
+SPATIAL_FRAMES = 24
+
+
+def load(name: str, size: tuple[int, int], frames: int) -> tuple[np.ndarray, Fraction]:
+    path = str(CORPUS / name)
+    src = ffio.probe(path)
+    video = ffio.read_frames(path, src, size[0], size[1], 1, frames)
+    return video.numpy(), src.frame_rate
+
+
+def ffmpeg_filter(
+    frames: np.ndarray, rate: Fraction, graph: str, size: tuple[int, int]
+) -> np.ndarray:
+    """Raw RGB frames through an ffmpeg filter graph, back as RGB frames of ``size``."""
+    count, height, width, _ = frames.shape
+    out = subprocess.run(
+        [
+            ffio.ffmpeg_exe(), "-hide_banner", "-loglevel", "error",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+            "-framerate", str(rate), "-i", "-",
+            "-vf", graph, "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
+        ],
+        input=frames.tobytes(),
+        capture_output=True,
+        check=True,
+    ).stdout  # fmt: skip
+    return np.frombuffer(out, np.uint8).reshape(-1, size[1], size[0], 3)
+
+
+def learn(frames: np.ndarray, rate: Fraction, budget: float):
+    """The default encode of ``frames`` for ``budget`` seconds: the model and its VideoInfo."""
+    tensor = torch.from_numpy(np.ascontiguousarray(frames))
+    video = VideoInfo(
+        width=frames.shape[2], height=frames.shape[1], frames=frames.shape[0], frame_rate=rate
+    )
+    options = EncodeOptions(time_budget=budget)
+    torch.manual_seed(options.seed)
+    model, _ = create_model(options, video)
+    Trainer(model, tensor, train_config(options, "cpu")).run()
+    return model, video
+
+
+def score(test: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """(PSNR pooled over the frames, mean SSIM)."""
+    a, b = torch.from_numpy(np.ascontiguousarray(test)), torch.from_numpy(reference)
+    psnr = metrics.psnr_from_mse(metrics.mse(a, b))
+    ssim = float(np.mean([metrics.ssim(a[k], b[k]) for k in range(a.shape[0])]))
+    return psnr, ssim
+
+
+def nearest(kept: np.ndarray, k: int, count: int) -> np.ndarray:
+    """Frame j is the kept frame nearest in time to j (ties go to the earlier one)."""
+    return np.stack([kept[min(kept.shape[0] - 1, (j + (k - 1) // 2) // k)] for j in range(count)])
+
+
+def temporal(name: str, k: int, budget: float) -> dict[str, tuple[float, float]]:
+    frames, rate = load(name, TEMPORAL_SIZE, TEMPORAL_FRAMES)
+    last = (frames.shape[0] - 1) // k * k  # last kept frame; only frames before it are scored
+    kept = frames[: last + 1 : k]
+    held = [j for j in range(last) if j % k]
+    out_rate = rate
+    in_rate = rate / k
+    size = TEMPORAL_SIZE
+    rows: dict[str, tuple[float, float]] = {}
+    model, video = learn(kept, in_rate, budget)
+    spec = plan_render(video, temporal_scale=Fraction(k), fps=out_rate)
+    decoded = np.stack(list(iter_frames(model, spec, video.frames)))
+    rows["nvfilter (default encode)"] = score(decoded[held], frames[held])
+    rows["nvfilter, kept frames"] = score(decoded[: last + 1 : k], kept)
+    mci = ffmpeg_filter(kept, in_rate, f"minterpolate=fps={out_rate}:mi_mode=mci", size)
+    rows["ffmpeg minterpolate (mci)"] = score(mci[held], frames[held])
+    blend = ffmpeg_filter(kept, in_rate, f"framerate=fps={out_rate}", size)
+    rows["ffmpeg framerate (blend)"] = score(blend[held], frames[held])
+    rows["nearest frame"] = score(nearest(kept, k, last + 1)[held], frames[held])
+    # the filters' own kept frames must come back as they were: a check of the alignment
+    for label, made in (("minterpolate", mci), ("framerate", blend)):
+        drift = score(made[: last + 1 : k], kept)[0]
+        if drift < 40:
+            raise SystemExit(f"{label} output is not aligned with its input ({drift:.1f} dB)")
+    return rows
+
+
+def spatial(name: str, factor: int, budget: float) -> dict[str, tuple[float, float]]:
+    frames, rate = load(name, SPATIAL_SIZE, SPATIAL_FRAMES)
+    width, height = SPATIAL_SIZE
+    small_size = (width // factor, height // factor)
+    small = ffmpeg_filter(
+        frames, rate, f"scale={small_size[0]}:{small_size[1]}:flags=area", small_size
+    )
+    rows: dict[str, tuple[float, float]] = {}
+    model, video = learn(small, rate, budget)
+    spec = plan_render(video, width=width, height=height)
+    decoded = np.stack(list(iter_frames(model, spec, video.frames)))
+    rows["nvfilter (default encode)"] = score(decoded, frames)
+    small_spec = plan_render(video)
+    rows["nvfilter, learned size"] = score(
+        np.stack(list(iter_frames(model, small_spec, video.frames))), small
+    )
+    for flags in ("bicubic", "lanczos"):
+        up = ffmpeg_filter(small, rate, f"scale={width}:{height}:flags={flags}", SPATIAL_SIZE)
+        rows[f"ffmpeg scale {flags}"] = score(up, frames)
+    return rows
+
+
+def table(title: str, results: dict[str, dict[str, tuple[float, float]]]) -> None:
+    clips = list(results)
+    methods = list(next(iter(results.values())))
+    print(f"\n### {title}\n")
+    print("| method | " + " | ".join(clips) + " | mean |")
+    print("| --- |" + " --- |" * (len(clips) + 1))
+    for method in methods:
+        cells = [results[c][method] for c in clips]
+        mean_psnr = np.mean([c[0] for c in cells])
+        mean_ssim = np.mean([c[1] for c in cells])
+        print(
+            f"| {method} | "
+            + " | ".join(f"{p:.2f} dB / {s:.3f}" for p, s in cells)
+            + f" | {mean_psnr:.2f} dB / {mean_ssim:.3f} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="5 s of training, two clips")
+    parser.add_argument("--budget", type=float, default=30.0, help="training seconds per encode")
+    parser.add_argument("--clips", nargs="+", default=CLIPS)
+    args = parser.parse_args()
+    budget = 5.0 if args.quick else args.budget
+    clips = args.clips[:2] if args.quick else args.clips
+    print("Command: python bench/quality_bench.py " + " ".join(sys.argv[1:]))
+    print(
+        f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch "
+        f"{torch.__version__}, {time.strftime('%Y-%m-%d')}; default encode, {budget:g} s per clip"
+    )
+    print("\nEach cell: PSNR (all scored frames pooled) / mean SSIM.")
+    for k in (2, 4):
+        results = {name: temporal(name, k, budget) for name in clips}
+        table(
+            f"Temporal: every {k}th frame kept, the {k - 1} between scored "
+            f"({TEMPORAL_SIZE[0]}x{TEMPORAL_SIZE[1]}, frames 0-{TEMPORAL_FRAMES - 1})",
+            results,
+        )
+    for factor in (2, 4):
+        results = {name: spatial(name, factor, budget) for name in clips}
+        table(
+            f"Spatial: {factor}x downscaled (area), upscaled back to "
+            f"{SPATIAL_SIZE[0]}x{SPATIAL_SIZE[1]} ({SPATIAL_FRAMES} frames)",
+            results,
+        )
+    print(f"\n(benchmark took {time.process_time() / 60:.0f} CPU minutes)")
+
+
+if __name__ == "__main__":
+    main()
