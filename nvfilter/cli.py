@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,34 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 class Group(click.Group):
     """Runs a command, printing nvfilter's errors as one line on stderr (no traceback)."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """click's own usage errors (unknown option, bad value, missing argument) become one
+        ``nvfilter: error:`` line too, with click's exit status 2."""
+        if not standalone_mode:
+            return super().main(args, prog_name, standalone_mode=False, **extra)
+        try:
+            result = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as err:  # bare `nvfilter`: the help
+            err.show()
+            sys.exit(err.exit_code)
+        except click.UsageError as err:
+            where = f" (see '{err.ctx.command_path} --help')" if err.ctx else ""
+            click.echo(f"nvfilter: error: {err.format_message()}{where}", err=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            click.echo(f"nvfilter: error: {err.format_message()}", err=True)
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo("nvfilter: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -452,11 +481,16 @@ def list_presets() -> None:
 
 
 @main.command()
-@click.argument("source", metavar="X.nvw", type=click.Path(dir_okay=False))
+@click.argument("source", metavar="X.nvw")
 @click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
 def info(source: str, as_json: bool) -> None:
-    """Show what a .nvw file holds: the video, the network and how it was trained."""
-    loaded = nvw.load(Path(source))
+    """Show what a .nvw file ('-' for stdin) holds: the video, the network and its training."""
+    with ExitStack() as stack:
+        path = Path(source)
+        if source == "-":
+            path = pipeline.spooled_stdin(stack, "a .nvw", ".nvw", OptionError)
+        loaded = nvw.load(path, label=source)
+        size = path.stat().st_size
     meta = dict(loaded.metadata)
     if as_json:
         meta["architecture"] = loaded.architecture  # type: ignore[assignment]
@@ -465,7 +499,7 @@ def info(source: str, as_json: bool) -> None:
     v, t, a = loaded.video, loaded.training, loaded.architecture
     params = sum(p.numel() for p in loaded.model.parameters())
     lines = [
-        f"file        {source} ({Path(source).stat().st_size:,} bytes, {loaded.dtype})",
+        f"file        {source} ({size:,} bytes, {loaded.dtype})",
         f"format      {meta['format']} version {meta['format_version']}, written by nvfilter "
         f"{loaded.nvfilter_version}",
         f"video       {v.width}x{v.height}, {v.frames} frames at {meta['frame_rate']} fps "
