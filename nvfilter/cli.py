@@ -223,6 +223,14 @@ def device_option(help_text: str) -> Any:
     help="Precision of the weights stored in the .nvw.",
 )
 @click.option(
+    "--precision",
+    type=click.Choice(["float32", "bfloat16"]),
+    default="float32",
+    show_default=True,
+    help="Training arithmetic; bfloat16 runs the network's forward pass in bfloat16 "
+    "(about 2x the steps/s of --model siren on CPUs with AVX-512 BF16); weights stay float32.",
+)
+@click.option(
     "--max-memory",
     metavar="SIZE",
     help="Memory the raw frames may take (e.g. 2G); default: what is free now.",

@@ -84,6 +84,8 @@ class TrainConfig:
     """Stop once the running PSNR estimate reaches this many dB."""
     seed: int = 0
     device: str = "cpu"
+    precision: str = "float32"
+    """``float32``, or ``bfloat16``: the forward pass under autocast (weights stay float32)."""
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,8 @@ class EncodeOptions:
     """Bytes the raw frames may take; default: the memory available now, less a margin."""
     audio: bool = True
     """Store the source's first audio stream in the .nvw."""
+    precision: str = "float32"
+    """Training arithmetic: float32, or bfloat16 (autocast; the stored weights stay float32)."""
 
     def setting(self, name: str) -> Any:
         """The option as given, else the model's default."""
@@ -223,6 +225,7 @@ def train_config(options: EncodeOptions, device: str) -> TrainConfig:
         target_psnr=options.target_psnr,
         seed=options.seed,
         device=device,
+        precision=options.precision,
     )
 
 

@@ -50,12 +50,19 @@ class VideoField(nn.Module):
 class _FusedSine(torch.autograd.Function):
     """sin(w0 (x W^T + b)) in one autograd node: the cosine for the backward pass is computed in
     place of the pre-activation, so one activation-sized tensor is kept instead of two and no
-    temporaries are made. Same operations in the same order as the unfused layer."""
+    temporaries are made. Same operations in the same order as the unfused layer.
+
+    Under autocast (``--precision bfloat16``) it computes in the autocast type, as nn.Linear and
+    torch.sin would, and hands back gradients in the weights' own type."""
 
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, omega_0: float
     ) -> torch.Tensor:
+        ctx.dtypes = (x.dtype, weight.dtype)
+        if torch.is_autocast_enabled(x.device.type):
+            low = torch.get_autocast_dtype(x.device.type)
+            x, weight, bias = x.to(low), weight.to(low), bias.to(low)
         phase = torch.addmm(bias, x, weight.t()).mul_(omega_0)
         out = torch.sin(phase)
         ctx.omega_0 = omega_0
@@ -65,10 +72,12 @@ class _FusedSine(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         x, weight, cosine = ctx.saved_tensors
-        grad_phase = grad * cosine
+        x_dtype, weight_dtype = ctx.dtypes
+        grad_phase = grad.to(cosine.dtype) * cosine
         grad_phase.mul_(ctx.omega_0)
-        grad_x = grad_phase @ weight if ctx.needs_input_grad[0] else None
-        return grad_x, grad_phase.t() @ x, grad_phase.sum(0), None
+        grad_x = (grad_phase @ weight).to(x_dtype) if ctx.needs_input_grad[0] else None
+        grad_weight = (grad_phase.t() @ x).to(weight_dtype)
+        return grad_x, grad_weight, grad_phase.sum(0, dtype=weight_dtype), None
 
 
 class SineLayer(nn.Module):

@@ -167,7 +167,13 @@ class Trainer:
                 )
                 coords = index_coords(index, self.width, self.height, self.num_frames)
                 target = self.colors[index].to(torch.float32) / 255.0
-                loss = torch.mean((model(coords) - target) ** 2)
+                with torch.autocast(
+                    self.device.type,
+                    dtype=torch.bfloat16,
+                    enabled=config.precision == "bfloat16",
+                ):
+                    predicted = model(coords)
+                loss = torch.mean((predicted.float() - target) ** 2)
                 self.optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimiser.step()

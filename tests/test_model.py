@@ -76,3 +76,27 @@ def test_fused_sine_layer_matches_plain_autograd():
         assert torch.allclose(a, p.grad, rtol=1e-5, atol=1e-7)
     with torch.no_grad():
         assert torch.equal(model(coords), torch.sigmoid(model.final(out)).detach())
+
+
+def test_fused_sine_layer_under_bfloat16_autocast_matches_plain_autocast():
+    torch.manual_seed(0)
+    model = Siren(hidden_features=32, hidden_layers=3)
+    coords = torch.rand(256, 3) * 2 - 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fused_out = model(coords)
+    fused_out.float().square().mean().backward()
+    fused = [p.grad.clone() for p in model.parameters()]
+    assert all(g.dtype == torch.float32 for g in fused)
+    model.zero_grad()
+    with torch.autocast(
+        "cpu", dtype=torch.bfloat16
+    ):  # nn.Linear + torch.sin, as autocast runs them
+        out = coords
+        for layer in model.net:
+            out = torch.sin(layer.omega_0 * layer.linear(out))
+        plain_out = torch.sigmoid(model.final(out))
+    plain_out.float().square().mean().backward()
+    assert fused_out.dtype == plain_out.dtype
+    assert torch.allclose(fused_out.float(), plain_out.float(), atol=2e-2)
+    for a, p in zip(fused, model.parameters(), strict=True):
+        assert torch.allclose(a, p.grad, rtol=0.1, atol=2e-3 * p.grad.abs().max().item())

@@ -54,3 +54,9 @@ def test_time_budget_and_target_psnr_stop_early():
     assert result.stopped_by == "time-budget" and 0.5 <= result.seconds < 5
     _, result = train_once(0, epochs=10**6, target_psnr=20.0)
     assert result.stopped_by == "target-psnr"
+
+
+def test_bfloat16_training_learns_and_keeps_float32_weights():
+    model, result = train_once(0, precision="bfloat16")
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert psnr_from_mse(reconstruction_mse(model, gradient_video()), peak=1.0) > 28
