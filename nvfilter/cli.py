@@ -442,8 +442,9 @@ def filter_video(
     console = Console(quiet)
     with tempfile.TemporaryDirectory(prefix="nvfilter-") as tmp:
         nvw_path = keep_nvw or str(Path(tmp) / "video.nvw")
-        result = encoding.encode(source, nvw_path, options, console)
-        pipeline.decode(nvw_path, output, settings, device, container, console)
+        label = keep_nvw or "the learned network"
+        result = encoding.encode(source, nvw_path, options, console, output_label=label)
+        pipeline.decode(nvw_path, output, settings, device, container, console, label)
     if result.stopped_by == "interrupt":
         sys.exit(130)
 

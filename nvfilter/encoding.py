@@ -235,8 +235,10 @@ def encode(
     options: EncodeOptions,
     console: Console,
     run: RunOptions = RunOptions(),
+    output_label: str | None = None,
 ) -> TrainResult:
-    """Learn the video at ``source`` and write the .nvw to ``output`` (``-``: stdin/stdout).
+    """Learn the video at ``source`` and write the .nvw to ``output`` (``-``: stdin/stdout);
+    ``output_label`` names the output in messages when it is a temporary file.
 
     With ``run.resume`` the network, the optimiser and the settings come from that checkpoint
     (``options.device`` still applies) and training goes on where it stopped.
@@ -303,7 +305,7 @@ def encode(
     write_bytes(data, output)
     bpp = len(data) * 8 / (video.width * video.height * video.frames)
     console.message(
-        f"encoded {source} -> {output}: PSNR {psnr:.2f} dB after {fitted.steps} steps in "
+        f"encoded {source} -> {output_label or output}: PSNR {psnr:.2f} dB after {fitted.steps} steps in "
         f"{fitted.seconds:.1f} s ({fitted.stopped_by}), {human_bytes(len(data))}, "
         f"{bpp:.3f} bits/pixel"
         + (f" (audio {human_bytes(len(src.audio[0]))})" if src.audio else "")

@@ -127,8 +127,10 @@ def decode(
     device_name: str,
     container: str | None,
     console: Console,
+    source_label: str | None = None,
 ) -> None:
-    """Render the .nvw at ``source`` with the merged preset/flag ``settings`` into ``output``."""
+    """Render the .nvw at ``source`` with the merged preset/flag ``settings`` into ``output``;
+    ``source_label`` names the source in messages when it is a temporary file."""
     device = resolve_device(device_name)
     with ExitStack() as stack:
         path = Path(source)
@@ -212,7 +214,7 @@ def decode(
         else (f" (padded to {padded[0]}x{padded[1]} for the pixel format)")
     )
     console.message(
-        f"decoded {source} -> {output}: {spec.num_frames} frames {spec.width}x{spec.height}"
+        f"decoded {source_label or source} -> {output}: {spec.num_frames} frames {spec.width}x{spec.height}"
         f"{note} at {rate_text(spec.fps)} fps ({float(spec.num_frames / spec.fps):.2f} s) in "
         f"{time.perf_counter() - start:.1f} s"
     )
