@@ -160,49 +160,100 @@ def device_option(help_text: str) -> Any:
     )
 
 
+NETWORK_OPTIONS = [
+    click.option(
+        "--hidden-features",
+        type=positive_int,
+        help="SIREN layer width, or the hybrid's head width [siren 256, hybrid 32].",
+    ),
+    click.option(
+        "--hidden-layers",
+        type=click.IntRange(min=0),
+        help="SIREN sine layers after the first, or hybrid head layers [siren 5, hybrid 2].",
+    ),
+    click.option(
+        "--omega-0",
+        type=positive_float,
+        default=30.0,
+        show_default=True,
+        help="SIREN frequency w0 in sin(w0 (Wx + b)).",
+    ),
+    click.option(
+        "--channels",
+        type=positive_int,
+        help="Hybrid: features per plane [picked from the video size: 16 or 8].",
+    ),
+    click.option("--levels", type=positive_int, help="Hybrid: plane resolutions [3]."),
+    click.option(
+        "--batch-size",
+        type=positive_int,
+        help="Random pixels per optimiser step [siren 65536, hybrid 4096].",
+    ),
+    click.option(
+        "--lr",
+        type=positive_float,
+        help="Adam learning rate [siren 1e-4; hybrid 3e-3 for the head, 10x for the planes].",
+    ),
+    click.option(
+        "--lr-schedule",
+        type=click.Choice(["constant", "cosine"]),
+        help="Learning rate over the run [siren constant, hybrid cosine].",
+    ),
+    click.option(
+        "--precision",
+        type=click.Choice(["float32", "bfloat16"]),
+        default="float32",
+        show_default=True,
+        help="Training arithmetic; bfloat16 runs the network's forward pass in bfloat16 "
+        "(about 2x the steps/s of --model siren on CPUs with AVX-512 BF16); weights stay float32.",
+    ),
+]
+"""How the network is built and trained: shared by `encode` and `filter`."""
+
+
+RUN_FOLDER_OPTIONS = [
+    click.option(
+        "--outputs",
+        metavar="DIR",
+        help="Write the run here as it trains: config.json, checkpoints, sample frames, "
+        "metrics.jsonl, training_progress.png, comparison frames.",
+    ),
+    click.option(
+        "--checkpoint-every",
+        type=positive_int,
+        metavar="STEPS",
+        help="Steps between checkpoints in --outputs [a tenth of the run].",
+    ),
+]
+"""The --outputs folder of a training run: shared by `encode` and `filter`."""
+
+
+def option_names(options: list[Any]) -> list[str]:
+    """The parameter names of a list of click option decorators."""
+
+    def probe() -> None:
+        pass
+
+    return [param.name for param in with_options(options)(click.command()(probe)).params]
+
+
+def with_options(options: list[Any]) -> Any:
+    """A decorator adding a list of click options to a command, in the list's order."""
+
+    def decorate(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @main.command()
 @click.argument("source", metavar="IN")
 @click.argument("output", metavar="OUT.nvw")
 @MODEL_OPTION
 @EPOCHS_OPTION
-@click.option(
-    "--hidden-features",
-    type=positive_int,
-    help="SIREN layer width, or the hybrid's head width [siren 256, hybrid 32].",
-)
-@click.option(
-    "--hidden-layers",
-    type=click.IntRange(min=0),
-    help="SIREN sine layers after the first, or hybrid head layers [siren 5, hybrid 2].",
-)
-@click.option(
-    "--omega-0",
-    type=positive_float,
-    default=30.0,
-    show_default=True,
-    help="SIREN frequency w0 in sin(w0 (Wx + b)).",
-)
-@click.option(
-    "--channels",
-    type=positive_int,
-    help="Hybrid: features per plane [picked from the video size: 16 or 8].",
-)
-@click.option("--levels", type=positive_int, help="Hybrid: plane resolutions [3].")
-@click.option(
-    "--batch-size",
-    type=positive_int,
-    help="Random pixels per optimiser step [siren 65536, hybrid 4096].",
-)
-@click.option(
-    "--lr",
-    type=positive_float,
-    help="Adam learning rate [siren 1e-4; hybrid 3e-3 for the head, 10x for the planes].",
-)
-@click.option(
-    "--lr-schedule",
-    type=click.Choice(["constant", "cosine"]),
-    help="Learning rate over the run [siren constant, hybrid cosine].",
-)
+@with_options(NETWORK_OPTIONS)
 @MAX_FRAMES_OPTION
 @FRAME_STEP_OPTION
 @click.option("--width", type=positive_int, help="Resize to this width before training.")
@@ -223,31 +274,12 @@ def device_option(help_text: str) -> Any:
     help="Precision of the weights stored in the .nvw.",
 )
 @click.option(
-    "--precision",
-    type=click.Choice(["float32", "bfloat16"]),
-    default="float32",
-    show_default=True,
-    help="Training arithmetic; bfloat16 runs the network's forward pass in bfloat16 "
-    "(about 2x the steps/s of --model siren on CPUs with AVX-512 BF16); weights stay float32.",
-)
-@click.option(
     "--max-memory",
     metavar="SIZE",
     help="Memory the raw frames may take (e.g. 2G); default: what is free now.",
 )
 @NO_AUDIO_OPTION
-@click.option(
-    "--outputs",
-    metavar="DIR",
-    help="Write the run here as it trains: config.json, checkpoints, sample frames, "
-    "metrics.jsonl, training_progress.png, comparison frames.",
-)
-@click.option(
-    "--checkpoint-every",
-    type=positive_int,
-    metavar="STEPS",
-    help="Steps between checkpoints in --outputs [a tenth of the run].",
-)
+@with_options(RUN_FOLDER_OPTIONS)
 @click.option(
     "--resume",
     metavar="DIR|CHECKPOINT",
@@ -352,16 +384,10 @@ def render_settings(preset: str | None, flags: dict[str, Any]) -> dict[str, Any]
     return presets.merge(presets.load(preset) if preset else {}, flags)
 
 
-def render_options(command: Any) -> Any:
-    for option in reversed(RENDER_OPTIONS):
-        command = option(command)
-    return command
-
-
 @main.command()
 @click.argument("source", metavar="IN.nvw")
 @click.argument("output", metavar="OUT")
-@render_options
+@with_options(RENDER_OPTIONS)
 @device_option("Where to render.")
 @QUIET_OPTION
 def decode(
@@ -385,11 +411,13 @@ def decode(
 @main.command(name="filter")
 @click.argument("source", metavar="IN")
 @click.argument("output", metavar="OUT")
-@render_options
+@with_options(RENDER_OPTIONS)
 @MODEL_OPTION
 @TIME_BUDGET_OPTION
 @EPOCHS_OPTION
 @TARGET_PSNR_OPTION
+@with_options(NETWORK_OPTIONS)
+@with_options(RUN_FOLDER_OPTIONS)
 @MAX_FRAMES_OPTION
 @FRAME_STEP_OPTION
 @click.option("--learn-width", type=positive_int, help="Resize to this width before learning.")
@@ -417,13 +445,17 @@ def filter_video(
     keep_nvw: str | None,
     device: str,
     quiet: bool,
+    outputs: str | None,
+    checkpoint_every: int | None,
     **flags: Any,
 ) -> None:
     """Learn IN ('-' for stdin) and play it into OUT in one go, like an ffmpeg filter.
 
-    The decode flags (--preset, --fps, --width, ...) shape the output; --learn-width and
-    --learn-height resize before learning. Ctrl-C stops learning early and still writes OUT.
+    The decode flags (--preset, --fps, --width, ...) shape the output; the encode flags
+    (--model, --epochs, --lr, ...) the learning, where --learn-width and --learn-height resize.
+    Ctrl-C stops learning early and still writes OUT.
     """
+    network = {name: flags.pop(name) for name in option_names(NETWORK_OPTIONS)}
     settings = render_settings(preset, flags)
     pipeline.check_output(output, container)
     options = encoding.EncodeOptions(
@@ -438,12 +470,14 @@ def filter_video(
         seed=seed,
         device=device,
         audio=settings.get("audio") != "drop",  # nothing stored that will not be played
+        **network,
     )
+    run = encoding.RunOptions(outputs=outputs, checkpoint_every=checkpoint_every)
     console = Console(quiet)
     with tempfile.TemporaryDirectory(prefix="nvfilter-") as tmp:
         nvw_path = keep_nvw or str(Path(tmp) / "video.nvw")
         label = keep_nvw or "the learned network"
-        result = encoding.encode(source, nvw_path, options, console, output_label=label)
+        result = encoding.encode(source, nvw_path, options, console, run, output_label=label)
         pipeline.decode(nvw_path, output, settings, device, container, console, label)
     if result.stopped_by == "interrupt":
         sys.exit(130)

@@ -128,3 +128,17 @@ def test_run_folder_mistakes_are_one_line_errors(clips, tmp_path):
     assert result.exit_code == 1 and "leave out --lr" in result.stderr
     result = run("encode", clips["smooth"], tmp_path / "o.nvw", "--resume", folder)
     assert result.exit_code == 1 and "not the same video" in result.stderr
+
+
+def test_filter_takes_the_encode_flags_and_outputs(clips, tmp_path):
+    folder = tmp_path / "run"
+    result = run(
+        "filter", clips["testsrc"], tmp_path / "o.mp4", *NET, "--epochs", "1",
+        "--outputs", folder, "--precision", "bfloat16", "--keep-nvw", tmp_path / "k.nvw",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    kept = nvw.load(tmp_path / "k.nvw")
+    assert kept.architecture["channels"] == 4 and kept.architecture["head_features"] == 16
+    config = json.loads((folder / "config.json").read_text())
+    assert config["train"]["precision"] == "bfloat16" and config["train"]["batch_size"] == 1024
+    assert (folder / "training_progress.png").is_file()
