@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
-from nvfilter.metrics import psnr_from_mse
+from nvfilter.metrics import mse, psnr_from_mse
 
 
 def _pyplot() -> Any:
@@ -40,8 +41,7 @@ def comparison(original: np.ndarray, recon: np.ndarray, title: str, path: Path) 
     """original | reconstruction | error map, the frame's PSNR on each panel."""
     plt = _pyplot()
     error = np.abs(original.astype(np.float32) - recon.astype(np.float32)).mean(axis=2)
-    mse = float(np.mean((original.astype(np.float64) - recon.astype(np.float64)) ** 2))
-    psnr = psnr_from_mse(mse, peak=255.0)
+    psnr = psnr_from_mse(mse(torch.from_numpy(original), torch.from_numpy(recon)))
     height, width, _ = original.shape
     panel = max(2.5, min(6.0, width / 100))
     fig, axes = plt.subplots(

@@ -31,7 +31,7 @@ from safetensors.torch import save
 
 from nvfilter import __version__, plots
 from nvfilter.errors import OptionError, OutputError
-from nvfilter.outputs import atomic_file
+from nvfilter.outputs import atomic_file, write_bytes
 
 STATE_SUFFIX = ".optim.safetensors"
 CHECKPOINT_PATTERN = re.compile(r"checkpoint_(\d+)\.nvw$")
@@ -82,14 +82,11 @@ class RunFolder:
             self.records = [
                 record for record in read_metrics(self.metrics) if record["step"] <= resuming_step
             ]
-            self._write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in self.records))
-
-    def _write_text(self, target: Path, text: str) -> None:
-        with atomic_file(target) as temp:
-            temp.write_text(text, encoding="utf-8")
+            lines = "".join(json.dumps(r) + "\n" for r in self.records)
+            write_bytes(lines.encode(), str(self.metrics))
 
     def write_config(self, config: dict[str, Any]) -> None:
-        self._write_text(self.path / "config.json", json.dumps(config, indent=2) + "\n")
+        write_bytes((json.dumps(config, indent=2) + "\n").encode(), str(self.path / "config.json"))
 
     def log(self, record: dict[str, Any]) -> None:
         """Append one line to metrics.jsonl (flushed at once, so a killed run keeps it)."""
@@ -106,10 +103,8 @@ class RunFolder:
         """Write the optimiser state, then the .nvw (so a .nvw present always has its state)."""
         target = self.path / checkpoint_name(step)
         tensors, metadata = state
-        with atomic_file(state_path(target)) as temp:
-            temp.write_bytes(save(tensors, metadata=metadata))
-        with atomic_file(target) as temp:
-            temp.write_bytes(nvw_bytes)
+        write_bytes(save(tensors, metadata=metadata), str(state_path(target)))
+        write_bytes(nvw_bytes, str(target))
         return target
 
     def recon_sample(
