@@ -185,22 +185,25 @@ class Trainer:
                 previous = self.smoothed_mse
                 self.smoothed_mse = mse if previous is None else 0.9 * previous + 0.1 * mse
                 psnr = psnr_from_mse(self.smoothed_mse, peak=1.0)
-                report = Progress(
-                    self.step,
-                    self.steps,
-                    mse,
-                    psnr,
-                    self.elapsed,
-                    config.time_budget,
-                    self.lr,
-                )
-                if on_progress and (
+                report_due = bool(on_progress) and (
                     self.elapsed - last_report >= report_every or self.step == self.steps
-                ):
-                    last_report = self.elapsed
-                    on_progress(report)
-                if on_log and (self.step % log_every == 0 or self.step == self.steps):
-                    on_log(report)
+                )
+                log_due = bool(on_log) and (self.step % log_every == 0 or self.step == self.steps)
+                if report_due or log_due:
+                    report = Progress(
+                        self.step,
+                        self.steps,
+                        mse,
+                        psnr,
+                        self.elapsed,
+                        config.time_budget,
+                        self.lr,
+                    )
+                    if on_progress and report_due:
+                        last_report = self.elapsed
+                        on_progress(report)
+                    if on_log and log_due:
+                        on_log(report)
                 due = bool(checkpoint_every) and self.step % checkpoint_every == 0  # type: ignore[operator]
                 while (due or (pending and self.elapsed >= pending[0])) and on_checkpoint:
                     paused = time.perf_counter()
