@@ -4,7 +4,7 @@ from nvfilter.config import TrainConfig
 from nvfilter.metrics import psnr_from_mse
 from nvfilter.model import Siren
 from nvfilter.render import reconstruction_mse
-from nvfilter.train import fit, total_steps
+from nvfilter.train import Trainer, fit, total_steps
 
 
 def gradient_video(frames=4, height=12, width=16):
@@ -60,3 +60,31 @@ def test_bfloat16_training_learns_and_keeps_float32_weights():
     model, result = train_once(0, precision="bfloat16")
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert psnr_from_mse(reconstruction_mse(model, gradient_video()), peak=1.0) > 28
+
+
+def test_chunked_backward_gives_the_whole_batch_gradient():
+    def gradients(chunk_rows):
+        torch.manual_seed(0)
+        model = Siren(hidden_features=32, hidden_layers=2)
+        model.cpu_chunk_rows = lambda: chunk_rows  # type: ignore[method-assign]
+        model.register_forward_hook(lambda module, args, out: passes.append(len(args[0])))
+        trainer = Trainer(model, gradient_video(), TrainConfig(batch_size=500))
+        coords = torch.rand(500, 3) * 2 - 1
+        target = torch.rand(500, 3)
+        loss = trainer._backward(coords, target)
+        return loss, [p.grad.clone() for p in model.parameters()]
+
+    passes: list[int] = []
+    whole_loss, whole = gradients(None)
+    assert passes == [500]
+    passes.clear()
+    chunked_loss, chunked = gradients(128)
+    assert passes == [128, 128, 128, 116]
+    assert torch.allclose(whole_loss, chunked_loss, rtol=1e-6)
+    for a, b in zip(whole, chunked, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_siren_trains_in_cache_sized_chunks_on_cpu():
+    assert Siren(hidden_features=256).cpu_chunk_rows() == 4096
+    assert Siren(hidden_features=32).cpu_chunk_rows() == 32768
