@@ -42,7 +42,7 @@ from nvfilter.hybrid import PlaneField, auto_channels  # noqa: E402
 from nvfilter.metrics import psnr_from_mse  # noqa: E402
 from nvfilter.model import Siren, VideoField  # noqa: E402
 from nvfilter.render import reconstruction_mse, render_frame  # noqa: E402
-from nvfilter.train import fit  # noqa: E402
+from nvfilter.train import Trainer, fit  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 NVFILTER = [sys.executable, "-m", "nvfilter"]
@@ -95,6 +95,7 @@ def matmul_flops(dtype: torch.dtype, size: int = 4096, repeats: int = 5) -> floa
 
 
 def siren_step_seconds(model: nn.Module, batch: int = 65536, steps: int = 3) -> float:
+    """Seconds per step of the plain loop: one forward and backward of the whole batch."""
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
     coords = torch.rand(batch, 3) * 2 - 1
     target = torch.rand(batch, 3)
@@ -110,6 +111,19 @@ def siren_step_seconds(model: nn.Module, batch: int = 65536, steps: int = 3) -> 
     for _ in range(steps):
         step()
     return (time.perf_counter() - start) / steps
+
+
+def trainer_step_seconds(precision: str, batch: int = 65536, steps: int = 3) -> float:
+    """Seconds per step of `--model siren` as encode trains it (train.Trainer: sampling,
+    chunked passes, fused Adam), on random 160x90x24 frames."""
+    torch.manual_seed(0)
+    frames = torch.randint(0, 256, (24, 90, 160, 3), dtype=torch.uint8)
+    config = TrainConfig(epochs=1e9, batch_size=batch, lr=1e-4, precision=precision)
+    trainer = Trainer(Siren(), frames, config)
+    trainer.steps = 1
+    warm_up = trainer.run().seconds
+    trainer.steps = 1 + steps
+    return (trainer.run().seconds - warm_up) / steps
 
 
 def psnr_curve(model, frames, config: TrainConfig, checkpoints) -> tuple[dict, int]:
@@ -156,6 +170,22 @@ def siren_config(budget: float) -> TrainConfig:
     return TrainConfig(epochs=1e9, batch_size=d["batch_size"], lr=d["lr"], time_budget=budget)
 
 
+FAST_SIREN_FLAGS = "--batch-size 4096 --lr 3e-4 --lr-schedule cosine"
+"""Flags of `--model siren` (the same network) that train it fastest per second on a CPU
+(BENCHMARKS.md), with --precision float32 or bfloat16."""
+
+
+def fast_siren_config(budget: float, precision: str) -> TrainConfig:
+    return TrainConfig(
+        epochs=1e9,
+        batch_size=4096,
+        lr=3e-4,
+        lr_schedule="cosine",
+        time_budget=budget,
+        precision=precision,
+    )
+
+
 def peak_rss_mb(args: list[str]) -> tuple[float, float]:
     """Run a command in a fresh process; its peak resident memory (MB) and wall time (s)."""
     start = time.perf_counter()
@@ -176,12 +206,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--clips", nargs="+", default=["realshort.mp4", "Principe_inertie.avi"])
     parser.add_argument("--large", default="oa4_launch.webm")
+    parser.add_argument(
+        "--part",
+        choices=["all", "siren"],
+        default="all",
+        help="siren: only the throughput table and the SIREN rows (no hybrid, decode, memory)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     budgets = [2, 5, 10] if args.quick else [15, 30, 60, 240]
     longest = budgets[-1]
     large_budget = 20 if args.quick else 300
-    fine = [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 240, 300]
+    fine = sorted({0.5, 1, 2, 5, 10, 15, 30, 60, 120, 240, 300, longest / 5})
 
     print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
     print(
@@ -190,20 +226,28 @@ def main() -> None:
     )
 
     fp32 = matmul_flops(torch.float32)
-    plain_s = siren_step_seconds(PlainSiren())
-    fused_s = siren_step_seconds(Siren())
+    bf16 = matmul_flops(torch.bfloat16)
+    rows = [
+        ("plain reference (nn.Linear + sin, whole batch)", siren_step_seconds(PlainSiren()), ""),
+        ("`--model siren`, float32", trainer_step_seconds("float32"), ""),
+        (
+            "`--model siren --precision bfloat16`",
+            trainer_step_seconds("bfloat16"),
+            " / {:.0%} of bfloat16",
+        ),
+    ]
     print("## Training throughput, SIREN 256x5, batch 65536\n")
-    print(f"matrix multiply (float32, 4096^3): {fp32 / 1e9:.0f} GFLOP/s\n")
-    print("| loop | s/step | pixels/s | GFLOP/s | of matmul |")
+    print(
+        f"matrix multiply (4096^3): float32 {fp32 / 1e9:.0f} GFLOP/s, "
+        f"bfloat16 {bf16 / 1e9:.0f} GFLOP/s\n"
+    )
+    print("| loop | s/step | pixels/s | GFLOP/s | of float32 matmul |")
     print("| --- | --- | --- | --- | --- |")
-    for name, seconds in (
-        ("plain reference (nn.Linear + sin)", plain_s),
-        ("`--model siren` (fused sine layer)", fused_s),
-    ):
+    for name, seconds, extra in rows:
         flops = SIREN_FLOPS_PER_PIXEL * 65536 / seconds
         print(
             f"| {name} | {seconds:.2f} | {65536 / seconds:,.0f} | {flops / 1e9:.0f} | "
-            f"{flops / fp32:.0%} |"
+            f"{flops / fp32:.0%}{extra.format(flops / bf16)} |"
         )
     print()
 
@@ -218,9 +262,22 @@ def main() -> None:
         siren_curve, siren_steps = psnr_curve(
             Siren(), frames, siren_config(longest), [c for c in fine if c <= longest]
         )
+        fast_budget = longest / 5
+        fast_runs = {}
+        for precision in ("float32", "bfloat16"):
+            torch.manual_seed(0)
+            fast = Siren()
+            curve, steps = psnr_curve(
+                fast,
+                frames,
+                fast_siren_config(fast_budget, precision),
+                [c for c in fine if c < fast_budget],
+            )
+            curve[fast_budget] = psnr_from_mse(reconstruction_mse(fast, frames), peak=1.0)
+            fast_runs[f"{FAST_SIREN_FLAGS} --precision {precision}"] = (curve, steps)
         hybrid_at = {}
         hybrid_curve: dict[float, float] = {}
-        for budget in budgets:
+        for budget in budgets if args.part == "all" else []:
             torch.manual_seed(0)
             model = hybrid(frames)
             checkpoints = [c for c in fine if c < budget] if budget == longest else []
@@ -228,33 +285,51 @@ def main() -> None:
             hybrid_at[budget] = (psnr_from_mse(reconstruction_mse(model, frames), peak=1.0), steps)
             if budget == longest:
                 hybrid_curve = {**curve, budget: hybrid_at[budget][0]}
-        params = sum(p.numel() for p in hybrid(frames).parameters())
-        print("| method | " + " | ".join(f"PSNR at {b:g} s" for b in budgets) + " | steps |")
-        print("| --- |" + " --- |" * (len(budgets) + 1))
+        columns = sorted({*budgets, fast_budget})
+        print("| method | " + " | ".join(f"PSNR at {b:g} s" for b in columns) + " | steps |")
+        print("| --- |" + " --- |" * (len(columns) + 1))
         for name, curve, steps in (
             ("plain reference loop (seed SIREN)", plain_curve, plain_steps),
             ("`--model siren`", siren_curve, siren_steps),
+            *(
+                (f"`--model siren {flags} --time-budget {fast_budget:g}`", curve, steps)
+                for flags, (curve, steps) in fast_runs.items()
+            ),
         ):
-            cells = [f"{curve[b]:.2f} dB" if b in curve else "-" for b in budgets]
+            cells = [f"{curve[b]:.2f} dB" if b in curve else "-" for b in columns]
             print(f"| {name} | " + " | ".join(cells) + f" | {steps} |")
-        cells = [f"{hybrid_at[b][0]:.2f} dB" for b in budgets]
-        print(
-            f"| default encode (hybrid, {params:,} parameters; one run per budget) | "
-            + " | ".join(cells)
-            + f" | {hybrid_at[longest][1]} |"
-        )
+        if hybrid_at:
+            params = sum(p.numel() for p in hybrid(frames).parameters())
+            cells = [f"{hybrid_at[b][0]:.2f} dB" if b in hybrid_at else "-" for b in columns]
+            print(
+                f"| default encode (hybrid, {params:,} parameters; one run per budget) | "
+                + " | ".join(cells)
+                + f" | {hybrid_at[longest][1]} |"
+            )
         plain_best = plain_curve[max(plain_curve)]
-        print(
-            f"\n- default encode reaches the plain loop's {longest:g} s PSNR "
-            f"({plain_best:.2f} dB) after {first_reach(hybrid_curve, plain_best)} "
-            f"(in its {longest:g} s run)"
-        )
+        print(f"\n- the plain loop's {longest:g} s PSNR is {plain_best:.2f} dB")
+        if hybrid_curve:
+            print(
+                f"- default encode reaches it after {first_reach(hybrid_curve, plain_best)} "
+                f"(in its {longest:g} s run)"
+            )
         print(f"- `--model siren` reaches it after {first_reach(siren_curve, plain_best)}")
-        best = hybrid_curve[max(hybrid_curve)]
-        print(
-            f"- the plain loop reaches the default encode's best ({best:.2f} dB) "
-            f"{first_reach(plain_curve, best).replace('not within', 'not within its')}\n"
-        )
+        for flags, (curve, _) in fast_runs.items():
+            print(
+                f"- `--model siren {flags}` reaches it after "
+                f"{first_reach(curve, plain_best)} (in its {fast_budget:g} s run)"
+            )
+        if hybrid_curve:
+            best = hybrid_curve[max(hybrid_curve)]
+            print(
+                f"- the plain loop reaches the default encode's best ({best:.2f} dB) "
+                f"{first_reach(plain_curve, best).replace('not within', 'not within its')}"
+            )
+        print()
+
+    if args.part == "siren":
+        print(f"(benchmark took {time.process_time() / 60:.0f} CPU minutes)")
+        return
 
     frames = load(args.large, 720, 405, 190)
     n, h, w, _ = frames.shape
