@@ -72,7 +72,8 @@ class PlainSiren(VideoField):
     def render_rows(self, t: float, width: int, height: int, start: int, stop: int):
         from nvfilter.coords import rows_coords
 
-        return self(rows_coords(width, height, t, start, stop))
+        device = self.final.weight.device
+        return self(rows_coords(width, height, t, start, stop, device))
 
 
 def load(name: str, width: int, height: int | None, frames: int) -> torch.Tensor:

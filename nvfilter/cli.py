@@ -16,6 +16,7 @@ from nvfilter import __version__, encoding, nvw, pipeline, presets
 from nvfilter.errors import NvfilterError, OptionError
 from nvfilter.evaluate import evaluate as evaluate_nvw
 from nvfilter.progress import Console
+from nvfilter.train import PRECISIONS
 
 SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
@@ -201,11 +202,12 @@ NETWORK_OPTIONS = [
     ),
     click.option(
         "--precision",
-        type=click.Choice(["float32", "bfloat16"]),
-        default="float32",
+        type=click.Choice(list(PRECISIONS)),
+        default="auto",
         show_default=True,
-        help="Training arithmetic; bfloat16 runs the network's forward pass in bfloat16 "
-        "(about 2x the steps/s of --model siren on CPUs with AVX-512 BF16); weights stay float32.",
+        help="Training arithmetic: auto (float32 on a CPU, the measured best on a GPU), "
+        "float32, tf32 (NVIDIA GPUs) or bfloat16 (the forward pass under autocast: about 2x "
+        "the steps/s of --model siren on CPUs with AVX-512 BF16); weights stay float32.",
     ),
 ]
 """How the network is built and trained: shared by `encode` and `filter`."""

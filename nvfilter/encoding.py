@@ -35,7 +35,7 @@ from nvfilter.run_folder import (
     read_state,
     versions,
 )
-from nvfilter.train import Progress, Trainer
+from nvfilter.train import Progress, Trainer, resolve_precision
 
 MEMORY_MARGIN = 600 * 2**20
 """Memory kept free for the network, its activations and Python beside the raw frames."""
@@ -95,8 +95,9 @@ class EncodeOptions:
     """Bytes the raw frames may take; default: the memory available now, less a margin."""
     audio: bool = True
     """Store the source's first audio stream in the .nvw."""
-    precision: str = "float32"
-    """Training arithmetic: float32, or bfloat16 (autocast; the stored weights stay float32)."""
+    precision: str = "auto"
+    """Training arithmetic: auto, float32, tf32 (CUDA) or bfloat16 (autocast); weights stay
+    float32."""
 
     def setting(self, name: str) -> Any:
         """The option as given, else the model's default."""
@@ -225,7 +226,7 @@ def train_config(options: EncodeOptions, device: str) -> TrainConfig:
         target_psnr=options.target_psnr,
         seed=options.seed,
         device=device,
-        precision=options.precision,
+        precision=resolve_precision(options.precision, device),
     )
 
 
@@ -247,6 +248,7 @@ def encode(
     if run.resume:
         options, run, resumed = resume_point(options, run)
     device = resolve_device(options.device)
+    resolve_precision(options.precision, device)  # a bad pairing is refused before reading
     folder = None
     outputs = run.outputs or (
         str(resumed[0].parent) if resumed and Path(run.resume or "").is_dir() else None
@@ -283,7 +285,7 @@ def encode(
         f"{human_bytes(frames.numel())} raw"
         + (f", {src.audio[1]} audio" if src.audio else "")
         + f") -> {description}; {config.epochs:g} epochs of batches of {config.batch_size}, "
-        f"lr {config.lr:g} {config.lr_schedule}, on {device}"
+        f"lr {config.lr:g} {config.lr_schedule}, on {device} in {config.precision}"
         + (f"; resuming at step {trainer.step}" if resumed else "")
     )
 

@@ -10,10 +10,11 @@ run's end being whichever comes first of the epochs and the time budget.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -21,8 +22,40 @@ from torch import nn
 
 from nvfilter.config import TrainConfig
 from nvfilter.coords import index_coords
+from nvfilter.errors import OptionError
 from nvfilter.metrics import psnr_from_mse
 from nvfilter.model import VideoField
+
+PRECISIONS = ("auto", "float32", "tf32", "bfloat16")
+"""``--precision`` values: the training arithmetic (the weights and Adam stay float32)."""
+CUDA_AUTO_PRECISION = "float32"
+"""What ``auto`` trains in on an NVIDIA GPU (BENCHMARKS.md, GPU section); float32 elsewhere."""
+GPU_SYNC_EVERY = 25
+"""On a GPU the loss is read back every this many steps (one wait for the GPU instead of one a
+step, so the CPU queues the next steps while the GPU works); reports and checkpoints read it too."""
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto`` -> the measured best on this kind of device; refuses tf32 off NVIDIA GPUs."""
+    if precision not in PRECISIONS:
+        raise OptionError(f"--precision {precision}: not one of {', '.join(PRECISIONS)}")
+    kind = torch.device(device).type
+    if precision == "auto":
+        return CUDA_AUTO_PRECISION if kind == "cuda" else "float32"
+    if precision == "tf32" and kind != "cuda":
+        raise OptionError("--precision tf32 is for NVIDIA GPUs (--device cuda)")
+    return precision
+
+
+@contextlib.contextmanager
+def matmul_precision(precision: str) -> Iterator[None]:
+    """TF32 matrix products on CUDA while training with ``tf32``; restored afterwards."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 @dataclass(frozen=True)
@@ -78,6 +111,9 @@ class Trainer:
         self.model = model
         self.config = config
         self.device = torch.device(config.device)
+        self.precision = resolve_precision(config.precision, config.device)
+        self.sync_every = 1 if self.device.type == "cpu" else GPU_SYNC_EVERY
+        """Steps between reads of the loss (each read waits for the device)."""
         self.num_frames, self.height, self.width, _ = frames.shape
         colors = frames.reshape(-1, 3)
         self.colors = colors.to(self.device) if self.device.type != "cpu" else colors
@@ -158,63 +194,93 @@ class Trainer:
         last_report = -math.inf
         stopped_by = "epochs"
         pending = sorted(c for c in checkpoints if c > self.elapsed)
+        losses: list[torch.Tensor] = []
+        """Batch losses not read back yet (a GPU runs ahead of the loop)."""
+        mse = psnr = math.nan
         try:
-            while self.step < self.steps:
-                index = torch.randint(
-                    self.num_pixels,
-                    (config.batch_size,),
-                    device=self.device,
-                    generator=self.generator,
-                )
-                coords = index_coords(index, self.width, self.height, self.num_frames)
-                target = self.colors[index].to(torch.float32) / 255.0
-                self.optimiser.zero_grad(set_to_none=True)
-                loss = self._backward(coords, target)
-                self.optimiser.step()
-                self.step += 1
-                self.elapsed = time.perf_counter() - start
-                if config.lr_schedule == "cosine":
-                    self._follow_schedule()
-                mse = loss.item()
-                previous = self.smoothed_mse
-                self.smoothed_mse = mse if previous is None else 0.9 * previous + 0.1 * mse
-                psnr = psnr_from_mse(self.smoothed_mse, peak=1.0)
-                report_due = bool(on_progress) and (
-                    self.elapsed - last_report >= report_every or self.step == self.steps
-                )
-                log_due = bool(on_log) and (self.step % log_every == 0 or self.step == self.steps)
-                if report_due or log_due:
-                    report = Progress(
-                        self.step,
-                        self.steps,
-                        mse,
-                        psnr,
-                        self.elapsed,
-                        config.time_budget,
-                        self.lr,
+            with matmul_precision(self.precision):
+                while self.step < self.steps:
+                    index = torch.randint(
+                        self.num_pixels,
+                        (config.batch_size,),
+                        device=self.device,
+                        generator=self.generator,
                     )
-                    if on_progress and report_due:
-                        last_report = self.elapsed
-                        on_progress(report)
-                    if on_log and log_due:
-                        on_log(report)
-                due = bool(checkpoint_every) and self.step % checkpoint_every == 0  # type: ignore[operator]
-                while (due or (pending and self.elapsed >= pending[0])) and on_checkpoint:
-                    paused = time.perf_counter()
-                    on_checkpoint(self.step, pending.pop(0) if not due else self.elapsed)
-                    due = False
-                    model.train()
-                    start += time.perf_counter() - paused
-                if config.time_budget is not None and self.elapsed >= config.time_budget:
-                    stopped_by = "time-budget"
-                    break
-                if config.target_psnr is not None and psnr >= config.target_psnr:
-                    stopped_by = "target-psnr"
-                    break
+                    coords = index_coords(index, self.width, self.height, self.num_frames)
+                    target = self.colors[index].to(torch.float32) / 255.0
+                    self.optimiser.zero_grad(set_to_none=True)
+                    losses.append(self._backward(coords, target))
+                    self.optimiser.step()
+                    self.step += 1
+                    self.elapsed = time.perf_counter() - start
+                    if config.lr_schedule == "cosine":
+                        self._follow_schedule()
+                    report_due = bool(on_progress) and (
+                        self.elapsed - last_report >= report_every or self.step == self.steps
+                    )
+                    log_due = bool(on_log) and (
+                        self.step % log_every == 0 or self.step == self.steps
+                    )
+                    checkpoint_due = bool(checkpoint_every) and (
+                        self.step % checkpoint_every == 0  # type: ignore[operator]
+                    )
+                    checkpoint_passed = bool(pending) and self.elapsed >= pending[0]
+                    if (
+                        self.step % self.sync_every == 0
+                        or report_due
+                        or log_due
+                        or checkpoint_due
+                        or checkpoint_passed
+                    ):
+                        mse = self._read_losses(losses)
+                        psnr = psnr_from_mse(self.smoothed_mse, peak=1.0)  # type: ignore[arg-type]
+                    if report_due or log_due:
+                        report = Progress(
+                            self.step,
+                            self.steps,
+                            mse,
+                            psnr,
+                            self.elapsed,
+                            config.time_budget,
+                            self.lr,
+                        )
+                        if on_progress and report_due:
+                            last_report = self.elapsed
+                            on_progress(report)
+                        if on_log and log_due:
+                            on_log(report)
+                    due = checkpoint_due
+                    while (due or (pending and self.elapsed >= pending[0])) and on_checkpoint:
+                        paused = time.perf_counter()
+                        on_checkpoint(self.step, pending.pop(0) if not due else self.elapsed)
+                        due = False
+                        model.train()
+                        start += time.perf_counter() - paused
+                    if config.time_budget is not None and self.elapsed >= config.time_budget:
+                        stopped_by = "time-budget"
+                        break
+                    if config.target_psnr is not None and psnr >= config.target_psnr:
+                        stopped_by = "target-psnr"
+                        break
         except KeyboardInterrupt:
             stopped_by = "interrupt"
+        self._read_losses(losses)
+        if self.device.type != "cpu" and stopped_by != "interrupt":
+            self.elapsed = time.perf_counter() - start  # the GPU's queued steps count too
         model.eval()
         return FitResult(steps=self.step, seconds=self.elapsed, stopped_by=stopped_by)
+
+    def _read_losses(self, losses: list[torch.Tensor]) -> float:
+        """Fold the batch losses not read yet into the running MSE (one wait for the device);
+        returns the last one, or NaN when there was none."""
+        if not losses:
+            return math.nan
+        values = torch.stack(losses).tolist() if len(losses) > 1 else [losses[0].item()]
+        losses.clear()
+        for mse in values:
+            previous = self.smoothed_mse
+            self.smoothed_mse = mse if previous is None else 0.9 * previous + 0.1 * mse
+        return values[-1]
 
     def _backward(self, coords: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The batch's mean squared error, its gradient added to the weights' ``.grad``: in
@@ -227,7 +293,7 @@ class Trainer:
             with torch.autocast(
                 self.device.type,
                 dtype=torch.bfloat16,
-                enabled=self.config.precision == "bfloat16",
+                enabled=self.precision == "bfloat16",
             ):
                 predicted = self.model(coords[start : start + chunk])
             error = predicted.float() - target[start : start + chunk]

@@ -88,3 +88,44 @@ def test_chunked_backward_gives_the_whole_batch_gradient():
 def test_siren_trains_in_cache_sized_chunks_on_cpu():
     assert Siren(hidden_features=256).cpu_chunk_rows() == 4096
     assert Siren(hidden_features=32).cpu_chunk_rows() == 32768
+
+
+def test_precision_auto_is_float32_on_cpu_and_tf32_needs_cuda():
+    import pytest
+
+    from nvfilter.errors import OptionError
+    from nvfilter.train import CUDA_AUTO_PRECISION, resolve_precision
+
+    assert resolve_precision("auto", "cpu") == "float32"
+    assert resolve_precision("auto", "cuda") == CUDA_AUTO_PRECISION
+    assert resolve_precision("bfloat16", "cpu") == "bfloat16"
+    assert resolve_precision("tf32", "cuda") == "tf32"
+    with pytest.raises(OptionError, match="tf32 is for NVIDIA GPUs"):
+        resolve_precision("tf32", "cpu")
+
+
+def test_reading_the_loss_every_few_steps_changes_nothing_but_when_it_is_read():
+    """A GPU reads the loss back every GPU_SYNC_EVERY steps; the weights, the running PSNR and
+    the target-PSNR stop must come out as with a read every step."""
+
+    def trained(sync_every, **overrides):
+        torch.manual_seed(0)
+        model = Siren(hidden_features=32, hidden_layers=2)
+        config = TrainConfig(epochs=40, batch_size=512, lr=1e-3, **overrides)
+        trainer = Trainer(model, gradient_video(), config)
+        trainer.sync_every = sync_every
+        reports = []
+        result = trainer.run(on_progress=reports.append, report_every=1e9)
+        return model, trainer, result, reports
+
+    a, ta, ra, _ = trained(1)
+    b, tb, rb, reports = trained(7)
+    assert ra.steps == rb.steps == 60
+    assert ta.smoothed_mse == tb.smoothed_mse
+    assert torch.equal(a.final.weight, b.final.weight)
+    assert [r.step for r in reports] == [1, 60]  # first report, then the last step
+    # the target is checked at reads only: the stop comes at the first read past it
+    _, _, every, _ = trained(1, target_psnr=15.0)
+    _, _, sparse, _ = trained(7, target_psnr=15.0)
+    assert sparse.stopped_by == every.stopped_by == "target-psnr"
+    assert sparse.steps == 7 * -(-every.steps // 7)
