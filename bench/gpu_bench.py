@@ -36,7 +36,9 @@ import torch
 sys.argv, ARGS = sys.argv[:1], sys.argv[1:]
 import encode_bench as eb  # noqa: E402  (puts the checkout on sys.path)
 
+from nvfilter import nvw  # noqa: E402
 from nvfilter.config import TrainConfig  # noqa: E402
+from nvfilter.encoding import EncodeOptions  # noqa: E402
 from nvfilter.metrics import psnr_from_mse  # noqa: E402
 from nvfilter.model import Siren  # noqa: E402
 from nvfilter.render import reconstruction_mse, render_frame  # noqa: E402
@@ -119,13 +121,16 @@ def curve(model, frames, config: TrainConfig, checkpoints) -> tuple[dict[float, 
     return points, result.steps
 
 
-def hybrid_config(budget: float, device: str, batch: int = 4096, seed: int = 0) -> TrainConfig:
-    d = eb.MODEL_DEFAULTS["hybrid"]
+def hybrid_config(
+    budget: float, device: str, batch: int | None = None, seed: int = 0
+) -> TrainConfig:
+    """The default encode's settings on this device, for a time budget."""
+    d = EncodeOptions().setting
     return TrainConfig(
         epochs=1e9,
-        batch_size=batch,
-        lr=d["lr"],
-        lr_schedule=d["lr_schedule"],
+        batch_size=batch or d("batch_size", device),
+        lr=d("lr"),
+        lr_schedule=d("lr_schedule"),
         time_budget=budget,
         seed=seed,
         device=device,
@@ -152,32 +157,10 @@ def table(rows: list[tuple[str, dict[float, float], int]], columns: list[float])
         print(f"| {name} | " + " | ".join(cells) + f" | {steps} |")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--quick", action="store_true", help="short budgets, to try it out")
-    parser.add_argument("--corpus", type=Path, default=eb.CORPUS)
-    parser.add_argument("--clips", nargs="+", default=["realshort.mp4", "Principe_inertie.avi"])
-    parser.add_argument("--large", default="oa4_launch.webm")
-    args = parser.parse_args(ARGS)
-    eb.CORPUS = args.corpus
-    device = args.device
-    global PRECISIONS
-    if not device.startswith("cuda"):
-        PRECISIONS = ("float32", "bfloat16")  # tf32 is an NVIDIA mode
-    began = time.perf_counter()
-    budget = 2.0 if args.quick else 10.0
-    fine = [c for c in (0.5, 1, 2, 5) if c < budget]
-    hybrid_budgets = [1.0, budget] if args.quick else [1.0, 2.0, 5.0, budget]
-    large_budget = 4.0 if args.quick else 30.0
-
-    print(f"command: python bench/{Path(__file__).name} {' '.join(ARGS)}")
-    name = torch.cuda.get_device_name() if device.startswith("cuda") else platform.machine()
-    print(
-        f"device: {name}; torch {torch.__version__} (CUDA {torch.version.cuda}), "
-        f"{torch.get_num_threads()} CPU threads, {time.strftime('%Y-%m-%d')}\n"
-    )
-
+def training(
+    device: str, budget: float, fine: list[float], hybrid_budgets: list[float], clips: list[str]
+) -> None:
+    """SIREN's throughput in each precision; PSNR against time of every method on the clips."""
     print("## Training throughput, SIREN 256x5, batch 65536\n")
     matmul = {p: matmul_flops(device, p) for p in PRECISIONS}
     print(
@@ -199,7 +182,7 @@ def main() -> None:
         )
     print(flush=True)
 
-    for clip in args.clips:
+    for clip in clips:
         frames = eb.load(clip, 160, 90, 24)
         n, h, w, _ = frames.shape
         print(f"## {clip} at {w}x{h}, {n} frames\n")
@@ -233,71 +216,90 @@ def main() -> None:
         print(f"- the default encode reaches it after {eb.first_reach(hybrid_points, plain_best)}")
         print(flush=True)
 
+
+def batch_sweep(device: str, budget: float, large_budget: float, args: argparse.Namespace) -> None:
+    """PSNR after the same time at several batch sizes of the hybrid, small and large clip."""
     print("## Hybrid batch size on this device\n")
     small = eb.load(args.clips[0], 160, 90, 24)
     large = eb.load(args.large, 720, 405, 190)
-    sweeps = [(args.clips[0], small, budget / 2), (args.large, large, large_budget)]
-    trained_large = None
-    for clip, frames, seconds in sweeps:
+    default = EncodeOptions().setting("batch_size", device)
+    for clip, frames, seconds in [
+        (args.clips[0], small, budget / 2),
+        (args.large, large, large_budget),
+    ]:
         n, h, w, _ = frames.shape
         print(f"{clip} at {w}x{h}, {n} frames, {seconds:g} s each:\n")
         checkpoints = [c for c in (1, 2, 5, 10, 20) if c < seconds]
         rows_out = []
-        for batch in (4096, 16384, 65536):
+        for batch in (4096, 16384, 65536, 262144):
             torch.manual_seed(0)
-            model = eb.hybrid(frames)
             if device.startswith("cuda"):
                 torch.cuda.reset_peak_memory_stats()
-            points, steps = curve(model, frames, hybrid_config(seconds, device, batch), checkpoints)
-            label = f"batch {batch}" + (" (default)" if batch == 4096 else "")
+            points, steps = curve(
+                eb.hybrid(frames), frames, hybrid_config(seconds, device, batch), checkpoints
+            )
+            label = f"batch {batch}" + (" (default)" if batch == default else "")
             if device.startswith("cuda"):
                 label += f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MB"
             rows_out.append((label, points, steps))
-            if frames is large and batch == 4096:
-                trained_large = model
         table(rows_out, [*checkpoints, seconds])
         print(flush=True)
 
-    print("## Decoding\n")
-    for label, model in (
-        ("default model (hybrid) of the 720x405 clip", trained_large),
-        ("SIREN 256x5", Siren().to(device)),
-    ):
-        assert model is not None
-        model.eval()
-        model.forget_render_cache()
-        render_frame(model, 1280, 720, 0.0)
-        count = 3 if args.quick else 20
-        synchronize(device)
-        start = time.perf_counter()
-        for k in range(count):
-            render_frame(model, 1280, 720, -1 + 2 * k / count)
-        print(
-            f"- render at 1280x720, {label}: {count / (time.perf_counter() - start):.1f} "
-            "frames/s (network, to uint8 frames in host memory)"
-        )
+
+def decoding(device: str, budget: float, args: argparse.Namespace) -> None:
+    """The default encode of the large clip through the command line, then decoding it."""
+    print("## The command line, decoding and reproducibility\n")
     with tempfile.TemporaryDirectory() as tmp:
-        nvw_path = Path(tmp) / "r.nvw"
-        source = str(args.corpus / args.clips[0])
+        nvw_path = Path(tmp) / "large.nvw"
+        command = [
+            "encode",
+            str(args.corpus / args.large),
+            str(nvw_path),
+            "--device",
+            device,
+            "--width",
+            "720",
+            "--height",
+            "405",
+            "--max-frames",
+            "190",
+            "--time-budget",
+            f"{budget:g}",
+        ]
         start = time.perf_counter()
-        subprocess.run(
-            [
-                *eb.NVFILTER,
-                "encode",
-                source,
-                str(nvw_path),
-                "--device",
-                device,
-                "--time-budget",
-                str(budget),
-            ],
-            check=True,
-            cwd=eb.ROOT,
-        )
+        done = subprocess.run([*eb.NVFILTER, *command], cwd=eb.ROOT, capture_output=True, text=True)
+        print(done.stderr.strip().splitlines()[0])
+        print(done.stderr.strip().splitlines()[-1])
+        done.check_returncode()
         print(
-            f"- `nvfilter encode --device {device} --time-budget {budget:g}` of {args.clips[0]}: "
-            f"{time.perf_counter() - start:.1f} s end to end"
+            f"- `nvfilter encode {args.large} {' '.join(command[3:])}`: {time.perf_counter() - start:.1f} s end to "
+            "end (start-up, reading and writing included)"
         )
+        loaded = nvw.load(nvw_path).model.to(device)
+        for label, model in (
+            ("the default model (hybrid) of that encode", loaded),
+            ("SIREN 256x5", Siren().to(device)),
+        ):
+            model.eval()
+            model.forget_render_cache()
+            render_frame(model, 1280, 720, 0.0)
+            if device.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats()
+            count = 3 if args.quick else 20
+            synchronize(device)
+            start = time.perf_counter()
+            for k in range(count):
+                render_frame(model, 1280, 720, -1 + 2 * k / count)
+            fps = count / (time.perf_counter() - start)
+            memory = (
+                f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MB"
+                if device.startswith("cuda")
+                else ""
+            )
+            print(
+                f"- render at 1280x720, {label}: {fps:.1f} frames/s (network, to uint8 frames in "
+                f"host memory){memory}"
+            )
         frames_out = 48
         start = time.perf_counter()
         subprocess.run(
@@ -325,6 +327,7 @@ def main() -> None:
             "(start-up and x264 included)"
         )
 
+    small = eb.load(args.clips[0], 160, 90, 24)
     results = []
     for _ in range(2):
         torch.manual_seed(0)
@@ -338,6 +341,48 @@ def main() -> None:
         f"- reproducibility on {device}, same seed twice (hybrid, 20 epochs): "
         f"{results[0]:.4f} dB and {results[1]:.4f} dB"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--quick", action="store_true", help="short budgets, to try it out")
+    parser.add_argument("--corpus", type=Path, default=eb.CORPUS)
+    parser.add_argument("--clips", nargs="+", default=["realshort.mp4", "Principe_inertie.avi"])
+    parser.add_argument("--large", default="oa4_launch.webm")
+    parser.add_argument(
+        "--part",
+        choices=["all", "training", "batch", "decode"],
+        default="all",
+        help="training: throughput and PSNR curves; batch: the hybrid's batch sweep; "
+        "decode: the command line end to end, decoding, reproducibility",
+    )
+    args = parser.parse_args(ARGS)
+    args.corpus = args.corpus.resolve()
+    eb.CORPUS = args.corpus
+    device = args.device
+    global PRECISIONS
+    if not device.startswith("cuda"):
+        PRECISIONS = ("float32", "bfloat16")  # tf32 is an NVIDIA mode
+    began = time.perf_counter()
+    budget = 2.0 if args.quick else 10.0
+    fine = [c for c in (0.5, 1, 2, 5) if c < budget]
+    hybrid_budgets = [1.0, budget] if args.quick else [1.0, 2.0, 5.0, budget]
+    large_budget = 4.0 if args.quick else 30.0
+
+    print(f"command: python bench/{Path(__file__).name} {' '.join(ARGS)}")
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else platform.machine()
+    print(
+        f"device: {name}; torch {torch.__version__} (CUDA {torch.version.cuda}), "
+        f"{torch.get_num_threads()} CPU threads, {time.strftime('%Y-%m-%d')}\n"
+    )
+
+    if args.part in ("all", "training"):
+        training(device, budget, fine, hybrid_budgets, args.clips)
+    if args.part in ("all", "batch"):
+        batch_sweep(device, budget, large_budget, args)
+    if args.part in ("all", "decode"):
+        decoding(device, large_budget, args)
     print(f"\n(benchmark took {(time.perf_counter() - began) / 60:.1f} minutes)")
 
 

@@ -112,7 +112,7 @@ EPOCHS_OPTION = click.option(
     "--epochs",
     type=positive_float,
     help="Training length; one epoch samples as many pixels as the video has "
-    "[hybrid 100, siren 1000].",
+    "[hybrid 100 (1600 on a GPU), siren 1000].",
 )
 MAX_FRAMES_OPTION = click.option(
     "--max-frames", type=positive_int, help="Learn at most this many frames."
@@ -188,7 +188,7 @@ NETWORK_OPTIONS = [
     click.option(
         "--batch-size",
         type=positive_int,
-        help="Random pixels per optimiser step [siren 65536, hybrid 4096].",
+        help="Random pixels per optimiser step [siren 65536, hybrid 4096 (65536 on a GPU)].",
     ),
     click.option(
         "--lr",
@@ -205,7 +205,7 @@ NETWORK_OPTIONS = [
         type=click.Choice(list(PRECISIONS)),
         default="auto",
         show_default=True,
-        help="Training arithmetic: auto (float32 on a CPU, the measured best on a GPU), "
+        help="Training arithmetic: auto (float32; bfloat16 for SIREN on an NVIDIA GPU), "
         "float32, tf32 (NVIDIA GPUs) or bfloat16 (the forward pass under autocast: about 2x "
         "the steps/s of --model siren on CPUs with AVX-512 BF16); weights stay float32.",
     ),

@@ -29,7 +29,8 @@ from torch import nn
 from nvfilter.model import VideoField
 
 HEAD_CHUNK = 8192
-"""Pixels per head evaluation when filling a grid: keeps the activations in cache."""
+"""Pixels per head evaluation when filling a grid on a CPU: keeps the activations in cache (a
+GPU takes the whole band at once)."""
 XY_CACHE_BYTES = 256 * 2**20
 """Largest resampled xy feature image kept between frames while decoding (1080p with 24 channels)."""
 GRID_LR_SCALE = 10.0
@@ -158,15 +159,16 @@ class PlaneField(VideoField):
         """
         xy = self._xy_rows(width, height, row_start, row_stop)  # (rows, width, L*C)
         across, down = self._time_lines(t, width, height, row_start, row_stop)
-        step = max(1, HEAD_CHUNK // width)
+        rows = row_stop - row_start
+        step = max(1, HEAD_CHUNK // width) if self.table.device.type == "cpu" else rows
         pieces = []
-        for row in range(0, row_stop - row_start, step):
+        for row in range(0, rows, step):
             part = xy[row : row + step] * across * down[row : row + step].unsqueeze(1)
             pieces.append(torch.sigmoid(self.head(part.reshape(-1, part.shape[-1]))))
         return torch.cat(pieces)
 
     def forget_render_cache(self) -> None:
-        self._xy_cache_key: tuple[int, int] | None = None
+        self._xy_cache_key: tuple[int, int, torch.device] | None = None
         self._xy_cache = torch.empty(0)
 
     def _planes(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, int, int]]:
@@ -189,7 +191,7 @@ class PlaneField(VideoField):
             torch.is_inference_mode_enabled()
             and height * width * self.levels * self.channels * 4 <= XY_CACHE_BYTES
         ):
-            key = (width, height)
+            key = (width, height, self.table.device)
             if self._xy_cache_key != key:
                 self._xy_cache = self._xy_resampled(width, height, 0, height)
                 self._xy_cache_key = key

@@ -27,6 +27,9 @@ MAX_SIDE = 16384
 MAX_FRAMES = 10_000_000
 DEFAULT_POINTS_PER_BATCH = 1 << 17
 """Coordinates per forward pass: bounds activation memory whatever the frame size."""
+GPU_POINTS_PER_BATCH = 1 << 20
+"""The same on a GPU, where small passes leave it idle: a 1280x720 frame in one pass (SIREN
+256x5 needs 1 GB of activations a layer for it)."""
 
 
 def plan_render(
@@ -95,10 +98,14 @@ def render_frame(
     width: int,
     height: int,
     t: float,
-    points_per_batch: int = DEFAULT_POINTS_PER_BATCH,
+    points_per_batch: int | None = None,
 ) -> np.ndarray:
-    """One uint8 (height, width, 3) frame at normalised time t, rendered a band of rows at a time."""
+    """One uint8 (height, width, 3) frame at normalised time t, rendered a band of rows at a time
+    (bands of ``points_per_batch`` points; by default sized for the model's device)."""
     frame = np.empty((height, width, 3), dtype=np.uint8)
+    if points_per_batch is None:
+        on_cpu = next(model.parameters()).device.type == "cpu"
+        points_per_batch = DEFAULT_POINTS_PER_BATCH if on_cpu else GPU_POINTS_PER_BATCH
     rows_per_batch = max(1, points_per_batch // width)
     for row in range(0, height, rows_per_batch):
         stop = min(height, row + rows_per_batch)

@@ -28,20 +28,22 @@ from nvfilter.model import VideoField
 
 PRECISIONS = ("auto", "float32", "tf32", "bfloat16")
 """``--precision`` values: the training arithmetic (the weights and Adam stay float32)."""
-CUDA_AUTO_PRECISION = "float32"
-"""What ``auto`` trains in on an NVIDIA GPU (BENCHMARKS.md, GPU section); float32 elsewhere."""
+CUDA_AUTO_PRECISION = {"siren": "bfloat16"}
+"""What ``auto`` trains each model in on an NVIDIA GPU, where measured to pay and to hold PSNR
+(BENCHMARKS.md, GPU section); float32 for the rest and everywhere else."""
 GPU_SYNC_EVERY = 25
 """On a GPU the loss is read back every this many steps (one wait for the GPU instead of one a
 step, so the CPU queues the next steps while the GPU works); reports and checkpoints read it too."""
 
 
-def resolve_precision(precision: str, device: str) -> str:
-    """``auto`` -> the measured best on this kind of device; refuses tf32 off NVIDIA GPUs."""
+def resolve_precision(precision: str, device: str, model: str) -> str:
+    """``auto`` -> the measured best for this model on this kind of device; refuses tf32 off
+    NVIDIA GPUs."""
     if precision not in PRECISIONS:
         raise OptionError(f"--precision {precision}: not one of {', '.join(PRECISIONS)}")
     kind = torch.device(device).type
     if precision == "auto":
-        return CUDA_AUTO_PRECISION if kind == "cuda" else "float32"
+        return CUDA_AUTO_PRECISION.get(model, "float32") if kind == "cuda" else "float32"
     if precision == "tf32" and kind != "cuda":
         raise OptionError("--precision tf32 is for NVIDIA GPUs (--device cuda)")
     return precision
@@ -111,7 +113,7 @@ class Trainer:
         self.model = model
         self.config = config
         self.device = torch.device(config.device)
-        self.precision = resolve_precision(config.precision, config.device)
+        self.precision = resolve_precision(config.precision, config.device, model.kind)
         self.sync_every = 1 if self.device.type == "cpu" else GPU_SYNC_EVERY
         """Steps between reads of the loss (each read waits for the device)."""
         self.num_frames, self.height, self.width, _ = frames.shape

@@ -26,7 +26,7 @@ def test_siren_learns_on_cuda_in_each_precision(precision):
     model = Siren(hidden_features=32, hidden_layers=2)
     config = TrainConfig(epochs=300, batch_size=512, lr=1e-3, device="cuda", precision=precision)
     result = Trainer(model, gradient_video(), config).run()
-    assert result.steps == 72 and result.stopped_by == "epochs"
+    assert result.steps == 450 and result.stopped_by == "epochs"
     assert all(p.device.type == "cuda" and p.dtype == torch.float32 for p in model.parameters())
     assert psnr_from_mse(reconstruction_mse(model, gradient_video()), peak=1.0) > 28
 
@@ -40,9 +40,15 @@ def test_hybrid_learns_on_cuda_and_reads_its_loss_in_batches():
     assert trainer.sync_every > 1
     reports = []
     result = trainer.run(on_progress=reports.append, report_every=1e9)
-    assert result.steps == 600 and reports[-1].step == 600
+    assert result.steps == 1200 and reports[-1].step == 1200
     assert trainer.smoothed_mse is not None and trainer.smoothed_mse < 1e-3
     assert psnr_from_mse(reconstruction_mse(model, gradient_video()), peak=1.0) > 30
+
+
+def test_siren_trains_in_bfloat16_on_cuda_by_default(clips, tmp_path):
+    result = run("encode", clips["smooth"], tmp_path / "s.nvw", "--model", "siren", "--epochs", "5")
+    assert result.exit_code == 0, result.stderr
+    assert "on cuda in bfloat16" in result.stderr
 
 
 @pytest.mark.parametrize("kind", ["siren", "hybrid"])
@@ -59,7 +65,7 @@ def test_encode_and_decode_on_cuda_through_the_cli(clips, tmp_path):
     nvw_path = tmp_path / "c.nvw"
     result = run("encode", clips["smooth"], nvw_path, "--device", "cuda", "--epochs", "20")
     assert result.exit_code == 0, result.stderr
-    assert "on cuda in" in result.stderr
+    assert "on cuda in float32" in result.stderr and "batches of 65536" in result.stderr
     result = run(
         "decode", nvw_path, tmp_path / "o.mp4", "--device", "cuda", "--preset", "slowmo-2x"
     )

@@ -3,6 +3,7 @@ import torch.nn.functional as F
 
 from nvfilter.hybrid import GRID_LR_SCALE, PlaneField, auto_channels, plane_shapes
 from nvfilter.model import build_model
+from nvfilter.render import render_frame
 
 
 def reference_features(model: PlaneField, coords: torch.Tensor) -> torch.Tensor:
@@ -129,3 +130,13 @@ def test_render_jobs_see_weights_changed_by_any_optimiser():
     fresh = PlaneField(12, 8, 4, channels=3)
     fresh.load_state_dict(model.state_dict())
     assert after == reconstruction_mse(fresh, frames) and after != before
+
+
+def test_decode_cache_is_kept_per_device():
+    """The xy planes kept between frames belong to one device, so a model rendered, moved and
+    rendered again recomputes them (test_cuda.py renders on a CPU, then on a GPU)."""
+    torch.manual_seed(0)
+    model = PlaneField(8, 6, 3, channels=2, levels=2, head_features=8)
+    model.eval()
+    render_frame(model, 16, 12, 0.0)
+    assert model._xy_cache_key == (16, 12, torch.device("cpu"))

@@ -96,12 +96,13 @@ def test_precision_auto_is_float32_on_cpu_and_tf32_needs_cuda():
     from nvfilter.errors import OptionError
     from nvfilter.train import CUDA_AUTO_PRECISION, resolve_precision
 
-    assert resolve_precision("auto", "cpu") == "float32"
-    assert resolve_precision("auto", "cuda") == CUDA_AUTO_PRECISION
-    assert resolve_precision("bfloat16", "cpu") == "bfloat16"
-    assert resolve_precision("tf32", "cuda") == "tf32"
+    assert resolve_precision("auto", "cpu", "siren") == "float32"
+    assert resolve_precision("auto", "cuda", "siren") == CUDA_AUTO_PRECISION["siren"]
+    assert resolve_precision("auto", "cuda", "hybrid") == "float32"
+    assert resolve_precision("bfloat16", "cpu", "hybrid") == "bfloat16"
+    assert resolve_precision("tf32", "cuda", "siren") == "tf32"
     with pytest.raises(OptionError, match="tf32 is for NVIDIA GPUs"):
-        resolve_precision("tf32", "cpu")
+        resolve_precision("tf32", "cpu", "siren")
 
 
 def test_reading_the_loss_every_few_steps_changes_nothing_but_when_it_is_read():
