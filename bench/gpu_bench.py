@@ -1,6 +1,7 @@
 """The encode benchmark on a GPU: throughput, precision, PSNR against time, decoding, memory.
 
-    python bench/gpu_bench.py                    # the run recorded in BENCHMARKS.md (about 6 min)
+    python bench/gpu_bench.py                    # the run recorded in BENCHMARKS.md (about 8 min)
+    python bench/gpu_bench.py --part decode      # one part: training, batch or decode
     python bench/gpu_bench.py --quick --device cpu   # a few seconds per row, to try it out
 
 Everything side by side in one process on one device. The GPU learns 50-100x faster than the
@@ -210,10 +211,10 @@ def training(
         print(f"\n- the plain loop's {budget:g} s PSNR is {plain_best:.2f} dB")
         for precision, points in siren_runs.items():
             print(
-                f"- `--model siren --precision {precision}` reaches it after "
+                f"- `--model siren --precision {precision}` reaches it: "
                 f"{eb.first_reach(points, plain_best)}"
             )
-        print(f"- the default encode reaches it after {eb.first_reach(hybrid_points, plain_best)}")
+        print(f"- the default encode reaches it: {eb.first_reach(hybrid_points, plain_best)}")
         print(flush=True)
 
 
