@@ -114,12 +114,16 @@ def siren_step_seconds(model: nn.Module, batch: int = 65536, steps: int = 3) -> 
     return (time.perf_counter() - start) / steps
 
 
-def trainer_step_seconds(precision: str, batch: int = 65536, steps: int = 3) -> float:
+def trainer_step_seconds(
+    precision: str, batch: int = 65536, steps: int = 3, compile: bool = False
+) -> float:
     """Seconds per step of `--model siren` as encode trains it (train.Trainer: sampling,
     chunked passes, fused Adam), on random 160x90x24 frames."""
     torch.manual_seed(0)
     frames = torch.randint(0, 256, (24, 90, 160, 3), dtype=torch.uint8)
-    config = TrainConfig(epochs=1e9, batch_size=batch, lr=1e-4, precision=precision)
+    config = TrainConfig(
+        epochs=1e9, batch_size=batch, lr=1e-4, precision=precision, compile=compile
+    )
     trainer = Trainer(Siren(), frames, config)
     trainer.steps = 1
     warm_up = trainer.run().seconds
@@ -234,6 +238,12 @@ def main() -> None:
         (
             "`--model siren --precision bfloat16`",
             trainer_step_seconds("bfloat16"),
+            " / {:.0%} of bfloat16",
+        ),
+        ("`--model siren --compile`, float32", trainer_step_seconds("float32", compile=True), ""),
+        (
+            "`--model siren --compile --precision bfloat16`",
+            trainer_step_seconds("bfloat16", compile=True),
             " / {:.0%} of bfloat16",
         ),
     ]

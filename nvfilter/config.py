@@ -85,7 +85,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     precision: str = "float32"
-    """``float32``, or ``bfloat16``: the forward pass under autocast (weights stay float32)."""
+    """``auto``, ``float32``, ``tf32`` (CUDA) or ``bfloat16``: the forward pass under autocast
+    (weights stay float32)."""
+    compile: bool = False
+    """SIREN: train through torch.compile of its plain form (falls back to the fused layers)."""
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,8 @@ class EncodeOptions:
     precision: str = "auto"
     """Training arithmetic: auto, float32, tf32 (CUDA) or bfloat16 (autocast); weights stay
     float32."""
+    compile: bool = False
+    """SIREN: train through torch.compile of its plain form."""
 
     def setting(self, name: str, device: str = "cpu") -> Any:
         """The option as given, else the model's default for that device."""
@@ -240,6 +242,7 @@ def train_config(options: EncodeOptions, device: str) -> TrainConfig:
         seed=options.seed,
         device=device,
         precision=resolve_precision(options.precision, device, options.model),
+        compile=options.compile,
     )
 
 
@@ -289,7 +292,11 @@ def encode(
     else:
         model, description = create_model(options, video)
     config = train_config(options, device)
+    if config.compile:
+        console.message("compiling the network (torch.compile) ...")
     trainer = Trainer(model, frames, config)
+    if trainer.compile_note:
+        console.message(trainer.compile_note)
     if resumed:
         trainer.load_state(*resumed[1])
     console.message(
@@ -299,6 +306,7 @@ def encode(
         + (f", {src.audio[1]} audio" if src.audio else "")
         + f") -> {description}; {config.epochs:g} epochs of batches of {config.batch_size}, "
         f"lr {config.lr:g} {config.lr_schedule}, on {device} in {config.precision}"
+        + (", compiled" if trainer.network is not model else "")
         + (f"; resuming at step {trainer.step}" if resumed else "")
     )
 

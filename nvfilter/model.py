@@ -149,6 +149,15 @@ class Siren(VideoField):
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.final(self.net(coords)))
 
+    def plain_forward(self, coords: torch.Tensor) -> torch.Tensor:
+        """The same function written with plain torch operations (no fused layer), for
+        torch.compile to fuse as it sees fit (``--compile``)."""
+        out = coords
+        layers: list[SineLayer] = list(self.net)  # type: ignore[arg-type]
+        for layer in layers:
+            out = torch.sin(layer.omega_0 * layer.linear(out))
+        return torch.sigmoid(self.final(out))
+
     def cpu_chunk_rows(self) -> int | None:
         """About 4 MB of activations per layer (4096 pixels at width 256), so each layer's
         output is still in cache when the sine and the next layer read it: 1.56x the steps/s

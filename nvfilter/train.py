@@ -129,6 +129,43 @@ class Trainer:
         self.elapsed = 0.0
         """Seconds of training so far, checkpoint and logging time excluded."""
         self.smoothed_mse: float | None = None
+        self.network: Callable[[torch.Tensor], torch.Tensor] = model
+        """What the training passes call: the model, or its compiled plain form."""
+        self.compile_note: str | None = None
+        """Why ``config.compile`` was not applied, when it was asked for and was not."""
+        if config.compile:
+            self.network, self.compile_note = self._compiled_network()
+
+    def _compiled_network(self) -> tuple[Callable[[torch.Tensor], torch.Tensor], str | None]:
+        """torch.compile of the model's plain form, tried once on a pass of the training size
+        (compiling happens then, in seconds); the model itself where that fails."""
+        plain = getattr(self.model, "plain_forward", None)
+        if plain is None:
+            return self.model, f"--compile: the {self.model.kind} model trains uncompiled"
+        compiled = torch.compile(plain)
+        try:
+            probe = torch.zeros(self._pass_rows(self.config.batch_size), 3, device=self.device)
+            with self._autocast():
+                compiled(probe).float().sum().backward()
+        except Exception as error:  # no C compiler, an unsupported device, ...
+            reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else ""
+            return (
+                self.model,
+                f"--compile: torch.compile failed ({type(error).__name__}: {reason}); training uncompiled",
+            )
+        finally:
+            self.model.zero_grad(set_to_none=True)
+        return compiled, None
+
+    def _pass_rows(self, rows: int) -> int:
+        """Pixels per forward/backward pass for a batch of ``rows``."""
+        chunk = self.model.cpu_chunk_rows() if self.device.type == "cpu" else None
+        return min(rows, chunk or rows)
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"
+        )
 
     @property
     def lr(self) -> float:
@@ -287,17 +324,12 @@ class Trainer:
     def _backward(self, coords: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The batch's mean squared error, its gradient added to the weights' ``.grad``: in
         passes of the model's CPU chunk size where it has one (the same sum, in cache)."""
-        chunk = self.model.cpu_chunk_rows() if self.device.type == "cpu" else None
         rows = coords.shape[0]
-        chunk = chunk or rows
+        chunk = self._pass_rows(rows)
         total = torch.zeros((), device=self.device)
         for start in range(0, rows, chunk):
-            with torch.autocast(
-                self.device.type,
-                dtype=torch.bfloat16,
-                enabled=self.precision == "bfloat16",
-            ):
-                predicted = self.model(coords[start : start + chunk])
+            with self._autocast():
+                predicted = self.network(coords[start : start + chunk])
             error = predicted.float() - target[start : start + chunk]
             loss = error.square().sum() / target.numel()
             loss.backward()

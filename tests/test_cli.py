@@ -577,3 +577,13 @@ def test_sigterm_during_encode_leaves_no_partial_file(clips, tmp_path):
     proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert all(".nvfilter-partial" not in p.name for p in tmp_path.iterdir())
+
+
+def test_compile_flag_trains_siren_compiled(clips, tmp_path):
+    result = run(
+        "encode", clips["smooth"], tmp_path / "c.nvw", "--model", "siren", "--compile",
+        "--hidden-features", "32", "--hidden-layers", "2", "--epochs", "2",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "compiling the network" in result.stderr and "in float32, compiled" in result.stderr
+    assert (tmp_path / "c.nvw").stat().st_size > 0

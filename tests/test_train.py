@@ -130,3 +130,49 @@ def test_reading_the_loss_every_few_steps_changes_nothing_but_when_it_is_read():
     _, _, sparse, _ = trained(7, target_psnr=15.0)
     assert sparse.stopped_by == every.stopped_by == "target-psnr"
     assert sparse.steps == 7 * -(-every.steps // 7)
+
+
+def test_compiled_siren_trains_like_the_fused_one():
+    """--compile trains SIREN through torch.compile of its plain form: the same function, so
+    the same loss and gradients up to rounding, and it learns."""
+    torch.manual_seed(0)
+    model = Siren(hidden_features=32, hidden_layers=2)
+    config = TrainConfig(epochs=1, batch_size=512, lr=1e-3, compile=True)
+    trainer = Trainer(model, gradient_video(), config)
+    assert trainer.compile_note is None and trainer.network is not model
+    assert all(p.grad is None for p in model.parameters())  # the trial pass leaves no gradient
+    coords = torch.rand(512, 3) * 2 - 1
+    target = torch.rand(512, 3)
+    compiled_loss = trainer._backward(coords, target)
+    compiled = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    trainer.network = model
+    fused_loss = trainer._backward(coords, target)
+    assert torch.allclose(compiled_loss, fused_loss, rtol=1e-5)
+    for a, p in zip(compiled, model.parameters(), strict=True):
+        assert torch.allclose(a, p.grad, rtol=1e-3, atol=1e-6)
+
+
+def test_compile_falls_back_with_a_note(monkeypatch):
+    from nvfilter.hybrid import PlaneField
+
+    hybrid = Trainer(PlaneField(16, 12, 4, 2, 2, 8), gradient_video(), TrainConfig(compile=True))
+    assert (
+        hybrid.network is hybrid.model and "hybrid model trains uncompiled" in hybrid.compile_note
+    )
+
+    def broken(function):
+        def fails(*args):
+            raise RuntimeError("no C compiler here\nmore detail")
+
+        return fails
+
+    monkeypatch.setattr(torch, "compile", broken)
+    torch.manual_seed(0)
+    model = Siren(hidden_features=32, hidden_layers=2)
+    trainer = Trainer(model, gradient_video(), TrainConfig(epochs=50, batch_size=512, compile=True))
+    assert trainer.network is model
+    assert trainer.compile_note == (
+        "--compile: torch.compile failed (RuntimeError: no C compiler here); training uncompiled"
+    )
+    assert trainer.run().steps == 75
