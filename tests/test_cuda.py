@@ -71,3 +71,13 @@ def test_encode_and_decode_on_cuda_through_the_cli(clips, tmp_path):
     )
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "o.mp4").stat().st_size > 0
+
+
+def test_compiled_siren_trains_on_cuda():
+    torch.manual_seed(0)
+    model = Siren(hidden_features=32, hidden_layers=2)
+    config = TrainConfig(epochs=300, batch_size=512, lr=1e-3, device="cuda", compile=True)
+    trainer = Trainer(model, gradient_video(), config)
+    assert trainer.compile_note is None and trainer.network is not model
+    trainer.run()
+    assert psnr_from_mse(reconstruction_mse(model, gradient_video()), peak=1.0) > 28
