@@ -205,6 +205,14 @@ def peak_rss_mb(args: list[str]) -> tuple[float, float]:
     return int(out.stdout.split()[-1]) / 1024, time.perf_counter() - start
 
 
+def decode_720p(nvw_path: Path, output: Path, frames: int, *flags: str) -> list[str]:
+    """The `nvfilter decode` command line that renders ``frames`` frames at 1280x720."""
+    return [
+        *NVFILTER, "decode", str(nvw_path), str(output), "-q", *flags,
+        "--width", "1280", "--height", "720", "--num-frames", str(frames),
+    ]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short budgets, to try it out")
@@ -383,21 +391,7 @@ def main() -> None:
         info = ffio.probe(source)
         raw_mb = info.width * info.height * 3 * (info.estimated_frames or 0) / 2**20
         frames_out = 24
-        dec_mb, dec_s = peak_rss_mb(
-            [
-                *NVFILTER,
-                "decode",
-                str(nvw_path),
-                str(Path(tmp) / "o.mp4"),
-                "-q",
-                "--width",
-                "1280",
-                "--height",
-                "720",
-                "--num-frames",
-                str(frames_out),
-            ]
-        )
+        dec_mb, dec_s = peak_rss_mb(decode_720p(nvw_path, Path(tmp) / "o.mp4", frames_out))
         print(
             f"- `nvfilter decode` to 1280x720 H.264, {frames_out} frames: "
             f"{frames_out / dec_s:.1f} frames/s end to end (start-up and x264 included)"

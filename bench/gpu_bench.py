@@ -304,21 +304,7 @@ def decoding(device: str, budget: float, args: argparse.Namespace) -> None:
         frames_out = 48
         start = time.perf_counter()
         subprocess.run(
-            [
-                *eb.NVFILTER,
-                "decode",
-                str(nvw_path),
-                str(Path(tmp) / "o.mp4"),
-                "-q",
-                "--device",
-                device,
-                "--width",
-                "1280",
-                "--height",
-                "720",
-                "--num-frames",
-                str(frames_out),
-            ],
+            eb.decode_720p(nvw_path, Path(tmp) / "o.mp4", frames_out, "--device", device),
             check=True,
             cwd=eb.ROOT,
         )

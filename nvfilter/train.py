@@ -6,6 +6,10 @@ error in [0, 1] RGB (on a CPU, in chunks of the model's ``cpu_chunk_rows`` whose
 to the batch's). One epoch is as many sampled pixels as the video has. The learning rate is
 constant (the original SIREN design) or follows a cosine from 1x down to 0.05x over the run, the
 run's end being whichever comes first of the epochs and the time budget.
+
+The arithmetic is ``--precision`` (float32, TF32 products on CUDA, or the forward pass under
+bfloat16 autocast; weights and Adam always float32); ``--compile`` runs SIREN's passes through
+torch.compile. On a GPU the loss is read back every GPU_SYNC_EVERY steps, not every step.
 """
 
 from __future__ import annotations
