@@ -108,6 +108,9 @@ class EncodeOptions:
     float32."""
     compile: bool = False
     """SIREN: train through torch.compile of its plain form."""
+    footprint: bool | None = None
+    """Hybrid: read the full-resolution planes as averages over each pixel (sharper upscaling);
+    None: off."""
 
     def setting(self, name: str, device: str = "cpu") -> Any:
         """The option as given, else the model's default for that device."""
@@ -123,6 +126,8 @@ class EncodeOptions:
 def create_model(options: EncodeOptions, video: VideoInfo) -> tuple[VideoField, str]:
     """The network to train and a one-line description of it (saying what was auto-picked)."""
     if options.model == "siren":
+        if options.footprint:
+            raise OptionError("--footprint is for the hybrid model, not --model siren")
         model: VideoField = Siren(
             options.setting("hidden_features"),
             options.setting("hidden_layers"),
@@ -144,11 +149,13 @@ def create_model(options: EncodeOptions, video: VideoInfo) -> tuple[VideoField, 
             options.setting("levels"),
             options.setting("hidden_features"),
             options.setting("hidden_layers"),
+            footprint=bool(options.footprint),
         )
         picked = " (picked for this video size)" if options.channels is None else ""
         text = (
             f"hybrid planes: {model.levels} levels x {channels} channels{picked}, "
             f"head {model.head_features} x {model.head_layers}"
+            + (", footprint reads" if options.footprint else "")
         )
     else:
         raise OptionError(f"unknown model {options.model!r} (hybrid or siren)")

@@ -75,6 +75,43 @@ def _resample(values: torch.Tensor, dim: int, size_out: int, start: int, stop: i
     return values.index_select(dim, lower) * (1 - frac) + values.index_select(dim, upper) * frac
 
 
+def _hat_integral(u: torch.Tensor) -> torch.Tensor:
+    """Integral of the unit hat function (linear interpolation's kernel) from -inf to u."""
+    u = u.clamp(-1, 1)
+    return torch.where(u < 0, 0.5 * (u + 1) ** 2, 1 - 0.5 * (1 - u) ** 2)
+
+
+def _footprint_taps(
+    size: int, positions: torch.Tensor, width: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cells and weights (..., 3) that give the average, over a pixel ``width`` cells wide
+    centred at each position, of the axis's linear interpolant (edge cells repeated outward).
+
+    The average of the hat-interpolant over a box is the box convolved with the hat, whose
+    support for a width of at most one cell spans the three cells nearest the position.
+    """
+    width = min(max(width, 1e-2), 1.0)
+    pos = positions.clamp(0, size - 1)
+    cells = pos.round().unsqueeze(-1) + torch.tensor([-1.0, 0.0, 1.0], device=pos.device)
+    offset = pos.unsqueeze(-1) - cells
+    weights = (_hat_integral(offset + width / 2) - _hat_integral(offset - width / 2)) / width
+    return cells.clamp(0, size - 1).long(), weights
+
+
+def _resample_footprint(
+    values: torch.Tensor, dim: int, size_out: int, start: int, stop: int
+) -> torch.Tensor:
+    """Like _resample, each output cell the average of the linear interpolant over its extent."""
+    size_in = values.shape[dim]
+    centres = torch.arange(start, stop, dtype=torch.float32, device=values.device) + 0.5
+    cells, weights = _footprint_taps(
+        size_in, centres * (size_in / size_out) - 0.5, size_in / size_out
+    )
+    shape = [1] * values.dim()
+    shape[dim] = -1
+    return sum(values.index_select(dim, cells[:, k]) * weights[:, k].view(shape) for k in range(3))  # type: ignore[return-value]
+
+
 class PlaneField(VideoField):
     """Factorized multi-resolution space-time planes with an MLP head."""
 
@@ -92,12 +129,17 @@ class PlaneField(VideoField):
         levels: int = 3,
         head_features: int = 64,
         head_layers: int = 2,
+        footprint: bool = False,
     ) -> None:
         super().__init__()
         self.width, self.height, self.frames = width, height, frames
+        self.footprint = footprint
+        """Read the full-resolution planes as the average over each pixel's extent (training:
+        one learned pixel; decoding: one output pixel), not at its centre."""
         self.channels, self.levels = channels, levels
         self.head_features, self.head_layers = head_features, head_layers
         shapes = plane_shapes(width, height, frames, levels)
+        self.shapes = shapes
         sizes = [a * b for a, b in shapes]
         offsets = torch.tensor([0] + sizes[:-1]).cumsum(0)
         self.register_buffer("offsets", offsets, persistent=False)
@@ -118,8 +160,15 @@ class PlaneField(VideoField):
         self.head = nn.Sequential(*layers)
         self.forget_render_cache()
 
-    def features(self, coords: torch.Tensor) -> torch.Tensor:
-        """Concatenated per-level plane products at coords (B, 3) -> (B, levels * channels)."""
+    def features(
+        self, coords: torch.Tensor, pixel: tuple[float, float] = (1.0, 1.0)
+    ) -> torch.Tensor:
+        """Concatenated per-level plane products at coords (B, 3) -> (B, levels * channels).
+
+        ``pixel``: the width and height, in learned pixels, of the pixel each point stands for
+        (1 when training; learned size / output size when decoding): with ``footprint``, the
+        full-resolution planes are read as their average over that pixel.
+        """
         batch = coords.shape[0]
         x, y, t = coords.unbind(-1)
         pairs = torch.stack(
@@ -136,16 +185,53 @@ class PlaneField(VideoField):
             (corner, corner + 1, corner + self.strides, corner + self.strides + 1), -1
         )
         fx, fy = frac.unbind(-1)
-        weight = torch.stack(
-            ((1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy), -1
-        ).unsqueeze(-1)
-        rows = self.table.index_select(0, index.reshape(-1))
-        reads = (rows.view(batch, -1, 4, self.channels) * weight).sum(2)  # (B, planes, C)
+        weight = torch.stack(((1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy), -1)
+        if not self.footprint:
+            rows = self.table.index_select(0, index.reshape(-1))
+            reads = (rows.view(batch, -1, 4, self.channels) * weight.unsqueeze(-1)).sum(2)
+        else:
+            reads = self._footprint_reads(pos, pixel, index, weight)
         products = reads.view(batch, self.levels, 3, self.channels).prod(2)
         return products.reshape(batch, self.levels * self.channels)
 
-    def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.head(self.features(coords)))
+    def _footprint_reads(
+        self,
+        pos: torch.Tensor,
+        pixel: tuple[float, float],
+        index: torch.Tensor,
+        weight: torch.Tensor,
+    ) -> torch.Tensor:
+        """Plane reads (B, planes, C): level 0 averaged over the pixel (3 taps along x and y,
+        linear in t), the coarser levels bilinear (``index``/``weight``), in one gather."""
+        batch = pos.shape[0]
+        (width, height), (_, frames) = self.shapes[0], self.shapes[1]
+        off_xy, off_xt, off_yt = self.offsets[:3]
+        cols, col_w = _footprint_taps(width, pos[:, 0, 0], pixel[0])  # (B, 3)
+        rows_, row_w = _footprint_taps(height, pos[:, 0, 1], pixel[1])
+        before, after, t_frac = _axis_lerp(frames, pos[:, 1, 1])
+        times = torch.stack((before, after), -1)  # (B, 2)
+        time_w = torch.stack((1 - t_frac, t_frac), -1)
+        taps = [
+            (off_xy + rows_.unsqueeze(-1) * width + cols.unsqueeze(-2), row_w.unsqueeze(-1) * col_w.unsqueeze(-2)),
+            (off_xt + times.unsqueeze(-1) * width + cols.unsqueeze(-2), time_w.unsqueeze(-1) * col_w.unsqueeze(-2)),
+            (off_yt + times.unsqueeze(-1) * height + rows_.unsqueeze(-2), time_w.unsqueeze(-1) * row_w.unsqueeze(-2)),
+        ]  # fmt: skip
+        all_index = torch.cat(
+            [i.reshape(batch, -1) for i, _ in taps] + [index[:, 3:].reshape(batch, -1)], 1
+        )
+        all_weight = torch.cat(
+            [w.reshape(batch, -1) for _, w in taps] + [weight[:, 3:].reshape(batch, -1)], 1
+        )
+        rows = self.table.index_select(0, all_index.reshape(-1)).view(batch, -1, self.channels)
+        rows = rows * all_weight.unsqueeze(-1)
+        level0 = torch.stack((rows[:, :9].sum(1), rows[:, 9:15].sum(1), rows[:, 15:21].sum(1)), 1)
+        coarser = rows[:, 21:].reshape(batch, -1, 4, self.channels).sum(2)
+        return torch.cat((level0, coarser), 1)
+
+    def forward(
+        self, coords: torch.Tensor, pixel: tuple[float, float] = (1.0, 1.0)
+    ) -> torch.Tensor:
+        return torch.sigmoid(self.head(self.features(coords, pixel)))
 
     def render_rows(
         self, t: float, width: int, height: int, row_start: int, row_stop: int
@@ -199,23 +285,30 @@ class PlaneField(VideoField):
         return self._xy_resampled(width, height, row_start, row_stop)
 
     def _xy_resampled(self, width: int, height: int, row_start: int, row_stop: int) -> torch.Tensor:
-        planes = [
-            _resample(_resample(xy, 0, height, row_start, row_stop), 1, width, 0, width)
-            for xy, *_ in self._planes()
-        ]
+        planes = []
+        for level, (xy, *_) in enumerate(self._planes()):
+            resample = self._resampler(level)
+            planes.append(
+                resample(resample(xy, 0, height, row_start, row_stop), 1, width, 0, width)
+            )
         return torch.cat(planes, -1)
+
+    def _resampler(self, level: int) -> Any:
+        """How a level's planes are resampled along x and y to an output size."""
+        return _resample_footprint if self.footprint and level == 0 else _resample
 
     def _time_lines(
         self, t: float, width: int, height: int, row_start: int, row_stop: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """xt read at time t along the output columns (width, L*C), yt along the rows (rows, L*C)."""
         across, down = [], []
-        for _, xt, yt, _, _, frames in self._planes():
+        for level, (_, xt, yt, _, _, frames) in enumerate(self._planes()):
+            resample = self._resampler(level)
             time_pos = torch.tensor([(t + 1) * 0.5 * frames - 0.5], device=xt.device)
             before, after, frac = (v[0] for v in _axis_lerp(frames, time_pos))
-            across.append(_resample(torch.lerp(xt[before], xt[after], frac), 0, width, 0, width))
+            across.append(resample(torch.lerp(xt[before], xt[after], frac), 0, width, 0, width))
             down.append(
-                _resample(torch.lerp(yt[before], yt[after], frac), 0, height, row_start, row_stop)
+                resample(torch.lerp(yt[before], yt[after], frac), 0, height, row_start, row_stop)
             )
         return torch.cat(across, -1), torch.cat(down, -1)
 
@@ -236,4 +329,5 @@ class PlaneField(VideoField):
             "levels": self.levels,
             "head_features": self.head_features,
             "head_layers": self.head_layers,
+            "footprint": self.footprint,
         }

@@ -587,3 +587,35 @@ def test_compile_flag_trains_siren_compiled(clips, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert "compiling the network" in result.stderr and "in float32, compiled" in result.stderr
     assert (tmp_path / "c.nvw").stat().st_size > 0
+
+
+def test_footprint_flag_is_stored_and_refused_for_siren(clips, tmp_path):
+    nvw_path = tmp_path / "f.nvw"
+    result = run("encode", clips["smooth"], nvw_path, "--footprint", "--epochs", "5")
+    assert result.exit_code == 0, result.stderr
+    assert "footprint reads" in result.stderr
+    info = json.loads(run("info", nvw_path, "--json").stdout)
+    assert info["architecture"]["footprint"] is True
+    decoded = run("decode", nvw_path, tmp_path / "big.mp4", "--preset", "upscale-2x")
+    assert decoded.exit_code == 0, decoded.stderr
+    assert_one_line_error(
+        run("encode", clips["smooth"], tmp_path / "s.nvw", "--model", "siren", "--footprint"),
+        "--footprint is for the hybrid model",
+    )
+    assert not (tmp_path / "s.nvw").exists()
+
+
+def test_filter_learns_with_footprint_reads_when_it_upscales(clips, tmp_path):
+    up = run(
+        "filter", clips["smooth"], tmp_path / "up.mp4", "--preset", "upscale-2x", "--epochs", "3"
+    )
+    assert up.exit_code == 0, up.stderr
+    assert "footprint reads" in up.stderr
+    off = run(
+        "filter", clips["smooth"], tmp_path / "off.mp4", "--preset", "upscale-2x",
+        "--no-footprint", "--epochs", "3",
+    )  # fmt: skip
+    same = run("filter", clips["smooth"], tmp_path / "same.mp4", "--epochs", "3")
+    for result in (off, same):
+        assert result.exit_code == 0, result.stderr
+        assert "footprint reads" not in result.stderr

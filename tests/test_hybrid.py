@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -74,11 +75,12 @@ def test_auto_channels_shrinks_for_large_videos():
     assert auto_channels(1280, 720, 300) == 8
 
 
-def test_grid_rendering_equals_pointwise_queries_at_any_size_and_time():
+@pytest.mark.parametrize("footprint", [False, True])
+def test_grid_rendering_equals_pointwise_queries_at_any_size_and_time(footprint):
     from nvfilter.coords import rows_coords
 
     torch.manual_seed(0)
-    model = PlaneField(13, 7, 5, channels=3, levels=3)
+    model = PlaneField(13, 7, 5, channels=3, levels=3, footprint=footprint)
     with torch.no_grad():
         model.table.uniform_(0, 1)
     for width, height, t, start, stop in [
@@ -88,8 +90,54 @@ def test_grid_rendering_equals_pointwise_queries_at_any_size_and_time():
         (5, 3, -1.0, 1, 2),
     ]:
         grid = model.render_rows(t, width, height, start, stop)
-        points = model(rows_coords(width, height, t, start, stop))
+        pixel = (13 / width, 7 / height)  # the output pixel in learned pixels
+        points = model(rows_coords(width, height, t, start, stop), pixel)
         assert torch.allclose(grid, points, atol=1e-6), (width, height, t)
+
+
+def test_footprint_taps_average_the_linear_interpolant_over_the_pixel():
+    from nvfilter.hybrid import _footprint_taps
+
+    cells, weights = _footprint_taps(10, torch.tensor([4.0, 0.0, 9.0]), 1.0)
+    assert cells.tolist() == [[3, 4, 5], [0, 0, 1], [8, 9, 9]]  # edge cells repeated outward
+    assert torch.allclose(weights, torch.tensor([1 / 8, 3 / 4, 1 / 8]).expand(3, 3))
+    positions = torch.rand(200) * 9
+    for width in (1.0, 0.5, 0.25):
+        cells, weights = _footprint_taps(10, positions, width)
+        assert torch.allclose(weights.sum(-1), torch.ones(200))
+        # against the average of 2001 point reads of the linear interpolant across the pixel
+        values = torch.rand(10)
+        offsets = torch.linspace(-width / 2, width / 2, 2001)
+        inside = (positions.unsqueeze(-1) + offsets).clamp(0, 9)
+        lower = inside.floor().clamp(max=8).long()
+        frac = inside - lower
+        samples = values[lower] * (1 - frac) + values[lower + 1] * frac
+        assert torch.allclose((values[cells] * weights).sum(-1), samples.mean(-1), atol=2e-4)
+    _, weights = _footprint_taps(10, torch.tensor([4.3]), 1e-9)  # a point: linear weights
+    assert torch.allclose(weights, torch.tensor([[0.0, 0.7, 0.3]]), atol=0.01)
+
+
+def test_footprint_reads_at_the_learned_size_blur_point_reads_by_one_eighth():
+    """Training reads a full-resolution cell as 3/4 of itself and 1/8 of each neighbour on each
+    axis; older files (no ``footprint`` in the architecture) read points as before."""
+    torch.manual_seed(0)
+    point = PlaneField(8, 6, 3, channels=2, levels=1, head_features=4)
+    area = build_model({**point.architecture(), "footprint": True})
+    assert area.footprint and not point.footprint
+    with torch.no_grad():  # xy random; the time planes stay at their neutral 1
+        point.table[:48].uniform_(0, 1)
+        area.load_state_dict(point.state_dict())
+        xy = point.table[:48].view(6, 8, 2).permute(2, 0, 1).unsqueeze(1)  # (C, 1, h, w)
+        kernel = torch.tensor([1 / 8, 3 / 4, 1 / 8])
+        blurred = torch.nn.functional.conv2d(
+            torch.nn.functional.pad(xy, (1, 1, 1, 1), mode="replicate"),
+            (kernel[:, None] * kernel[None, :]).view(1, 1, 3, 3),
+        )
+        point.table[:48] = blurred.squeeze(1).permute(1, 2, 0).reshape(48, 2)
+    centres = torch.tensor(
+        [[(2 * i + 1) / 8 - 1, (2 * j + 1) / 6 - 1, 0.0] for i in range(8) for j in range(6)]
+    )
+    assert torch.allclose(area.features(centres), point.features(centres), atol=1e-6)
 
 
 def test_decode_cache_gives_the_same_frames_and_follows_weight_changes():
