@@ -51,10 +51,13 @@ def test_siren_trains_in_bfloat16_on_cuda_by_default(clips, tmp_path):
     assert "on cuda in bfloat16" in result.stderr
 
 
-@pytest.mark.parametrize("kind", ["siren", "hybrid"])
+@pytest.mark.parametrize("kind", ["siren", "hybrid", "hybrid-footprint"])
 def test_cuda_render_matches_cpu_render(kind):
     torch.manual_seed(0)
-    model = Siren(32, 2) if kind == "siren" else PlaneField(16, 12, 4, channels=4, levels=2)
+    if kind == "siren":
+        model = Siren(32, 2)
+    else:
+        model = PlaneField(16, 12, 4, channels=4, levels=2, footprint=kind == "hybrid-footprint")
     model.eval()
     on_cpu = render_frame(model, 40, 30, 0.1)
     on_gpu = render_frame(model.to("cuda"), 40, 30, 0.1)
