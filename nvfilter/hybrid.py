@@ -88,7 +88,8 @@ def _footprint_taps(
     centred at each position, of the axis's linear interpolant (edge cells repeated outward).
 
     The average of the hat-interpolant over a box is the box convolved with the hat, whose
-    support for a width of at most one cell spans the three cells nearest the position.
+    support for a width of at most one cell spans the three cells nearest the position; wider
+    pixels (a smaller output than the learned size) are read as one cell wide.
     """
     width = min(max(width, 1e-2), 1.0)
     pos = positions.clamp(0, size - 1)
