@@ -36,3 +36,16 @@ def test_helpers_give_the_frames_and_size(clips, tmp_path, script, factor, frame
 def test_helper_usage_error(tmp_path):
     result = subprocess.run([str(BIN / "nv-slowmo")], capture_output=True, text=True, env=ENV)
     assert result.returncode == 2 and result.stderr.strip() == "usage: nv-slowmo IN OUT [N]"
+
+
+def test_upscale_helper_learns_with_footprint_reads_unless_siren(tmp_path):
+    def encode_line(encode_args: str) -> str:
+        env = {**ENV, "NVFILTER": "echo", "NVFILTER_ENCODE_ARGS": encode_args}
+        done = subprocess.run(
+            [str(BIN / "nv-upscale"), "in.mp4", "out.mp4"], env=env, capture_output=True, text=True
+        )
+        return done.stdout.splitlines()[0]
+
+    assert "--footprint" in encode_line("--epochs 2")
+    assert "--footprint" not in encode_line("--model siren")
+    assert encode_line("--no-footprint").count("footprint") == 1
