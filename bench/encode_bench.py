@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from nvfilter import ffio  # noqa: E402
 from nvfilter.config import TrainConfig  # noqa: E402
-from nvfilter.encoding import MODEL_DEFAULTS  # noqa: E402
+from nvfilter.encoding import MODEL_DEFAULTS, EncodeOptions  # noqa: E402
 from nvfilter.hybrid import PlaneField, auto_channels  # noqa: E402
 from nvfilter.metrics import psnr_from_mse  # noqa: E402
 from nvfilter.model import Siren, VideoField  # noqa: E402
@@ -158,21 +158,33 @@ def hybrid(frames: torch.Tensor) -> PlaneField:
     )
 
 
-def hybrid_config(budget: float, seed: int = 0) -> TrainConfig:
-    d = MODEL_DEFAULTS["hybrid"]
+def hybrid_config(
+    budget: float, seed: int = 0, device: str = "cpu", batch: int | None = None
+) -> TrainConfig:
+    """The default encode's settings on this device, for a time budget."""
+    d = EncodeOptions().setting
+    return TrainConfig(
+        epochs=1e9,
+        batch_size=batch or d("batch_size", device),
+        lr=d("lr"),
+        lr_schedule=d("lr_schedule"),
+        time_budget=budget,
+        seed=seed,
+        device=device,
+    )
+
+
+def siren_config(budget: float, device: str = "cpu", precision: str = "float32") -> TrainConfig:
+    """`--model siren`'s original defaults, for a time budget."""
+    d = MODEL_DEFAULTS["siren"]
     return TrainConfig(
         epochs=1e9,
         batch_size=d["batch_size"],
         lr=d["lr"],
-        lr_schedule=d["lr_schedule"],
         time_budget=budget,
-        seed=seed,
+        device=device,
+        precision=precision,
     )
-
-
-def siren_config(budget: float) -> TrainConfig:
-    d = MODEL_DEFAULTS["siren"]
-    return TrainConfig(epochs=1e9, batch_size=d["batch_size"], lr=d["lr"], time_budget=budget)
 
 
 FAST_SIREN_FLAGS = "--batch-size 4096 --lr 3e-4 --lr-schedule cosine"

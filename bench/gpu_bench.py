@@ -46,6 +46,11 @@ from nvfilter.render import reconstruction_mse, render_frame  # noqa: E402
 from nvfilter.train import Trainer, matmul_precision  # noqa: E402
 
 PRECISIONS = ("float32", "tf32", "bfloat16")
+"""The precisions measured; tf32 only on CUDA."""
+
+
+def precisions(device: str) -> tuple[str, ...]:
+    return PRECISIONS if device.startswith("cuda") else ("float32", "bfloat16")
 
 
 def synchronize(device: str) -> None:
@@ -122,34 +127,6 @@ def curve(model, frames, config: TrainConfig, checkpoints) -> tuple[dict[float, 
     return points, result.steps
 
 
-def hybrid_config(
-    budget: float, device: str, batch: int | None = None, seed: int = 0
-) -> TrainConfig:
-    """The default encode's settings on this device, for a time budget."""
-    d = EncodeOptions().setting
-    return TrainConfig(
-        epochs=1e9,
-        batch_size=batch or d("batch_size", device),
-        lr=d("lr"),
-        lr_schedule=d("lr_schedule"),
-        time_budget=budget,
-        seed=seed,
-        device=device,
-    )
-
-
-def siren_config(budget: float, device: str, precision: str) -> TrainConfig:
-    d = eb.MODEL_DEFAULTS["siren"]
-    return TrainConfig(
-        epochs=1e9,
-        batch_size=d["batch_size"],
-        lr=d["lr"],
-        time_budget=budget,
-        device=device,
-        precision=precision,
-    )
-
-
 def table(rows: list[tuple[str, dict[float, float], int]], columns: list[float]) -> None:
     print("| method | " + " | ".join(f"PSNR at {c:g} s" for c in columns) + " | steps |")
     print("| --- |" + " --- |" * (len(columns) + 1))
@@ -163,7 +140,7 @@ def training(
 ) -> None:
     """SIREN's throughput in each precision; PSNR against time of every method on the clips."""
     print("## Training throughput, SIREN 256x5, batch 65536\n")
-    matmul = {p: matmul_flops(device, p) for p in PRECISIONS}
+    matmul = {p: matmul_flops(device, p) for p in precisions(device)}
     print(
         "matrix multiply (8192^3): "
         + ", ".join(f"{p} {f / 1e12:.1f} TFLOP/s" for p, f in matmul.items())
@@ -173,7 +150,8 @@ def training(
     print("| --- | --- | --- | --- | --- | --- |")
     rows = [("plain reference (nn.Linear + sin), float32", "float32", plain_step_seconds(device))]
     rows += [
-        (f"`--model siren --precision {p}`", p, trainer_step_seconds(device, p)) for p in PRECISIONS
+        (f"`--model siren --precision {p}`", p, trainer_step_seconds(device, p))
+        for p in precisions(device)
     ]
     for label, precision, seconds in rows:
         flops = eb.SIREN_FLOPS_PER_PIXEL * 65536 / seconds
@@ -190,21 +168,23 @@ def training(
         rows_out = []
         torch.manual_seed(0)
         points, steps = curve(
-            eb.PlainSiren(), frames, siren_config(budget, device, "float32"), fine
+            eb.PlainSiren(), frames, eb.siren_config(budget, device, "float32"), fine
         )
         rows_out.append(("plain reference loop (seed SIREN), float32", points, steps))
         plain_best = points[budget]
         siren_runs = {}
-        for precision in PRECISIONS:
+        for precision in precisions(device):
             torch.manual_seed(0)
-            points, steps = curve(Siren(), frames, siren_config(budget, device, precision), fine)
+            points, steps = curve(Siren(), frames, eb.siren_config(budget, device, precision), fine)
             siren_runs[precision] = points
             rows_out.append((f"`--model siren --precision {precision}`", points, steps))
         hybrid_points: dict[float, float] = {}
         for b in hybrid_budgets:
             torch.manual_seed(0)
             checkpoints = [c for c in fine if c < b] if b == budget else []
-            points, steps = curve(eb.hybrid(frames), frames, hybrid_config(b, device), checkpoints)
+            points, steps = curve(
+                eb.hybrid(frames), frames, eb.hybrid_config(b, device=device), checkpoints
+            )
             hybrid_points.update(points if b == budget else {b: points[b]})
         rows_out.append(("default encode (hybrid; one run per budget)", hybrid_points, steps))
         table(rows_out, sorted({*fine, *hybrid_budgets}))
@@ -237,7 +217,10 @@ def batch_sweep(device: str, budget: float, large_budget: float, args: argparse.
             if device.startswith("cuda"):
                 torch.cuda.reset_peak_memory_stats()
             points, steps = curve(
-                eb.hybrid(frames), frames, hybrid_config(seconds, device, batch), checkpoints
+                eb.hybrid(frames),
+                frames,
+                eb.hybrid_config(seconds, device=device, batch=batch),
+                checkpoints,
             )
             label = f"batch {batch}" + (" (default)" if batch == default else "")
             if device.startswith("cuda"):
@@ -348,9 +331,6 @@ def main() -> None:
     args.corpus = args.corpus.resolve()
     eb.CORPUS = args.corpus
     device = args.device
-    global PRECISIONS
-    if not device.startswith("cuda"):
-        PRECISIONS = ("float32", "bfloat16")  # tf32 is an NVIDIA mode
     began = time.perf_counter()
     budget = 2.0 if args.quick else 10.0
     fine = [c for c in (0.5, 1, 2, 5) if c < budget]
