@@ -9,6 +9,11 @@ three reads of a level channel by channel, concatenates the levels and maps the 
 ``Linear -> ReLU`` x head_layers ``-> Linear -> Sigmoid`` to RGB. (x, y, t) stays continuous, so
 any frame rate and size can be decoded.
 
+With ``footprint`` (``--footprint``) the full-resolution planes are instead read, along x and y,
+as the average of their linear interpolant over the pixel the point stands for (a learned pixel
+in training, an output pixel in decoding; ``pixel`` in forward): each pixel is learned as an
+area, so a larger output shows the sharper picture under it (BENCHMARKS.md, issue 5).
+
 All planes live in one parameter ``table`` of shape (rows, channels), so one gather reads them
 all: level by level, planes in the order xy, xt, yt, each plane's cells in row-major order of
 (second axis, first axis), i.e. cell (i, j) of a plane of size (a, b) is row offset + j * a + i.
