@@ -1,0 +1,91 @@
+"""Motion-compensated in-between frames: flow, warping, and frames made between two frames."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from nvfilter import motion
+from nvfilter.config import VideoInfo
+from nvfilter.coords import frame_time
+from nvfilter.errors import OptionError
+from nvfilter.model import Siren
+from nvfilter.render import iter_frames, plan_render, render_frame
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
+
+
+def scene(offset: float, width: int = 96, height: int = 64) -> np.ndarray:
+    """A smooth textured square on a textured background, the square ``offset`` pixels right."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    background = 100 + 40 * np.sin(xs / 5.0) * np.cos(ys / 7.0)
+    inside = (np.abs(xs - 30 - offset) < 12) & (np.abs(ys - 32) < 12)
+    square = 180 + 50 * np.sin((xs - offset) / 3.0 + ys / 4.0)
+    gray = np.where(inside, square, background)
+    return np.stack([gray, gray * 0.8, 255 - gray], axis=-1).round().astype(np.uint8)
+
+
+def test_flow_finds_a_known_shift():
+    flow = motion.optical_flow(scene(0), scene(6))
+    inside = flow[26:38, 24:36]  # the square's middle: moved 6 px right, not down
+    assert np.median(inside[..., 0]) == pytest.approx(6, abs=0.5)
+    assert np.median(np.abs(inside[..., 1])) < 0.5
+
+
+def test_warp_by_zero_is_the_image_and_by_one_pixel_shifts_it():
+    image = torch.rand(3, 10, 12)
+    zero = torch.zeros(10, 12, 2)
+    assert torch.allclose(motion.warp(image, zero), image, atol=1e-6)
+    one = zero.clone()
+    one[..., 0] = 1.0
+    assert torch.allclose(motion.warp(image, one)[:, :, :-1], image[:, :, 1:], atol=1e-5)
+
+
+def test_occlusion_is_zero_for_a_consistent_flow_and_one_where_it_does_not_come_back():
+    forward = torch.full((8, 8, 2), 0.5)
+    assert motion.occlusion(forward, -forward).sum() == 0
+    assert motion.occlusion(forward, torch.zeros(8, 8, 2)).sum() == 0  # 0.5 px^2 slack
+    assert motion.occlusion(3 * forward, 3 * forward).all()
+
+
+def test_the_frame_halfway_shows_the_square_halfway():
+    pair = motion.FramePair.estimate(scene(0), scene(8))
+    truth = scene(4)
+    faded = ((scene(0).astype(np.float64) + scene(8)) / 2).round()
+    made = pair.at(0.5)
+    assert made.dtype == np.uint8 and made.shape == truth.shape
+    assert psnr(made, truth) > psnr(faded, truth) + 6
+
+
+def test_identical_frames_give_the_frame_back():
+    frame = scene(0)
+    pair = motion.FramePair.estimate(frame, frame)
+    for s in (0.25, 0.5, 0.75):
+        assert np.array_equal(pair.at(s), frame)
+
+
+def test_motion_renders_keep_the_source_frames_and_count():
+    torch.manual_seed(0)
+    model = Siren(hidden_features=16, hidden_layers=1)
+    video = VideoInfo(width=24, height=16, frames=3, frame_rate=Fraction(10))
+    spec = plan_render(video, temporal_scale=Fraction(4))
+    moved = list(iter_frames(model, spec, video.frames, between="motion"))
+    read = list(iter_frames(model, spec, video.frames))
+    assert len(moved) == len(read) == 12
+    for k in range(video.frames):
+        source = render_frame(model, 24, 16, frame_time(k, video.frames))
+        assert np.array_equal(moved[4 * k], source)
+        assert np.array_equal(read[4 * k], source)
+    assert not np.array_equal(moved[2], read[2])  # made another way
+    assert all(np.array_equal(frame, moved[8]) for frame in moved[9:])  # held at the end
+
+
+def test_an_unknown_rule_is_an_option_error():
+    model = Siren(hidden_features=8, hidden_layers=1)
+    spec = plan_render(VideoInfo(width=4, height=4, frames=2, frame_rate=Fraction(1)))
+    with pytest.raises(OptionError, match="between 'warp'"):
+        list(iter_frames(model, spec, 2, between="warp"))
