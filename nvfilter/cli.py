@@ -16,6 +16,7 @@ from nvfilter import __version__, encoding, nvw, pipeline, presets
 from nvfilter.errors import NvfilterError, OptionError
 from nvfilter.evaluate import evaluate as evaluate_nvw
 from nvfilter.progress import Console
+from nvfilter.render import BETWEEN_RULES
 from nvfilter.train import PRECISIONS
 
 SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -368,6 +369,13 @@ RENDER_OPTIONS = [
         "--num-frames",
         type=click.IntRange(min=1),
         help="Exact number of output frames, spread over the source's time.",
+    ),
+    click.option(
+        "--between",
+        type=click.Choice(BETWEEN_RULES),
+        help="New frames between the source's: network (the network read at their time; "
+        "default) or motion (the two nearest source frames moved along their optical flow "
+        "and blended; the slowmo presets' choice).",
     ),
     click.option("--codec", help="Any ffmpeg video encoder: libx264 (default), libx265, ffv1, ..."),
     click.option(

@@ -21,6 +21,7 @@ PRESET_KEYS: dict[str, tuple[type, ...]] = {
     "spatial_scale": (int, float),
     "temporal_scale": (int, float, str),
     "num_frames": (int,),
+    "between": (str,),
     "codec": (str,),
     "crf": (int,),
     "pix_fmt": (str,),

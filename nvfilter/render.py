@@ -10,6 +10,7 @@ symmetrically around source pixel i.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from fractions import Fraction
 
@@ -21,7 +22,10 @@ from nvfilter.config import RenderSpec, VideoInfo
 from nvfilter.coords import frame_time
 from nvfilter.errors import OptionError
 from nvfilter.model import VideoField
+from nvfilter.motion import FramePair
 
+BETWEEN_RULES = ("network", "motion")
+"""How frames between source frames are made (see iter_frames)."""
 MAX_SIDE = 16384
 """Largest output width or height accepted."""
 MAX_FRAMES = 10_000_000
@@ -119,11 +123,40 @@ def to_uint8(rgb: torch.Tensor) -> torch.Tensor:
     return (rgb * 255.0).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def iter_frames(model: VideoField, spec: RenderSpec, source_frames: int) -> Iterator[np.ndarray]:
-    """Every frame of a render, one at a time."""
+def iter_frames(
+    model: VideoField, spec: RenderSpec, source_frames: int, between: str = "network"
+) -> Iterator[np.ndarray]:
+    """Every frame of a render, one at a time. Frames between two source frames are the network
+    read at their time (``between="network"``), or the two rendered source frames around them
+    moved along their optical flow and blended (``"motion"``, nvfilter.motion)."""
+    if between not in BETWEEN_RULES:
+        raise OptionError(f"between {between!r}: one of {', '.join(BETWEEN_RULES)}")
     model.forget_render_cache()
-    for position in source_positions(spec, source_frames):
-        yield render_frame(model, spec.width, spec.height, frame_time(position, source_frames))
+    positions = source_positions(spec, source_frames)
+    if between == "network":
+        for position in positions:
+            yield render_frame(model, spec.width, spec.height, frame_time(position, source_frames))
+        return
+    rendered: dict[int, np.ndarray] = {}  # the last source frames rendered
+
+    def source_frame(index: int) -> np.ndarray:
+        if index not in rendered:
+            for old in [kept for kept in rendered if kept < index - 1]:
+                del rendered[old]
+            rendered[index] = render_frame(
+                model, spec.width, spec.height, frame_time(index, source_frames)
+            )
+        return rendered[index]
+
+    pair: tuple[int, FramePair] | None = None
+    for position in positions:
+        whole = math.floor(position)
+        if position == whole:
+            yield source_frame(whole)
+            continue
+        if pair is None or pair[0] != whole:
+            pair = (whole, FramePair.estimate(source_frame(whole), source_frame(whole + 1)))
+        yield pair[1].at(position - whole)
 
 
 def reconstruct(

@@ -148,6 +148,27 @@ def test_slowmo_frame_4k_is_source_frame_k(smooth_nvw, tmp_path):
     assert sorted(p.name for p in (tmp_path / "rec").iterdir())[0] == "frame_000000.png"
 
 
+def test_between_motion_keeps_source_frames_and_makes_others_another_way(smooth_nvw, tmp_path):
+    for rule in ("network", "motion"):
+        result = run(
+            "decode", smooth_nvw, f"{tmp_path}/{rule}/", "--temporal-scale", "2", "--between", rule
+        )
+        assert result.exit_code == 0, result.stderr
+    network, moved = read_pngs(tmp_path / "network"), read_pngs(tmp_path / "motion")
+    assert network.shape == moved.shape
+    assert np.array_equal(network[::2], moved[::2])
+    assert not np.array_equal(network[1::2], moved[1::2])
+
+
+def test_a_bad_between_rule_is_one_clear_error(smooth_nvw, tmp_path):
+    click_error(run("decode", smooth_nvw, tmp_path / "o.mp4", "--between", "warp"), "warp")
+    preset = tmp_path / "mine.toml"
+    preset.write_text('temporal_scale = 2\nbetween = "warp"\n')
+    result = run("decode", smooth_nvw, tmp_path / "o.mp4", "--preset", preset)
+    assert_one_line_error(result, "between 'warp'", "network, motion")
+    assert not (tmp_path / "o.mp4").exists()
+
+
 def test_upscale_is_aligned_to_the_source_pixel_grid(smooth_nvw, tmp_path):
     assert run("decode", smooth_nvw, f"{tmp_path}/rec/").exit_code == 0
     assert run("decode", smooth_nvw, f"{tmp_path}/big/", "--spatial-scale", "2").exit_code == 0

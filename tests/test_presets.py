@@ -25,8 +25,8 @@ def test_every_shipped_preset_parses_and_has_a_description(name):
 
 
 def test_slowmo_and_upscale_values():
-    assert presets.load("slowmo-4x") == {"temporal_scale": 4}
-    assert presets.load("fps-2x") == {"temporal_scale": 2, "fps": "2x"}
+    assert presets.load("slowmo-4x") == {"temporal_scale": 4, "between": "motion"}
+    assert presets.load("fps-2x") == {"temporal_scale": 2, "fps": "2x", "between": "motion"}
     assert presets.load("upscale-2x") == {"spatial_scale": 2}
 
 
