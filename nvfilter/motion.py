@@ -51,7 +51,7 @@ def optical_flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     if factor > 1:
         search.setFinestScale(0)
     start, end = gray(first), gray(second)
-    flow = np.asarray(search.calc(start, end, np.zeros((*start.shape, 2), np.float32)))
+    flow = np.asarray(search.calc(start, end, None))  # type: ignore[call-overload]
     if factor > 1:
         flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_AREA) / factor
     return flow.astype(np.float32)
@@ -78,9 +78,10 @@ def occlusion(flow: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
 
 
 def local_mean(values: torch.Tensor) -> torch.Tensor:
-    """(H, W) averaged over AGREEMENT_WINDOW squares (shrunk at the edges)."""
-    side = AGREEMENT_WINDOW
-    return F.avg_pool2d(values[None, None], side, 1, side // 2, count_include_pad=False)[0, 0]
+    """(H, W) averaged over AGREEMENT_WINDOW squares (shrunk at the edges), one axis at a time."""
+    side, half = AGREEMENT_WINDOW, AGREEMENT_WINDOW // 2
+    rows = F.avg_pool2d(values[None, None], (side, 1), 1, (half, 0), count_include_pad=False)
+    return F.avg_pool2d(rows, (1, side), 1, (0, half), count_include_pad=False)[0, 0]
 
 
 @dataclass
