@@ -220,6 +220,7 @@ def decode(
         f"decoded {source_label or source} -> {output}: {spec.num_frames} frames {spec.width}x{spec.height}"
         f"{note} at {rate_text(spec.fps)} fps ({float(spec.num_frames / spec.fps):.2f} s) in "
         f"{time.perf_counter() - start:.1f} s"
+        + (", frames between source frames moved along the motion" if between == "motion" else "")
     )
 
 

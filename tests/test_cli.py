@@ -154,6 +154,7 @@ def test_between_motion_keeps_source_frames_and_makes_others_another_way(smooth_
             "decode", smooth_nvw, f"{tmp_path}/{rule}/", "--temporal-scale", "2", "--between", rule
         )
         assert result.exit_code == 0, result.stderr
+        assert ("moved along the motion" in result.stderr) == (rule == "motion")
     network, moved = read_pngs(tmp_path / "network"), read_pngs(tmp_path / "motion")
     assert network.shape == moved.shape
     assert np.array_equal(network[::2], moved[::2])
