@@ -18,7 +18,7 @@ from nvfilter.audio import STORE_SUFFIX, AudioPlan, container_of, store_format
 from nvfilter.errors import NvfilterError, OptionError, VideoError
 from nvfilter.outputs import atomic_file, atomic_folder
 from nvfilter.progress import Console
-from nvfilter.render import BETWEEN_RULES, iter_frames, plan_render
+from nvfilter.render import check_between, iter_frames, plan_render
 
 AUDIO_MODES = ("keep", "drop")
 
@@ -150,9 +150,7 @@ def decode(
     codec = settings.get("codec") or ffio.default_codec(container_of(output, container))
     crf = settings.get("crf", 18 if codec in ffio.CRF_CODECS else None)
     folder = check_output(output, container)
-    between = settings.get("between") or "network"
-    if between not in BETWEEN_RULES:
-        raise OptionError(f"between {between!r}: one of {', '.join(BETWEEN_RULES)}")
+    between = check_between(settings.get("between") or "network")
     audio_mode = settings.get("audio") or "keep"
     if audio_mode not in AUDIO_MODES:
         raise OptionError(f"audio {audio_mode!r}: keep or drop")

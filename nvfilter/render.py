@@ -123,14 +123,20 @@ def to_uint8(rgb: torch.Tensor) -> torch.Tensor:
     return (rgb * 255.0).round_().clamp_(0, 255).to(torch.uint8)
 
 
+def check_between(rule: str) -> str:
+    """``rule`` if it is one of BETWEEN_RULES, else an OptionError naming them."""
+    if rule not in BETWEEN_RULES:
+        raise OptionError(f"between {rule!r}: one of {', '.join(BETWEEN_RULES)}")
+    return rule
+
+
 def iter_frames(
     model: VideoField, spec: RenderSpec, source_frames: int, between: str = "network"
 ) -> Iterator[np.ndarray]:
     """Every frame of a render, one at a time. Frames between two source frames are the network
     read at their time (``between="network"``), or the two rendered source frames around them
     moved along their optical flow and blended (``"motion"``, nvfilter.motion)."""
-    if between not in BETWEEN_RULES:
-        raise OptionError(f"between {between!r}: one of {', '.join(BETWEEN_RULES)}")
+    check_between(between)
     model.forget_render_cache()
     positions = source_positions(spec, source_frames)
     if between == "network":
