@@ -3,16 +3,17 @@
     python bench/quality_bench.py            # the run recorded in BENCHMARKS.md
     python bench/quality_bench.py --quick    # short training, two clips, to try it out
 
-Temporal: a clip at 160x90 (25 frames: 0..24, or from START where a clip begins still), keep every k-th frame (k = 2, 4), learn what was kept
-with the default encode (fixed time budget), decode at the original rate (temporal scale k, the
-slowmo path of `nvfilter decode`), and score the frames that were left out, interior ones only
+Temporal: a clip at 160x90 (25 frames: 0..24, or from START where a clip begins still), keep
+every k-th frame (k = 2, 4), learn what was kept with the default encode (run to its end, 100
+epochs, as a plain `nvfilter encode`; --budget gives a time budget instead), decode at the
+original rate (temporal scale k, the slowmo path of `nvfilter decode`), and score the frames that were left out, interior ones only
 (between the first and the last kept frame), against the real ones. The same frames are made from
 the kept ones by ffmpeg `minterpolate` (mi_mode=mci, motion compensated), `framerate` (blending)
 and by repeating the nearest kept frame (ties: the earlier one).
 
 Spatial: the clip at 320x176 (24 frames), downscaled by 2 and by 4 with ffmpeg's area filter; the
-small clip is learned and decoded at 320x176 (`--width/--height`), and scored against the
-original; ffmpeg `scale` with bicubic and with lanczos from the same small clip are scored on the
+small clip is learned and decoded at 320x176 (`--width/--height`, both upscalers), and scored
+against the original; ffmpeg `scale` with bicubic and with lanczos from the same small clip are scored on the
 same frames.
 
 PSNR pools the squared error of all scored frames (as ffmpeg's psnr filter does); SSIM is the mean
@@ -80,8 +81,9 @@ def ffmpeg_filter(
     return np.frombuffer(out, np.uint8).reshape(-1, size[1], size[0], 3)
 
 
-def learn(frames: np.ndarray, rate: Fraction, budget: float):
-    """The default encode of ``frames`` for ``budget`` seconds: the model and its VideoInfo."""
+def learn(frames: np.ndarray, rate: Fraction, budget: float | None):
+    """The default encode of ``frames`` for ``budget`` seconds (None: to its own end, 100 epochs
+    for the default model): the model and its VideoInfo."""
     tensor = torch.from_numpy(frames.copy())
     video = VideoInfo(
         width=frames.shape[2], height=frames.shape[1], frames=frames.shape[0], frame_rate=rate
@@ -106,7 +108,7 @@ def nearest(kept: np.ndarray, k: int, count: int) -> np.ndarray:
     return np.stack([kept[min(kept.shape[0] - 1, (j + (k - 1) // 2) // k)] for j in range(count)])
 
 
-def temporal(name: str, k: int, budget: float) -> dict[str, tuple[float, float]]:
+def temporal(name: str, k: int, budget: float | None) -> dict[str, tuple[float, float]]:
     frames, rate = load(name, TEMPORAL_SIZE, TEMPORAL_FRAMES)
     last = (frames.shape[0] - 1) // k * k  # last kept frame; only frames before it are scored
     kept = frames[: last + 1 : k]
@@ -139,7 +141,7 @@ def temporal(name: str, k: int, budget: float) -> dict[str, tuple[float, float]]
     return rows
 
 
-def spatial(name: str, factor: int, budget: float) -> dict[str, tuple[float, float]]:
+def spatial(name: str, factor: int, budget: float | None) -> dict[str, tuple[float, float]]:
     frames, rate = load(name, SPATIAL_SIZE, SPATIAL_FRAMES)
     width, height = SPATIAL_SIZE
     small_size = (width // factor, height // factor)
@@ -151,6 +153,8 @@ def spatial(name: str, factor: int, budget: float) -> dict[str, tuple[float, flo
     spec = plan_render(video, width=width, height=height)
     decoded = np.stack(list(iter_frames(model, spec, video.frames)))
     rows["nvfilter (default encode)"] = score(decoded, frames)
+    projected = np.stack(list(iter_frames(model, spec, video.frames, upscaler="backproject")))
+    rows["nvfilter --upscaler backproject"] = score(projected, frames)
     small_spec = plan_render(video)
     rows["nvfilter, learned size"] = score(
         np.stack(list(iter_frames(model, small_spec, video.frames))), small
@@ -181,7 +185,14 @@ def table(title: str, results: dict[str, dict[str, tuple[float, float]]]) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5 s of training, two clips")
-    parser.add_argument("--budget", type=float, default=30.0, help="training seconds per encode")
+    parser.add_argument(
+        "--budget",
+        type=lambda text: None if text == "default" else float(text),
+        default=None,
+        help="training seconds per encode; by default (or 'default') each encode runs to the "
+        "default's own end (100 epochs), as a plain `nvfilter encode` does, which also makes "
+        "the run the same on a busy machine",
+    )
     parser.add_argument("--clips", nargs="+", default=CLIPS)
     parser.add_argument(
         "--parts", nargs="+", choices=("temporal", "spatial"), default=["temporal", "spatial"]
@@ -192,7 +203,8 @@ def main() -> None:
     print("Command: python bench/quality_bench.py " + " ".join(sys.argv[1:]))
     print(
         f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch "
-        f"{torch.__version__}, {time.strftime('%Y-%m-%d')}; default encode, {budget:g} s per clip"
+        f"{torch.__version__}, {time.strftime('%Y-%m-%d')}; default encode, "
+        + (f"{budget:g} s per clip" if budget is not None else "run to its end (100 epochs)")
     )
     print("\nEach cell: PSNR (all scored frames pooled) / mean SSIM.")
     for k in (2, 4) if "temporal" in args.parts else ():

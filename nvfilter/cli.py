@@ -16,7 +16,7 @@ from nvfilter import __version__, encoding, nvw, pipeline, presets
 from nvfilter.errors import NvfilterError, OptionError
 from nvfilter.evaluate import evaluate as evaluate_nvw
 from nvfilter.progress import Console
-from nvfilter.render import BETWEEN_RULES
+from nvfilter.render import BETWEEN_RULES, UPSCALERS
 from nvfilter.train import PRECISIONS
 
 SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -220,9 +220,9 @@ NETWORK_OPTIONS = [
         "--footprint/--no-footprint",
         default=None,
         help="hybrid: read the full-resolution planes as the average over each pixel, so the "
-        "learned video upscales sharper (4x: ahead of bicubic on every benchmark clip) at some "
-        "cost at the learned size in the same training time [encode: off; filter: on when "
-        "the output is upscaled (--spatial-scale over 1)].",
+        "learned video upscales sharper with --upscaler network (4x: ahead of bicubic on every "
+        "benchmark clip) at some cost at the learned size in the same training time [encode: "
+        "off; filter: on when the output is upscaled (--spatial-scale over 1) by the network].",
     ),
 ]
 """How the network is built and trained: shared by `encode` and `filter`."""
@@ -377,6 +377,14 @@ RENDER_OPTIONS = [
         "default) or motion (the two nearest source frames moved along their optical flow "
         "and blended; the slowmo presets' choice).",
     ),
+    click.option(
+        "--upscaler",
+        type=click.Choice(UPSCALERS),
+        help="New pixels, when the output is larger than the learned size: network (the "
+        "network read at the output's pixels; default) or backproject (each frame made at the "
+        "learned size, upscaled bicubically and corrected until its pixel areas average back "
+        "to it; the upscale presets' choice).",
+    ),
     click.option("--codec", help="Any ffmpeg video encoder: libx264 (default), libx265, ffv1, ..."),
     click.option(
         "--crf",
@@ -481,8 +489,9 @@ def filter_video(
     """
     network = {name: flags.pop(name) for name in option_names(NETWORK_OPTIONS)}
     settings = render_settings(preset, flags)
-    if network["footprint"] is None and model == "hybrid":
-        network["footprint"] = (settings.get("spatial_scale") or 1) > 1  # learn for upscaling
+    if network["footprint"] is None and model == "hybrid":  # learn for the network's upscaling
+        upscaled = (settings.get("spatial_scale") or 1) > 1
+        network["footprint"] = upscaled and settings.get("upscaler") != "backproject"
     pipeline.check_output(output, container)
     options = encoding.EncodeOptions(
         model=model,

@@ -113,3 +113,5 @@ class RenderSpec:
     fps: Fraction
     temporal_scale: Fraction
     """Output frames per source frame: output frame j samples source position j / temporal_scale."""
+    learned_size: tuple[int, int]
+    """(width, height) the network learned the video at."""

@@ -18,7 +18,7 @@ from nvfilter.audio import STORE_SUFFIX, AudioPlan, container_of, store_format
 from nvfilter.errors import NvfilterError, OptionError, VideoError
 from nvfilter.outputs import atomic_file, atomic_folder
 from nvfilter.progress import Console
-from nvfilter.render import check_between, iter_frames, plan_render
+from nvfilter.render import backprojects, check_between, check_upscaler, iter_frames, plan_render
 
 AUDIO_MODES = ("keep", "drop")
 
@@ -151,6 +151,7 @@ def decode(
     crf = settings.get("crf", 18 if codec in ffio.CRF_CODECS else None)
     folder = check_output(output, container)
     between = check_between(settings.get("between") or "network")
+    upscaler = check_upscaler(settings.get("upscaler") or "network")
     audio_mode = settings.get("audio") or "keep"
     if audio_mode not in AUDIO_MODES:
         raise OptionError(f"audio {audio_mode!r}: keep or drop")
@@ -191,7 +192,8 @@ def decode(
         )
         writer = ffio.FrameWriter(args)
         try:
-            for index, frame in enumerate(iter_frames(model, spec, video.frames, between)):
+            frames = iter_frames(model, spec, video.frames, between, upscaler)
+            for index, frame in enumerate(frames):
                 writer.write(frame)
                 console.status(
                     f"frame {index + 1}/{spec.num_frames}  "
@@ -219,6 +221,12 @@ def decode(
         f"{note} at {rate_text(spec.fps)} fps ({float(spec.num_frames / spec.fps):.2f} s) in "
         f"{time.perf_counter() - start:.1f} s"
         + (", frames between source frames moved along the motion" if between == "motion" else "")
+        + (
+            f", upscaled from the learned {spec.learned_size[0]}x{spec.learned_size[1]} by "
+            "back-projection"
+            if backprojects(spec, upscaler)
+            else ""
+        )
     )
 
 

@@ -22,6 +22,7 @@ PRESET_KEYS: dict[str, tuple[type, ...]] = {
     "temporal_scale": (int, float, str),
     "num_frames": (int,),
     "between": (str,),
+    "upscaler": (str,),
     "codec": (str,),
     "crf": (int,),
     "pix_fmt": (str,),

@@ -23,9 +23,12 @@ from nvfilter.coords import frame_time
 from nvfilter.errors import OptionError
 from nvfilter.model import VideoField
 from nvfilter.motion import FramePair
+from nvfilter.upscale import backproject, enlarges
 
 BETWEEN_RULES = ("network", "motion")
 """How frames between source frames are made (see iter_frames)."""
+UPSCALERS = ("network", "backproject")
+"""How pixels between the learned ones are made when the output is larger (see iter_frames)."""
 MAX_SIDE = 16384
 """Largest output width or height accepted."""
 MAX_FRAMES = 10_000_000
@@ -83,7 +86,12 @@ def plan_render(
     if rate > 1000:
         raise OptionError(f"fps {float(rate):g} is too high (at most 1000)")
     return RenderSpec(
-        width=out_w, height=out_h, num_frames=frames, fps=rate, temporal_scale=t_scale
+        width=out_w,
+        height=out_h,
+        num_frames=frames,
+        fps=rate,
+        temporal_scale=t_scale,
+        learned_size=(video.width, video.height),
     )
 
 
@@ -130,18 +138,57 @@ def check_between(rule: str) -> str:
     return rule
 
 
+def check_upscaler(rule: str) -> str:
+    """``rule`` if it is one of UPSCALERS, else an OptionError naming them."""
+    if rule not in UPSCALERS:
+        raise OptionError(f"upscaler {rule!r}: one of {', '.join(UPSCALERS)}")
+    return rule
+
+
+def backprojects(spec: RenderSpec, upscaler: str) -> bool:
+    """True when ``upscaler`` makes this render's pixels from frames at the learned size."""
+    return upscaler == "backproject" and enlarges((spec.width, spec.height), spec.learned_size)
+
+
 def iter_frames(
-    model: VideoField, spec: RenderSpec, source_frames: int, between: str = "network"
+    model: VideoField,
+    spec: RenderSpec,
+    source_frames: int,
+    between: str = "network",
+    upscaler: str = "network",
 ) -> Iterator[np.ndarray]:
-    """Every frame of a render, one at a time. Frames between two source frames are the network
-    read at their time (``between="network"``), or the two rendered source frames around them
-    moved along their optical flow and blended (``"motion"``, nvfilter.motion)."""
+    """Every frame of a render, one at a time.
+
+    Frames between two source frames are the network read at their time (``between="network"``),
+    or the two rendered source frames around them moved along their optical flow and blended
+    (``"motion"``, nvfilter.motion). An output larger than the learned size is the network read
+    at the output's pixels (``upscaler="network"``), or each frame made at the learned size and
+    upscaled by back-projection (``"backproject"``, nvfilter.upscale).
+    """
     check_between(between)
+    check_upscaler(upscaler)
     model.forget_render_cache()
     positions = source_positions(spec, source_frames)
+    if not backprojects(spec, upscaler):
+        yield from frames_at(model, positions, source_frames, between, spec.width, spec.height)
+        return
+    learned_width, learned_height = spec.learned_size
+    for frame in frames_at(model, positions, source_frames, between, learned_width, learned_height):
+        yield backproject(frame, spec.width, spec.height)
+
+
+def frames_at(
+    model: VideoField,
+    positions: list[float],
+    source_frames: int,
+    between: str,
+    width: int,
+    height: int,
+) -> Iterator[np.ndarray]:
+    """The frames at source ``positions``, ``width`` x ``height``, made by the ``between`` rule."""
     if between == "network":
         for position in positions:
-            yield render_frame(model, spec.width, spec.height, frame_time(position, source_frames))
+            yield render_frame(model, width, height, frame_time(position, source_frames))
         return
     rendered: dict[int, np.ndarray] = {}  # the last source frames rendered
 
@@ -149,9 +196,7 @@ def iter_frames(
         if index not in rendered:
             for old in [kept for kept in rendered if kept < index - 1]:
                 del rendered[old]
-            rendered[index] = render_frame(
-                model, spec.width, spec.height, frame_time(index, source_frames)
-            )
+            rendered[index] = render_frame(model, width, height, frame_time(index, source_frames))
         return rendered[index]
 
     pair: tuple[int, FramePair] | None = None

@@ -38,14 +38,11 @@ def test_helper_usage_error(tmp_path):
     assert result.returncode == 2 and result.stderr.strip() == "usage: nv-slowmo IN OUT [N]"
 
 
-def test_upscale_helper_learns_with_footprint_reads_unless_siren(tmp_path):
-    def encode_line(encode_args: str) -> str:
-        env = {**ENV, "NVFILTER": "echo", "NVFILTER_ENCODE_ARGS": encode_args}
-        done = subprocess.run(
-            [str(BIN / "nv-upscale"), "in.mp4", "out.mp4"], env=env, capture_output=True, text=True
-        )
-        return done.stdout.splitlines()[0]
-
-    assert "--footprint" in encode_line("--epochs 2")
-    assert "--footprint" not in encode_line("--model siren")
-    assert encode_line("--no-footprint").count("footprint") == 1
+def test_upscale_helper_decodes_by_back_projection(tmp_path):
+    env = {**ENV, "NVFILTER": "echo", "NVFILTER_ENCODE_ARGS": "--epochs 2"}
+    done = subprocess.run(
+        [str(BIN / "nv-upscale"), "in.mp4", "out.mp4", "3"], env=env, capture_output=True, text=True
+    )
+    encode_line, decode_line = done.stdout.splitlines()
+    assert encode_line.startswith("encode in.mp4") and encode_line.endswith("--epochs 2")
+    assert decode_line.endswith("--spatial-scale 3 --upscaler backproject")

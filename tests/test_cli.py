@@ -170,6 +170,27 @@ def test_a_bad_between_rule_is_one_clear_error(smooth_nvw, tmp_path):
     assert not (tmp_path / "o.mp4").exists()
 
 
+def test_backproject_upscaling_averages_back_to_the_learned_frames(smooth_nvw, tmp_path):
+    assert run("decode", smooth_nvw, f"{tmp_path}/rec/").exit_code == 0
+    big = ["--spatial-scale", "2", "--upscaler", "backproject"]
+    result = run("decode", smooth_nvw, f"{tmp_path}/big/", *big)
+    assert result.exit_code == 0, result.stderr
+    assert "upscaled from the learned 32x24 by back-projection" in result.stderr
+    rec, big = read_pngs(tmp_path / "rec"), read_pngs(tmp_path / "big").astype(np.float64)
+    assert big.shape == (rec.shape[0], 48, 64, 3)
+    pooled = (big[:, 0::2, 0::2] + big[:, 1::2, 0::2] + big[:, 0::2, 1::2] + big[:, 1::2, 1::2]) / 4
+    assert np.abs(pooled - rec).max() <= 1.5  # the 8-bit rounding of the four, and clipping
+
+
+def test_a_bad_upscaler_is_one_clear_error(smooth_nvw, tmp_path):
+    click_error(run("decode", smooth_nvw, tmp_path / "o.mp4", "--upscaler", "lanczos"), "lanczos")
+    preset = tmp_path / "mine.toml"
+    preset.write_text('spatial_scale = 2\nupscaler = "lanczos"\n')
+    result = run("decode", smooth_nvw, tmp_path / "o.mp4", "--preset", preset)
+    assert_one_line_error(result, "upscaler 'lanczos'", "network, backproject")
+    assert not (tmp_path / "o.mp4").exists()
+
+
 def test_upscale_is_aligned_to_the_source_pixel_grid(smooth_nvw, tmp_path):
     assert run("decode", smooth_nvw, f"{tmp_path}/rec/").exit_code == 0
     assert run("decode", smooth_nvw, f"{tmp_path}/big/", "--spatial-scale", "2").exit_code == 0
@@ -627,17 +648,22 @@ def test_footprint_flag_is_stored_and_refused_for_siren(clips, tmp_path):
     assert not (tmp_path / "s.nvw").exists()
 
 
-def test_filter_learns_with_footprint_reads_when_it_upscales(clips, tmp_path):
+def test_filter_learns_with_footprint_reads_when_the_network_upscales(clips, tmp_path):
     up = run(
-        "filter", clips["smooth"], tmp_path / "up.mp4", "--preset", "upscale-2x", "--epochs", "3"
+        "filter", clips["smooth"], tmp_path / "up.mp4", "--spatial-scale", "2", "--epochs", "3"
     )
     assert up.exit_code == 0, up.stderr
     assert "footprint reads" in up.stderr
     off = run(
-        "filter", clips["smooth"], tmp_path / "off.mp4", "--preset", "upscale-2x",
+        "filter", clips["smooth"], tmp_path / "off.mp4", "--spatial-scale", "2",
         "--no-footprint", "--epochs", "3",
     )  # fmt: skip
+    # the upscale presets make new pixels from the learned size: point reads fit it best
+    preset = run(
+        "filter", clips["smooth"], tmp_path / "pre.mp4", "--preset", "upscale-2x", "--epochs", "3"
+    )
     same = run("filter", clips["smooth"], tmp_path / "same.mp4", "--epochs", "3")
-    for result in (off, same):
+    for result in (off, preset, same):
         assert result.exit_code == 0, result.stderr
         assert "footprint reads" not in result.stderr
+    assert "by back-projection" in preset.stderr

@@ -27,7 +27,8 @@ def test_every_shipped_preset_parses_and_has_a_description(name):
 def test_slowmo_and_upscale_values():
     assert presets.load("slowmo-4x") == {"temporal_scale": 4, "between": "motion"}
     assert presets.load("fps-2x") == {"temporal_scale": 2, "fps": "2x", "between": "motion"}
-    assert presets.load("upscale-2x") == {"spatial_scale": 2}
+    assert presets.load("upscale-2x") == {"spatial_scale": 2, "upscaler": "backproject"}
+    assert presets.load("upscale-4x") == {"spatial_scale": 4, "upscaler": "backproject"}
 
 
 def test_unknown_preset_names_the_known_ones():
