@@ -89,3 +89,10 @@ def test_an_unknown_rule_is_an_option_error():
     spec = plan_render(VideoInfo(width=4, height=4, frames=2, frame_rate=Fraction(1)))
     with pytest.raises(OptionError, match="between 'warp'"):
         list(iter_frames(model, spec, 2, between="warp"))
+
+
+def test_motion_under_a_pixel_counts_as_none():
+    flow = torch.tensor([[[0.9, 0.0], [0.6, -0.7], [1.1, 0.0], [0.8, 0.8]]])
+    still = motion.still_as_zero(flow)
+    assert still[0, :2].abs().sum() == 0  # 0.9 and 0.92 pixels
+    assert torch.equal(still[0, 2:], flow[0, 2:])  # 1.1 and 1.13 pixels
