@@ -55,7 +55,7 @@ def main() -> None:
             }
             made["torch bicubic (back-projection, 0 steps)"] = torch_bicubic(small, width, height)
             for steps in (1, 3, 5, 10):
-                made[f"back-projection, {steps} steps"] = np.stack(
+                made[f"back-projection, {steps} step" + ("s" if steps > 1 else "")] = np.stack(
                     [backproject(frame, width, height, steps) for frame in small]
                 )
             for label, frames_made in made.items():
