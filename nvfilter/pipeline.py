@@ -18,7 +18,14 @@ from nvfilter.audio import STORE_SUFFIX, AudioPlan, container_of, store_format
 from nvfilter.errors import NvfilterError, OptionError, VideoError
 from nvfilter.outputs import atomic_file, atomic_folder
 from nvfilter.progress import Console
-from nvfilter.render import backprojects, check_between, check_upscaler, iter_frames, plan_render
+from nvfilter.render import (
+    BETWEEN_RULES,
+    UPSCALERS,
+    backprojects,
+    check_rule,
+    iter_frames,
+    plan_render,
+)
 
 AUDIO_MODES = ("keep", "drop")
 
@@ -150,8 +157,8 @@ def decode(
     codec = settings.get("codec") or ffio.default_codec(container_of(output, container))
     crf = settings.get("crf", 18 if codec in ffio.CRF_CODECS else None)
     folder = check_output(output, container)
-    between = check_between(settings.get("between") or "network")
-    upscaler = check_upscaler(settings.get("upscaler") or "network")
+    between = check_rule("between", settings.get("between") or "network", BETWEEN_RULES)
+    upscaler = check_rule("upscaler", settings.get("upscaler") or "network", UPSCALERS)
     audio_mode = settings.get("audio") or "keep"
     if audio_mode not in AUDIO_MODES:
         raise OptionError(f"audio {audio_mode!r}: keep or drop")

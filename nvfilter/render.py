@@ -131,17 +131,11 @@ def to_uint8(rgb: torch.Tensor) -> torch.Tensor:
     return (rgb * 255.0).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def check_between(rule: str) -> str:
-    """``rule`` if it is one of BETWEEN_RULES, else an OptionError naming them."""
-    if rule not in BETWEEN_RULES:
-        raise OptionError(f"between {rule!r}: one of {', '.join(BETWEEN_RULES)}")
-    return rule
-
-
-def check_upscaler(rule: str) -> str:
-    """``rule`` if it is one of UPSCALERS, else an OptionError naming them."""
-    if rule not in UPSCALERS:
-        raise OptionError(f"upscaler {rule!r}: one of {', '.join(UPSCALERS)}")
+def check_rule(option: str, rule: str, rules: tuple[str, ...]) -> str:
+    """``rule`` if it is one of ``rules`` (BETWEEN_RULES, UPSCALERS), else an OptionError naming
+    ``option`` and them."""
+    if rule not in rules:
+        raise OptionError(f"{option} {rule!r}: one of {', '.join(rules)}")
     return rule
 
 
@@ -165,8 +159,8 @@ def iter_frames(
     at the output's pixels (``upscaler="network"``), or each frame made at the learned size and
     upscaled by back-projection (``"backproject"``, nvfilter.upscale).
     """
-    check_between(between)
-    check_upscaler(upscaler)
+    check_rule("between", between, BETWEEN_RULES)
+    check_rule("upscaler", upscaler, UPSCALERS)
     model.forget_render_cache()
     positions = source_positions(spec, source_frames)
     if not backprojects(spec, upscaler):

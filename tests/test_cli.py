@@ -161,12 +161,26 @@ def test_between_motion_keeps_source_frames_and_makes_others_another_way(smooth_
     assert not np.array_equal(network[1::2], moved[1::2])
 
 
-def test_a_bad_between_rule_is_one_clear_error(smooth_nvw, tmp_path):
-    click_error(run("decode", smooth_nvw, tmp_path / "o.mp4", "--between", "warp"), "warp")
+@pytest.mark.parametrize(
+    "option,bad,preset_text,known",
+    [
+        ("between", "warp", 'temporal_scale = 2\nbetween = "warp"\n', "network, motion"),
+        (
+            "upscaler",
+            "lanczos",
+            'spatial_scale = 2\nupscaler = "lanczos"\n',
+            "network, backproject",
+        ),
+    ],
+)
+def test_a_bad_decode_rule_is_one_clear_error(
+    smooth_nvw, tmp_path, option, bad, preset_text, known
+):
+    click_error(run("decode", smooth_nvw, tmp_path / "o.mp4", f"--{option}", bad), bad)
     preset = tmp_path / "mine.toml"
-    preset.write_text('temporal_scale = 2\nbetween = "warp"\n')
+    preset.write_text(preset_text)
     result = run("decode", smooth_nvw, tmp_path / "o.mp4", "--preset", preset)
-    assert_one_line_error(result, "between 'warp'", "network, motion")
+    assert_one_line_error(result, f"{option} {bad!r}", known)
     assert not (tmp_path / "o.mp4").exists()
 
 
@@ -180,15 +194,6 @@ def test_backproject_upscaling_averages_back_to_the_learned_frames(smooth_nvw, t
     assert big.shape == (rec.shape[0], 48, 64, 3)
     pooled = (big[:, 0::2, 0::2] + big[:, 1::2, 0::2] + big[:, 0::2, 1::2] + big[:, 1::2, 1::2]) / 4
     assert np.abs(pooled - rec).max() <= 1.5  # the 8-bit rounding of the four, and clipping
-
-
-def test_a_bad_upscaler_is_one_clear_error(smooth_nvw, tmp_path):
-    click_error(run("decode", smooth_nvw, tmp_path / "o.mp4", "--upscaler", "lanczos"), "lanczos")
-    preset = tmp_path / "mine.toml"
-    preset.write_text('spatial_scale = 2\nupscaler = "lanczos"\n')
-    result = run("decode", smooth_nvw, tmp_path / "o.mp4", "--preset", preset)
-    assert_one_line_error(result, "upscaler 'lanczos'", "network, backproject")
-    assert not (tmp_path / "o.mp4").exists()
 
 
 def test_upscale_is_aligned_to_the_source_pixel_grid(smooth_nvw, tmp_path):
