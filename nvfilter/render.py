@@ -163,12 +163,10 @@ def iter_frames(
     check_rule("upscaler", upscaler, UPSCALERS)
     model.forget_render_cache()
     positions = source_positions(spec, source_frames)
-    if not backprojects(spec, upscaler):
-        yield from frames_at(model, positions, source_frames, between, spec.width, spec.height)
-        return
-    learned_width, learned_height = spec.learned_size
-    for frame in frames_at(model, positions, source_frames, between, learned_width, learned_height):
-        yield backproject(frame, spec.width, spec.height)
+    enlarge = backprojects(spec, upscaler)
+    width, height = spec.learned_size if enlarge else (spec.width, spec.height)
+    for frame in frames_at(model, positions, source_frames, between, width, height):
+        yield backproject(frame, spec.width, spec.height) if enlarge else frame
 
 
 def frames_at(
