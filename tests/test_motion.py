@@ -36,6 +36,32 @@ def test_flow_finds_a_known_shift():
     assert np.median(np.abs(inside[..., 1])) < 0.5
 
 
+def test_motion_beyond_dis_is_found_by_the_block_search():
+    first, second = scene(0, 160, 90), scene(30, 160, 90)  # a third of the width, in one step
+    middle = (slice(26, 38), slice(24, 36))
+    small_first, small_second = motion.shrink(first), motion.shrink(second)
+    assert small_first.shape == (motion.SEARCH_HEIGHT, 85)
+    searched = motion.block_search(small_first, small_second)
+    scale = 85 / 160  # the shift in shrunk pixels, whole pixels only
+    inside = searched[round(32 * 48 / 90), round(30 * scale)]
+    assert inside.tolist() == [round(30 * scale), 0]
+    forward, backward = motion.flows_both_ways(first, second)
+    assert np.median(forward[middle][..., 0]) == pytest.approx(30, abs=0.5)
+    assert np.median(backward[26:38, 54:66][..., 0]) == pytest.approx(-30, abs=0.5)
+    assert np.median(np.abs(forward[..., :20, :][..., 0])) < 0.5  # the background stays still
+
+
+def test_the_block_search_keeps_what_dis_found():
+    still = scene(0)
+    small = motion.shrink(still)
+    zero = motion.block_search(small, small)
+    assert not zero.any()
+    dis_flow = motion.optical_flow(still, still)
+    assert motion.searched_start(dis_flow, small, small, zero, zero) is None  # nothing better
+    forward, _ = motion.flows_both_ways(scene(0), scene(6))
+    assert np.median(forward[26:38, 24:36][..., 0]) == pytest.approx(6, abs=0.5)
+
+
 def test_warp_by_zero_is_the_image_and_by_one_pixel_shifts_it():
     image = torch.rand(3, 10, 12)
     zero = torch.zeros(10, 12, 2)
