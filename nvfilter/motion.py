@@ -7,8 +7,9 @@ block search tries every displacement up to half the frame's height on frames sh
 SEARCH_HEIGHT rows, and its vectors replace DIS's first answer where they match clearly better and
 come back (searched both ways), and DIS runs again from there. A frame at fraction s of the way
 from ``first`` to ``second`` samples each of them along the motion (bicubic), with the flows
-from time s approximated from the two flows as in Super SloMo (Jiang et al. 2018, eq. 4), and blends
-them weighted by nearness in time and by visibility: where a pixel's motion does not come back
+from time s found by moving both flows forward to time s (flow reversal, Xu et al. 2019; see
+SPLAT_SHARPNESS), or, where nothing lands, approximated from the two flows as in Super SloMo (Jiang
+et al. 2018, eq. 4), and blends them weighted by nearness in time and by visibility: where a pixel's motion does not come back
 (forward-backward check), it shows content one frame lacks, so it is taken from the other. Last, each
 pixel mixes that motion-compensated value with the plain cross-fade, by which of the two the frames
 agree on better around it: where the two moved samples disagree more than the two unmoved frames
@@ -63,6 +64,18 @@ SEARCH_BEYOND = 2.0
 """...and where it differs from DIS's by at least this many (shrunk) pixels on an axis: motion DIS
 can reach is left to DIS. Without it a flame that grows (oa4_launch.webm from frame 40) matched
 itself a few pixels off and k = 4 fell from 40.61 to 40.11 dB."""
+
+
+SPLAT_SHARPNESS = 0.1
+"""The flows from time s are splatted: every pixel of each frame is moved along its flow to where
+it is at time s, spread bilinearly over the four pixels around that point, and carries its flows
+to both frames there, weighted by nearness in time and by exp(-SPLAT_SHARPNESS * e), e its
+brightness-constancy error (mean absolute difference, 0-255, from the pixel it moves to), so that
+where two pixels land together the one that stays visible wins (as softmax splatting, Niklaus and
+Liu 2020, weights by a learned metric). Measured on the real kept frames (bench/motion_proxy.py,
+160x90, mean of four clips), against Super SloMo's approximation alone: k = 2 34.91 against 34.70
+dB, k = 4 31.47 against 31.17 dB (g1.avi 30.03 -> 30.84 and 26.50 -> 27.98 dB); 0 (plain
+averaging) 34.90 and 31.36 dB."""
 
 
 def gray(frame: np.ndarray) -> np.ndarray:
@@ -201,6 +214,32 @@ def flows_both_ways(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, 
     return flows[0], flows[1]
 
 
+def splat(
+    values: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``values`` (C, H, W) moved by ``flow`` (H, W, 2, pixels) and spread bilinearly over the four
+    pixels around where each lands, times ``weight`` (H, W): (the sum (C, H, W), the weights' sum
+    (H, W)) at each pixel; what lands outside the frame is dropped."""
+    channels, height, width = values.shape
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=flow.dtype), torch.arange(width, dtype=flow.dtype), indexing="ij"
+    )
+    x, y = xs + flow[..., 0], ys + flow[..., 1]
+    left, top = x.floor(), y.floor()
+    total = torch.zeros(height * width)
+    summed = torch.zeros(channels, height * width)
+    flat = values.reshape(channels, -1)
+    for column in (left, left + 1):
+        for row in (top, top + 1):
+            share = (1 - (x - column).abs()) * (1 - (y - row).abs()) * weight
+            inside = (column >= 0) & (column < width) & (row >= 0) & (row < height)
+            share = (share * inside).reshape(-1)
+            index = (row.clamp(0, height - 1) * width + column.clamp(0, width - 1)).long()
+            total.index_add_(0, index.reshape(-1), share)
+            summed.index_add_(1, index.reshape(-1), flat * share)
+    return summed.reshape(channels, height, width), total.reshape(height, width)
+
+
 def still_as_zero(flow: torch.Tensor) -> torch.Tensor:
     """``flow`` (H, W, 2) with every vector shorter than STILL_BELOW pixels set to zero."""
     return flow * (flow.square().sum(-1, keepdim=True) >= STILL_BELOW**2)
@@ -226,6 +265,12 @@ def occlusion(flow: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
     return (error > bound + CONSISTENCY_ABSOLUTE).to(flow.dtype)
 
 
+def splat_weight(image: torch.Tensor, other: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """(H, W): exp(-SPLAT_SHARPNESS * |image - other moved back by flow|), channels averaged."""
+    error = (image - warp(other, flow)).abs().mean(0)
+    return torch.exp(-SPLAT_SHARPNESS * error)
+
+
 def local_mean(values: torch.Tensor) -> torch.Tensor:
     """(H, W) averaged over AGREEMENT_WINDOW squares (shrunk at the edges), one axis at a time."""
     side, half = AGREEMENT_WINDOW, AGREEMENT_WINDOW // 2
@@ -243,24 +288,48 @@ class FramePair:
     backward: torch.Tensor
     hidden_in_second: torch.Tensor
     hidden_in_first: torch.Tensor
+    forward_weight: torch.Tensor
+    backward_weight: torch.Tensor
 
     @classmethod
     def estimate(cls, first: np.ndarray, second: np.ndarray) -> FramePair:
         """The pair of uint8 (H, W, 3) frames, with its flows estimated."""
-        forward, backward = (torch.from_numpy(flow) for flow in flows_both_ways(first, second))
+        found = [torch.from_numpy(flow) for flow in flows_both_ways(first, second)]
+        start = torch.from_numpy(first).permute(2, 0, 1).float()
+        end = torch.from_numpy(second).permute(2, 0, 1).float()
+        forward, backward = still_as_zero(found[0]), still_as_zero(found[1])
         return cls(
-            first=torch.from_numpy(first).permute(2, 0, 1).float(),
-            second=torch.from_numpy(second).permute(2, 0, 1).float(),
-            forward=still_as_zero(forward),
-            backward=still_as_zero(backward),
-            hidden_in_second=occlusion(forward, backward),  # checked on the flows as found
-            hidden_in_first=occlusion(backward, forward),
+            first=start,
+            second=end,
+            forward=forward,
+            backward=backward,
+            hidden_in_second=occlusion(found[0], found[1]),  # checked on the flows as found
+            hidden_in_first=occlusion(found[1], found[0]),
+            forward_weight=splat_weight(start, end, forward),
+            backward_weight=splat_weight(end, start, backward),
+        )
+
+    def flows_from(self, s: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(to_first, to_second), (H, W, 2): the flows from the frame at fraction ``s`` to each
+        frame, splatted from both flows (SPLAT_SHARPNESS), Super SloMo's where nothing lands."""
+        forward, backward = self.forward, self.backward
+        ahead = torch.cat([-s * forward, (1 - s) * forward], -1).permute(2, 0, 1)
+        behind = torch.cat([s * backward, -(1 - s) * backward], -1).permute(2, 0, 1)
+        ahead_sum, ahead_total = splat(ahead, s * forward, (1 - s) * self.forward_weight)
+        behind_sum, behind_total = splat(behind, (1 - s) * backward, s * self.backward_weight)
+        total = ahead_total + behind_total
+        landed = ((ahead_sum + behind_sum) / total.clamp_min(1e-6)).permute(1, 2, 0)
+        some = (total > 1e-3)[..., None]
+        to_first = -(1 - s) * s * forward + s * s * backward
+        to_second = (1 - s) * (1 - s) * forward - s * (1 - s) * backward
+        return (
+            torch.where(some, landed[..., :2], to_first),
+            torch.where(some, landed[..., 2:], to_second),
         )
 
     def at(self, s: float) -> np.ndarray:
         """The uint8 (H, W, 3) frame at fraction ``s`` (0 < s < 1) of the way from first to second."""
-        to_first = -(1 - s) * s * self.forward + s * s * self.backward
-        to_second = (1 - s) * (1 - s) * self.forward - s * (1 - s) * self.backward
+        to_first, to_second = self.flows_from(s)
         from_first = warp(self.first, to_first, "bicubic")
         from_second = warp(self.second, to_second, "bicubic")
         # the first frame lacks what the second frame's source pixel shows if the first hides it

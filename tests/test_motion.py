@@ -49,6 +49,10 @@ def test_motion_beyond_dis_is_found_by_the_block_search():
     assert np.median(forward[middle][..., 0]) == pytest.approx(30, abs=0.5)
     assert np.median(backward[26:38, 54:66][..., 0]) == pytest.approx(-30, abs=0.5)
     assert np.median(np.abs(forward[..., :20, :][..., 0])) < 0.5  # the background stays still
+    made = motion.FramePair.estimate(first, second).at(0.5)
+    faded = ((first.astype(np.float64) + second) / 2).round()
+    truth = scene(15, 160, 90)
+    assert psnr(made, truth) > psnr(faded, truth) + 3
 
 
 def test_the_block_search_keeps_what_dis_found():
@@ -60,6 +64,42 @@ def test_the_block_search_keeps_what_dis_found():
     assert motion.searched_start(dis_flow, small, small, zero, zero) is None  # nothing better
     forward, _ = motion.flows_both_ways(scene(0), scene(6))
     assert np.median(forward[26:38, 24:36][..., 0]) == pytest.approx(6, abs=0.5)
+
+
+def test_splat_spreads_each_value_over_the_four_pixels_around_where_it_lands():
+    values = torch.zeros(2, 4, 5)
+    values[:, 1, 1] = torch.tensor([10.0, -4.0])
+    flow = torch.zeros(4, 5, 2)
+    flow[1, 1] = torch.tensor([1.5, 0.25])  # lands at x = 2.5, y = 1.25
+    weight = torch.zeros(4, 5)
+    weight[1, 1] = 2.0
+    summed, total = motion.splat(values, flow, weight)
+    expected = torch.zeros(4, 5)
+    expected[1, 2] = expected[1, 3] = 0.75 * 0.5 * 2
+    expected[2, 2] = expected[2, 3] = 0.25 * 0.5 * 2
+    assert torch.allclose(total, expected)
+    assert torch.allclose(summed[0], 10 * expected) and torch.allclose(summed[1], -4 * expected)
+    off = torch.full((4, 5, 2), 9.0)  # everything lands outside the frame
+    assert motion.splat(values, off, torch.ones(4, 5))[1].sum() == 0
+
+
+def test_flows_from_the_middle_of_a_steady_motion_point_half_way_each_way():
+    shift = torch.zeros(64, 96, 2)
+    shift[..., 0] = 4.0
+    still = torch.zeros(3, 64, 96)
+    pair = motion.FramePair(
+        first=still,
+        second=still,
+        forward=shift,
+        backward=-shift,
+        hidden_in_second=torch.zeros(64, 96),
+        hidden_in_first=torch.zeros(64, 96),
+        forward_weight=torch.ones(64, 96),
+        backward_weight=torch.ones(64, 96),
+    )
+    to_first, to_second = pair.flows_from(0.25)
+    assert torch.allclose(to_first[:, 8:-8], torch.tensor([-1.0, 0.0]).expand(64, 80, 2))
+    assert torch.allclose(to_second[:, 8:-8], torch.tensor([3.0, 0.0]).expand(64, 80, 2))
 
 
 def test_warp_by_zero_is_the_image_and_by_one_pixel_shifts_it():
