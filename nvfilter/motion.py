@@ -280,7 +280,8 @@ def local_mean(values: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class FramePair:
-    """Two frames as float (3, H, W) in [0, 255], the flows both ways, and where each is occluded."""
+    """Two frames as float (3, H, W) in [0, 255], the flows both ways, where each is occluded, and
+    each pixel's weight when its flow is splatted (SPLAT_SHARPNESS)."""
 
     first: torch.Tensor
     second: torch.Tensor
