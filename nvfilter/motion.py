@@ -95,16 +95,21 @@ def shrink(frame: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(cv2.resize(gray(frame), size, interpolation=cv2.INTER_AREA))
 
 
-def block_cost(cost: torch.Tensor) -> torch.Tensor:
-    """(..., h, w) per-pixel costs averaged over SEARCH_BLOCK squares overlapping by half (edges
-    shrunk), each block's mean given to every pixel it owns: (..., h, w)."""
-    height, width = cost.shape[-2:]
+def block_means(cost: torch.Tensor) -> torch.Tensor:
+    """(N, 1, h, w) per-pixel costs averaged over SEARCH_BLOCK squares overlapping by half (edges
+    shrunk): (N, 1, rows, cols), one value a block."""
     stride = SEARCH_BLOCK // 2
-    flat = cost.reshape(-1, 1, height, width)
-    pooled = F.avg_pool2d(
-        flat, SEARCH_BLOCK, stride, stride // 2, ceil_mode=True, count_include_pad=False
+    return F.avg_pool2d(
+        cost, SEARCH_BLOCK, stride, stride // 2, ceil_mode=True, count_include_pad=False
     )
-    return F.interpolate(pooled, size=(height, width), mode="nearest").reshape(cost.shape)
+
+
+def block_cost(cost: torch.Tensor) -> torch.Tensor:
+    """(h, w) per-pixel costs averaged over their block (block_means), each block's mean given to
+    every pixel it owns: (h, w)."""
+    height, width = cost.shape
+    pooled = block_means(cost[None, None])
+    return F.interpolate(pooled, size=(height, width), mode="nearest")[0, 0]
 
 
 def block_search(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
@@ -116,15 +121,7 @@ def block_search(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     side = 2 * reach + 1
     padded = F.pad(second[None, None], (reach,) * 4, mode="replicate")[0, 0]
     moved = padded.unfold(0, height, 1).unfold(1, width, 1)  # [dy, dx] = second at p + (dx, dy)
-    stride = SEARCH_BLOCK // 2
-    pooled = F.avg_pool2d(
-        (moved - first).abs().reshape(side * side, 1, height, width),
-        SEARCH_BLOCK,
-        stride,
-        stride // 2,
-        ceil_mode=True,
-        count_include_pad=False,
-    )[:, 0]
+    pooled = block_means((moved - first).abs().reshape(side * side, 1, height, width))[:, 0]
     best = pooled.argmin(0)
     flow = torch.stack([best % side, best // side]).to(torch.float32) - reach  # (2, rows, cols)
     rows, cols = flow.shape[1:]
