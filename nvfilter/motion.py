@@ -211,6 +211,15 @@ def flows_both_ways(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, 
     return flows[0], flows[1]
 
 
+def landing(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y), each (H, W): where each pixel lands when moved by ``flow`` (H, W, 2, pixels)."""
+    height, width = flow.shape[:2]
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=flow.dtype), torch.arange(width, dtype=flow.dtype), indexing="ij"
+    )
+    return xs + flow[..., 0], ys + flow[..., 1]
+
+
 def splat(
     values: torch.Tensor, flow: torch.Tensor, weight: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -218,10 +227,7 @@ def splat(
     pixels around where each lands, times ``weight`` (H, W): (the sum (C, H, W), the weights' sum
     (H, W)) at each pixel; what lands outside the frame is dropped."""
     channels, height, width = values.shape
-    ys, xs = torch.meshgrid(
-        torch.arange(height, dtype=flow.dtype), torch.arange(width, dtype=flow.dtype), indexing="ij"
-    )
-    x, y = xs + flow[..., 0], ys + flow[..., 1]
+    x, y = landing(flow)
     left, top = x.floor(), y.floor()
     total = torch.zeros(height * width)
     summed = torch.zeros(channels, height * width)
@@ -232,8 +238,9 @@ def splat(
             inside = (column >= 0) & (column < width) & (row >= 0) & (row < height)
             share = (share * inside).reshape(-1)
             index = (row.clamp(0, height - 1) * width + column.clamp(0, width - 1)).long()
-            total.index_add_(0, index.reshape(-1), share)
-            summed.index_add_(1, index.reshape(-1), flat * share)
+            index = index.reshape(-1)
+            total.index_add_(0, index, share)
+            summed.index_add_(1, index, flat * share)
     return summed.reshape(channels, height, width), total.reshape(height, width)
 
 
@@ -245,11 +252,9 @@ def still_as_zero(flow: torch.Tensor) -> torch.Tensor:
 def warp(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
     """``image`` (C, H, W) sampled at x + flow(x), edges repeated; flow (H, W, 2) in pixels."""
     _, height, width = image.shape
-    ys, xs = torch.meshgrid(
-        torch.arange(height, dtype=flow.dtype), torch.arange(width, dtype=flow.dtype), indexing="ij"
-    )
-    gx = (xs + flow[..., 0]) * (2.0 / max(width - 1, 1)) - 1.0
-    gy = (ys + flow[..., 1]) * (2.0 / max(height - 1, 1)) - 1.0
+    x, y = landing(flow)
+    gx = x * (2.0 / max(width - 1, 1)) - 1.0
+    gy = y * (2.0 / max(height - 1, 1)) - 1.0
     grid = torch.stack([gx, gy], dim=-1)[None]
     return F.grid_sample(image[None], grid, mode=mode, padding_mode="border", align_corners=True)[0]
 
