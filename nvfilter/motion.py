@@ -15,7 +15,7 @@ pixel mixes that motion-compensated value with the plain cross-fade, by which of
 agree on better around it: where the two moved samples disagree more than the two unmoved frames
 do (flat or static areas, motion the flow got wrong), the cross-fade wins, so a wrong flow costs
 little and a sub-pixel flow does not blur what stands still. Motion shorter than a pixel counts
-as none (STILL_BELOW).
+as none, and so does motion under two pixels among motion under one (STILL_BELOW).
 """
 
 from __future__ import annotations
@@ -39,6 +39,18 @@ zero): a cross-fade shows it as well, and resampling along it would soften what 
 the frame's compression noise. Measured on the real kept frames (bench/motion_proxy.py, 160x90):
 oa4_launch.webm, which barely moves, 41.92 -> 42.18 dB at k = 2 and 36.69 -> 37.36 dB at k = 4;
 the other three clips within 0.01 dB; 1.5 pixels lost 2 dB on that clip at 320x180."""
+STILL_NEIGHBOURHOOD = 2.0
+"""...and so does motion shorter than STILL_NEIGHBOURHOOD x STILL_BELOW pixels where the vectors
+around it (AGREEMENT_WINDOW square) are shorter than STILL_BELOW on average: DIS's noise comes in
+patches a pixel or two long over a slow drift (oa4_launch.webm tilts about 0.6 pixel a kept frame
+at 160x90 and DIS saw patches over a pixel), which moved alone and cost more than a cross-fade;
+longer vectors count wherever they are, so a small fast object still moves. Measured on the real
+kept frames (bench/motion_proxy.py, mean of four clips): 160x90 k = 2 34.91 against 34.91 dB,
+k = 4 31.52 against 31.47 dB (oa4_launch.webm 37.34 -> 37.52; its cross-fade 37.55); 320x180 k =
+2 32.70 against 32.61 dB (oa4_launch.webm 34.71 -> 35.07), k = 4 29.80 against 29.81 dB. Without
+the bound (every vector under an average under STILL_BELOW set to none) 37.50 and 35.01 dB on
+that clip; a homography fitted to the flow (RANSAC) in place of DIS's vectors near it helped it at
+160x90 (37.53) but cost 0.9 dB at 320x180 k = 4, where its fit to a pixel of motion wandered."""
 FLOW_MIN_HEIGHT = 256
 """Frames shorter than this are enlarged (bicubic) to at least this height for the flow search:
 DIS's 8-pixel patches are coarse on small frames. Measured at 160x90 (bench/motion_proxy.py,
@@ -244,11 +256,6 @@ def splat(
     return summed.reshape(channels, height, width), total.reshape(height, width)
 
 
-def still_as_zero(flow: torch.Tensor) -> torch.Tensor:
-    """``flow`` (H, W, 2) with every vector shorter than STILL_BELOW pixels set to zero."""
-    return flow * (flow.square().sum(-1, keepdim=True) >= STILL_BELOW**2)
-
-
 def warp(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
     """``image`` (C, H, W) sampled at x + flow(x), edges repeated; flow (H, W, 2) in pixels."""
     _, height, width = image.shape
@@ -278,6 +285,18 @@ def local_mean(values: torch.Tensor) -> torch.Tensor:
     side, half = AGREEMENT_WINDOW, AGREEMENT_WINDOW // 2
     rows = F.avg_pool2d(values[None, None], (side, 1), 1, (half, 0), count_include_pad=False)
     return F.avg_pool2d(rows, (1, side), 1, (0, half), count_include_pad=False)[0, 0]
+
+
+def still_as_zero(flow: torch.Tensor) -> torch.Tensor:
+    """``flow`` (H, W, 2) with every vector shorter than STILL_BELOW pixels set to zero, and every
+    one shorter than STILL_NEIGHBOURHOOD x STILL_BELOW among vectors shorter than STILL_BELOW on
+    average (local_mean)."""
+    length = flow.norm(dim=-1)
+    around = local_mean(length)
+    moves = (length >= STILL_BELOW) & (
+        (around >= STILL_BELOW) | (length >= STILL_NEIGHBOURHOOD * STILL_BELOW)
+    )
+    return flow * moves[..., None]
 
 
 @dataclass

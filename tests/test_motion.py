@@ -158,7 +158,30 @@ def test_an_unknown_rule_is_an_option_error():
 
 
 def test_motion_under_a_pixel_counts_as_none():
-    flow = torch.tensor([[[0.9, 0.0], [0.6, -0.7], [1.1, 0.0], [0.8, 0.8]]])
+    flow = torch.zeros(16, 16, 2)
+    flow[..., 1] = 1.5  # a steady drift around the four vectors tested
+    flow[8, 4:8] = torch.tensor([[0.9, 0.0], [0.6, -0.7], [1.1, 0.0], [0.8, 0.8]])
     still = motion.still_as_zero(flow)
-    assert still[0, :2].abs().sum() == 0  # 0.9 and 0.92 pixels
-    assert torch.equal(still[0, 2:], flow[0, 2:])  # 1.1 and 1.13 pixels
+    assert still[8, 4:6].abs().sum() == 0  # 0.9 and 0.92 pixels
+    assert torch.equal(still[8, 6:8], flow[8, 6:8])  # 1.1 and 1.13 pixels
+    assert torch.equal(still[:8], flow[:8])
+
+
+def test_patches_of_a_pixel_or_two_in_a_slow_drift_count_as_none():
+    flow = torch.zeros(32, 32, 2)
+    flow[..., 1] = 0.6  # a slow tilt, under a pixel
+    flow[10:14, 10:14] = torch.tensor([1.2, 0.9])  # DIS's noise: a patch of 1.5 pixels
+    assert motion.still_as_zero(flow).abs().sum() == 0
+
+
+def test_a_small_fast_object_still_moves():
+    flow = torch.zeros(32, 32, 2)
+    flow[10:14, 10:14] = torch.tensor([3.0, 0.0])  # 4 x 4 pixels among still ones
+    still = motion.still_as_zero(flow)
+    assert torch.equal(still, flow)
+
+
+def test_a_drift_just_over_a_pixel_moves_everywhere():
+    flow = torch.zeros(32, 32, 2)
+    flow[..., 0] = 1.05
+    assert torch.equal(motion.still_as_zero(flow), flow)
