@@ -1,6 +1,6 @@
 """Motion-compensated in-between frames from the real kept frames (no network): how good can it be?
 
-    python bench/motion_proxy.py
+    python bench/motion_proxy.py [--size 1280x720] [--frames 13] [--no-ffmpeg]
 
 The temporal test of quality_bench.py (160x90, 25 frames, every k-th kept, the rest scored), with
 the in-between frames made from the kept frames themselves by nvfilter.motion (optical flow both
@@ -57,7 +57,14 @@ class Compensated:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", nargs="+", default=CLIPS)
+    parser.add_argument(
+        "--size", default="x".join(map(str, TEMPORAL_SIZE)), help="WxH the clips are scaled to"
+    )
+    parser.add_argument("--frames", type=int, default=TEMPORAL_FRAMES)
+    parser.add_argument("--no-ffmpeg", action="store_true", help="skip minterpolate and framerate")
     args = parser.parse_args()
+    width, height = (int(side) for side in args.size.split("x"))
+    size = (width, height)
     print("Command: python bench/motion_proxy.py " + " ".join(sys.argv[1:]))
     makers = {
         "blend": Blend(),
@@ -67,17 +74,17 @@ def main() -> None:
         print(f"\n### k = {k}\n")
         rows: dict[str, list[float]] = {}
         for name in args.clips:
-            frames, rate = load(name, TEMPORAL_SIZE, TEMPORAL_FRAMES)
+            frames, rate = load(name, size, args.frames)
             last = (frames.shape[0] - 1) // k * k
             kept = frames[: last + 1 : k]
             held = [j for j in range(last) if j % k]
             padded = np.concatenate([kept, kept[-1:]])
-            mci = ffmpeg_filter(
-                padded, rate / k, f"minterpolate=fps={rate}:mi_mode=mci", TEMPORAL_SIZE
-            )
-            rows.setdefault("minterpolate", []).append(score(mci[held], frames[held])[0])
-            fr = ffmpeg_filter(padded, rate / k, f"framerate=fps={rate}", TEMPORAL_SIZE)
-            rows.setdefault("framerate", []).append(score(fr[held], frames[held])[0])
+            if not args.no_ffmpeg:
+                graph = f"minterpolate=fps={rate}:mi_mode=mci"
+                mci = ffmpeg_filter(padded, rate / k, graph, size)
+                rows.setdefault("minterpolate", []).append(score(mci[held], frames[held])[0])
+                fr = ffmpeg_filter(padded, rate / k, f"framerate=fps={rate}", size)
+                rows.setdefault("framerate", []).append(score(fr[held], frames[held])[0])
             for label, make in makers.items():
                 start = time.perf_counter()
                 made = between(kept, k, make)

@@ -55,7 +55,12 @@ FLOW_MIN_HEIGHT = 256
 """Frames shorter than this are enlarged (bicubic) to at least this height for the flow search:
 DIS's 8-pixel patches are coarse on small frames. Measured at 160x90 (bench/motion_proxy.py,
 held-out frames, mean of four clips): 2x enlarged 33.47 against 33.01 dB unenlarged (with
-splatting); 3x, as this gives, 34.45 against 34.11 dB at 2x (with this module's blend)."""
+splatting); 3x, as this gives, 34.45 against 34.11 dB at 2x (with this module's blend).
+Frames at least twice as tall are halved (area average), and the flows are found, checked and
+moved to the in-between time at half size, then enlarged (bilinear) to move the full frames
+(flow_factor): DIS's medium preset stops at half the frame's size anyway (on a 1280x720 pair its
+flow equals, to the last bit, the flow from the 640x360 frames searched to their own pixels), and
+the rest of the work on the flows costs a quarter."""
 
 
 SEARCH_HEIGHT = 48
@@ -171,11 +176,43 @@ def searched_start(
     return cv2.resize(start, (width, height), interpolation=cv2.INTER_LINEAR) / scale
 
 
+def flow_factor(height: int) -> int:
+    """The factor frames ``height`` rows tall are shrunk by for their flows (FLOW_MIN_HEIGHT): 2
+    from twice FLOW_MIN_HEIGHT rows, else 1."""
+    return 2 if height >= 2 * FLOW_MIN_HEIGHT else 1
+
+
+def shrink_by(frame: np.ndarray, factor: int) -> np.ndarray:
+    """uint8 (H, W, 3) ``frame`` area-averaged to 1 / ``factor`` of its size (rounded)."""
+    import cv2
+
+    if factor == 1:
+        return frame
+    height, width = frame.shape[:2]
+    size = (max(1, round(width / factor)), max(1, round(height / factor)))
+    return cv2.resize(np.ascontiguousarray(frame), size, interpolation=cv2.INTER_AREA)
+
+
+def enlarge(values: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(C, h, w) ``values`` resized (bilinear) to (C, height, width); unchanged at that size."""
+    if values.shape[1:] == (height, width):
+        return values
+    return F.interpolate(values[None], size=(height, width), mode="bilinear")[0]
+
+
+def enlarge_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(h, w, 2) ``flow`` in its own pixels as a (height, width, 2) flow in those pixels."""
+    small_height, small_width = flow.shape[:2]
+    scale = torch.tensor([width / small_width, height / small_height], dtype=flow.dtype)
+    return enlarge(flow.permute(2, 0, 1), height, width).permute(1, 2, 0) * scale
+
+
 def optical_flow(
-    first: np.ndarray, second: np.ndarray, start: np.ndarray | None = None
+    first: np.ndarray, second: np.ndarray, start: np.ndarray | None = None, finest: bool = False
 ) -> np.ndarray:
     """Flow (H, W, 2) float32 in pixels from ``first`` to ``second`` (uint8 RGB, H x W x 3):
-    first[p] ~ second[p + flow[p]]. ``start``: a flow (H, W, 2) for DIS to refine, else zero."""
+    first[p] ~ second[p + flow[p]]. ``start``: a flow (H, W, 2) for DIS to refine, else zero.
+    ``finest``: refine down to the frames' own pixels (frames already shrunk, flow_factor)."""
     import cv2  # imported here: only decoding with motion needs it
 
     height, width = first.shape[:2]
@@ -189,7 +226,7 @@ def optical_flow(
         return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
     search = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    if factor > 1:
+    if factor > 1 or finest:
         search.setFinestScale(0)
     begin = None
     if start is not None:
@@ -205,10 +242,13 @@ def optical_flow(
     return flow.astype(np.float32)
 
 
-def flows_both_ways(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def flows_both_ways(
+    first: np.ndarray, second: np.ndarray, finest: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """(forward, backward) flows between two uint8 (H, W, 3) frames: DIS, started again from the
-    block search's vectors where they match clearly better (searched_start)."""
-    flows = [optical_flow(first, second), optical_flow(second, first)]
+    block search's vectors where they match clearly better (searched_start); ``finest`` as
+    optical_flow's."""
+    flows = [optical_flow(first, second, finest=finest), optical_flow(second, first, finest=finest)]
     small = shrink(first), shrink(second)
     if min(small[0].shape) < SEARCH_BLOCK:
         return flows[0], flows[1]
@@ -219,7 +259,7 @@ def flows_both_ways(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, 
             flows[way], small[way], small[1 - way], searched[way], searched[1 - way]
         )
         if start is not None:
-            flows[way] = optical_flow(frames[way], frames[1 - way], start)
+            flows[way] = optical_flow(frames[way], frames[1 - way], start, finest)
     return flows[0], flows[1]
 
 
@@ -266,12 +306,13 @@ def warp(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> tor
     return F.grid_sample(image[None], grid, mode=mode, padding_mode="border", align_corners=True)[0]
 
 
-def occlusion(flow: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
-    """(H, W): 1 where the motion ``flow`` (H, W, 2) does not come back by ``back``, else 0."""
+def occlusion(flow: torch.Tensor, back: torch.Tensor, pixel: float = 1.0) -> torch.Tensor:
+    """(H, W): 1 where the motion ``flow`` (H, W, 2) does not come back by ``back``, else 0;
+    ``pixel``: the size of the flows' pixels in the frame's (flow_factor)."""
     back_there = warp(back.permute(2, 0, 1), flow).permute(1, 2, 0)
     error = (flow + back_there).square().sum(-1)
     bound = CONSISTENCY_RELATIVE * (flow.square().sum(-1) + back_there.square().sum(-1))
-    return (error > bound + CONSISTENCY_ABSOLUTE).to(flow.dtype)
+    return (error > bound + CONSISTENCY_ABSOLUTE / pixel**2).to(flow.dtype)
 
 
 def splat_weight(image: torch.Tensor, other: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -287,11 +328,11 @@ def local_mean(values: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(rows, (1, side), 1, (0, half), count_include_pad=False)[0, 0]
 
 
-def still_as_zero(flow: torch.Tensor) -> torch.Tensor:
+def still_as_zero(flow: torch.Tensor, pixel: float = 1.0) -> torch.Tensor:
     """``flow`` (H, W, 2) with every vector shorter than STILL_BELOW pixels set to zero, and every
     one shorter than STILL_NEIGHBOURHOOD x STILL_BELOW among vectors shorter than STILL_BELOW on
-    average (local_mean)."""
-    length = flow.norm(dim=-1)
+    average (local_mean); ``pixel``: the size of the flow's pixels in the frame's."""
+    length = flow.norm(dim=-1) * pixel
     around = local_mean(length)
     moves = (length >= STILL_BELOW) & (
         (around >= STILL_BELOW) | (length >= STILL_NEIGHBOURHOOD * STILL_BELOW)
@@ -301,8 +342,10 @@ def still_as_zero(flow: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class FramePair:
-    """Two frames as float (3, H, W) in [0, 255], the flows both ways, where each is occluded, and
-    each pixel's weight when its flow is splatted (SPLAT_SHARPNESS)."""
+    """Two frames as float (3, H, W) in [0, 255]; the flows both ways, where each is occluded, and
+    each pixel's weight when its flow is splatted (SPLAT_SHARPNESS), all (h, w) at the flows' size
+    and in its pixels (flow_factor: (H, W) unless the frames are large); how much the two frames
+    differ around each pixel (H, W), which the mix in ``at`` weighs the cross-fade by."""
 
     first: torch.Tensor
     second: torch.Tensor
@@ -312,27 +355,33 @@ class FramePair:
     hidden_in_first: torch.Tensor
     forward_weight: torch.Tensor
     backward_weight: torch.Tensor
+    faded_error: torch.Tensor
 
     @classmethod
     def estimate(cls, first: np.ndarray, second: np.ndarray) -> FramePair:
         """The pair of uint8 (H, W, 3) frames, with its flows estimated."""
-        found = [torch.from_numpy(flow) for flow in flows_both_ways(first, second)]
-        start = torch.from_numpy(first).permute(2, 0, 1).float()
-        end = torch.from_numpy(second).permute(2, 0, 1).float()
-        forward, backward = still_as_zero(found[0]), still_as_zero(found[1])
+        factor = flow_factor(first.shape[0])
+        near = shrink_by(first, factor), shrink_by(second, factor)
+        found = [torch.from_numpy(flow) for flow in flows_both_ways(*near, finest=factor > 1)]
+        pixel = first.shape[1] / near[0].shape[1]
+        start, end = (torch.from_numpy(frame).permute(2, 0, 1).float() for frame in near)
+        forward, backward = still_as_zero(found[0], pixel), still_as_zero(found[1], pixel)
+        whole_first = torch.from_numpy(first).permute(2, 0, 1).float()
+        whole_second = torch.from_numpy(second).permute(2, 0, 1).float()
         return cls(
-            first=start,
-            second=end,
+            first=whole_first,
+            second=whole_second,
             forward=forward,
             backward=backward,
-            hidden_in_second=occlusion(found[0], found[1]),  # checked on the flows as found
-            hidden_in_first=occlusion(found[1], found[0]),
+            hidden_in_second=occlusion(found[0], found[1], pixel),  # on the flows as found
+            hidden_in_first=occlusion(found[1], found[0], pixel),
             forward_weight=splat_weight(start, end, forward),
             backward_weight=splat_weight(end, start, backward),
+            faded_error=local_mean((whole_first - whole_second).abs().mean(0)),
         )
 
     def flows_from(self, s: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """(to_first, to_second), (H, W, 2): the flows from the frame at fraction ``s`` to each
+        """(to_first, to_second), (h, w, 2): the flows from the frame at fraction ``s`` to each
         frame, splatted from both flows (SPLAT_SHARPNESS), Super SloMo's where nothing lands."""
         forward, backward = self.forward, self.backward
         ahead = torch.cat([-s * forward, (1 - s) * forward], -1).permute(2, 0, 1)
@@ -352,8 +401,6 @@ class FramePair:
     def at(self, s: float) -> np.ndarray:
         """The uint8 (H, W, 3) frame at fraction ``s`` (0 < s < 1) of the way from first to second."""
         to_first, to_second = self.flows_from(s)
-        from_first = warp(self.first, to_first, "bicubic")
-        from_second = warp(self.second, to_second, "bicubic")
         # the first frame lacks what the second frame's source pixel shows if the first hides it
         trust_first = (1 - s) * (1 - warp(self.hidden_in_first[None], to_second)[0])
         trust_second = s * (1 - warp(self.hidden_in_second[None], to_first)[0])
@@ -361,10 +408,14 @@ class FramePair:
         share_first = torch.where(
             total < 1e-3, torch.full_like(total, 1 - s), trust_first / total.clamp_min(1e-3)
         )
+        height, width = self.first.shape[1:]
+        share_first = enlarge(share_first[None], height, width)[0]
+        from_first = warp(self.first, enlarge_flow(to_first, height, width), "bicubic")
+        from_second = warp(self.second, enlarge_flow(to_second, height, width), "bicubic")
         moved = share_first * from_first + (1 - share_first) * from_second
         faded = (1 - s) * self.first + s * self.second
         moved_error = local_mean((from_first - from_second).abs().mean(0))
-        faded_error = local_mean((self.first - self.second).abs().mean(0))
+        faded_error = self.faded_error
         use_moved = faded_error / (moved_error + faded_error).clamp_min(1e-6)
         use_moved = torch.where(moved_error + faded_error < 1e-6, 0.5, use_moved)
         frame = use_moved * moved + (1 - use_moved) * faded

@@ -96,6 +96,7 @@ def test_flows_from_the_middle_of_a_steady_motion_point_half_way_each_way():
         hidden_in_first=torch.zeros(64, 96),
         forward_weight=torch.ones(64, 96),
         backward_weight=torch.ones(64, 96),
+        faded_error=torch.zeros(64, 96),
     )
     to_first, to_second = pair.flows_from(0.25)
     assert torch.allclose(to_first[:, 8:-8], torch.tensor([-1.0, 0.0]).expand(64, 80, 2))
@@ -185,3 +186,30 @@ def test_a_drift_just_over_a_pixel_moves_everywhere():
     flow = torch.zeros(32, 32, 2)
     flow[..., 0] = 1.05
     assert torch.equal(motion.still_as_zero(flow), flow)
+
+
+def test_frames_twice_the_flow_height_are_halved_for_their_flows():
+    assert motion.flow_factor(2 * motion.FLOW_MIN_HEIGHT - 1) == 1
+    assert motion.flow_factor(2 * motion.FLOW_MIN_HEIGHT) == 2
+    assert motion.flow_factor(2160) == 2
+
+
+def test_a_large_pair_moves_its_frames_by_flows_found_at_half_size():
+    height = 2 * motion.FLOW_MIN_HEIGHT
+    first, second = scene(0, 192, height), scene(8, 192, height)
+    pair = motion.FramePair.estimate(first, second)
+    assert pair.forward.shape == (height // 2, 96, 2) and pair.first.shape == (3, height, 192)
+    inside = pair.forward[13:19, 12:18]  # the square's middle at half size: 4 of its pixels
+    assert inside[..., 0].median() == pytest.approx(4, abs=0.5)
+    made = pair.at(0.5)
+    assert made.shape == first.shape
+    truth = scene(4, 192, height)
+    faded = ((first.astype(np.float64) + second) / 2).round()
+    assert psnr(made, truth) > psnr(faded, truth) + 6
+
+
+def test_motion_under_a_pixel_of_the_frame_counts_as_none_at_half_size():
+    flow = torch.zeros(16, 16, 2)
+    flow[..., 0] = 0.6  # in pixels of a flow at half size: 1.2 of the frame's
+    assert torch.equal(motion.still_as_zero(flow, pixel=2.0), flow)
+    assert motion.still_as_zero(flow).abs().sum() == 0
