@@ -17,6 +17,16 @@ def partial_name(target: Path) -> Path:
     return target.with_name(f".{target.stem}.nvfilter-partial-{os.getpid()}{target.suffix}")
 
 
+def remove_partials(folder: Path) -> None:
+    """Delete the hidden partial files in ``folder`` that a killed writer left (SIGKILL leaves it no
+    chance to clean up): for a run that takes the folder over, as --resume does."""
+    for leftover in folder.glob(".*.nvfilter-partial-*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_file(target: Path) -> Iterator[Path]:
     """Yield a temporary path to write; it replaces target only if the block finishes."""

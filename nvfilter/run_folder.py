@@ -31,7 +31,7 @@ from safetensors.torch import save
 
 from nvfilter import __version__, plots
 from nvfilter.errors import OptionError, OutputError
-from nvfilter.outputs import atomic_file, write_bytes
+from nvfilter.outputs import atomic_file, remove_partials, write_bytes
 
 STATE_SUFFIX = ".optim.safetensors"
 CHECKPOINT_PATTERN = re.compile(r"checkpoint_(\d+)\.nvw$")
@@ -76,6 +76,8 @@ class RunFolder:
         if not path.parent.is_dir():
             raise OutputError(f"--outputs {path}: {path.parent} does not exist")
         path.mkdir(exist_ok=True)
+        if resuming_step is not None:
+            remove_partials(path)  # what a killed run was writing when it stopped
         self.metrics = path / "metrics.jsonl"
         self.records: list[dict[str, Any]] = []
         if resuming_step is not None and self.metrics.exists():

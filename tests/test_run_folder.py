@@ -77,8 +77,11 @@ def test_resume_from_a_checkpoint_ends_exactly_where_the_whole_run_ends(clips, t
     part.mkdir()
     for path in whole.glob("checkpoint_0000010.*"):
         shutil.copy(path, part)
+    killed = part / ".recon_step_0000010.nvfilter-partial-1.png"  # as a killed run leaves it
+    killed.write_bytes(b"half a PNG")
     result = run("encode", clips["testsrc"], tmp_path / "resumed.nvw", "--resume", part)
     assert result.exit_code == 0, result.stderr
+    assert not killed.exists()
     assert "resuming at step 10" in result.stderr
     assert same_weights(tmp_path / "whole.nvw", tmp_path / "resumed.nvw")
     assert (part / "training_progress.png").is_file()
@@ -102,9 +105,14 @@ def test_stopped_encode_resumes_to_the_same_psnr(clips, tmp_path, sig):
     proc.send_signal(sig)
     proc.wait(timeout=60)
     assert proc.returncode != 0, "the run ended before it could be stopped"
-    assert not [p for p in folder.iterdir() if "partial" in p.name]
+    partial = [p for p in folder.iterdir() if "partial" in p.name]
+    if sig == signal.SIGINT:
+        assert not partial  # stopped cleanly: nothing half-written left
+    else:  # a kill during a write leaves only a hidden partial file, never a half-written output
+        assert all(p.name.startswith(".") for p in partial)
     result = run("encode", clips["testsrc"], tmp_path / "resumed.nvw", "--resume", folder)
     assert result.exit_code == 0, result.stderr
+    assert not [p for p in folder.iterdir() if "partial" in p.name]  # the resumed run cleaned up
     whole, resumed = nvw.load(tmp_path / "whole.nvw"), nvw.load(tmp_path / "resumed.nvw")
     assert resumed.training.steps == whole.training.steps
     assert resumed.training.psnr == pytest.approx(whole.training.psnr, abs=0.1)
