@@ -11,16 +11,19 @@ from pathlib import Path
 
 from nvfilter.errors import OutputError
 
+PARTIAL = ".nvfilter-partial-"
+"""In the name of what is being written: hidden ``.{name}{PARTIAL}{pid}``, renamed when complete."""
+
 
 def partial_name(target: Path) -> Path:
     """Hidden temporary sibling of target, keeping the extension (ffmpeg picks its muxer by it)."""
-    return target.with_name(f".{target.stem}.nvfilter-partial-{os.getpid()}{target.suffix}")
+    return target.with_name(f".{target.stem}{PARTIAL}{os.getpid()}{target.suffix}")
 
 
 def remove_partials(folder: Path) -> None:
     """Delete the hidden partial files in ``folder`` that a killed writer left (SIGKILL leaves it no
     chance to clean up): for a run that takes the folder over, as --resume does."""
-    for leftover in folder.glob(".*.nvfilter-partial-*"):
+    for leftover in folder.glob(f".*{PARTIAL}*"):
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
         else:
@@ -49,7 +52,7 @@ def atomic_folder(target: Path) -> Iterator[Path]:
         raise OutputError(f"{target} exists and is not an empty folder")
     if not target.parent.is_dir():
         raise OutputError(f"{target.parent} does not exist")
-    temp = target.with_name(f".{target.name}.nvfilter-partial-{os.getpid()}")
+    temp = target.with_name(f".{target.name}{PARTIAL}{os.getpid()}")
     temp.mkdir()
     try:
         yield temp
