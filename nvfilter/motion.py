@@ -176,6 +176,11 @@ def searched_start(
     return cv2.resize(start, (width, height), interpolation=cv2.INTER_LINEAR) / scale
 
 
+def planes(frame: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) ``frame`` as float (3, H, W) in [0, 255]."""
+    return torch.from_numpy(frame).permute(2, 0, 1).float()
+
+
 def flow_factor(height: int) -> int:
     """The factor frames ``height`` rows tall are shrunk by for their flows (FLOW_MIN_HEIGHT): 2
     from twice FLOW_MIN_HEIGHT rows, else 1."""
@@ -297,13 +302,15 @@ def splat(
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    """``image`` (C, H, W) sampled at x + flow(x), edges repeated; flow (H, W, 2) in pixels."""
-    _, height, width = image.shape
+    """``image`` (C, H, W) sampled at x + flow(x), edges repeated; flow (H, W, 2) in pixels;
+    ``mode`` bilinear or bicubic (OpenCV's remap: a third of grid_sample's time at 1280x720)."""
+    import cv2
+
     x, y = landing(flow)
-    gx = x * (2.0 / max(width - 1, 1)) - 1.0
-    gy = y * (2.0 / max(height - 1, 1)) - 1.0
-    grid = torch.stack([gx, gy], dim=-1)[None]
-    return F.grid_sample(image[None], grid, mode=mode, padding_mode="border", align_corners=True)[0]
+    interpolation = cv2.INTER_CUBIC if mode == "bicubic" else cv2.INTER_LINEAR
+    channels = np.ascontiguousarray(image.permute(1, 2, 0).numpy())
+    out = cv2.remap(channels, x.numpy(), y.numpy(), interpolation, borderMode=cv2.BORDER_REPLICATE)
+    return torch.from_numpy(out.reshape(flow.shape[0], flow.shape[1], -1)).permute(2, 0, 1)
 
 
 def occlusion(flow: torch.Tensor, back: torch.Tensor, pixel: float = 1.0) -> torch.Tensor:
@@ -364,10 +371,11 @@ class FramePair:
         near = shrink_by(first, factor), shrink_by(second, factor)
         found = [torch.from_numpy(flow) for flow in flows_both_ways(*near, finest=factor > 1)]
         pixel = first.shape[1] / near[0].shape[1]
-        start, end = (torch.from_numpy(frame).permute(2, 0, 1).float() for frame in near)
+        whole_first, whole_second = planes(first), planes(second)
+        start, end = (
+            (whole_first, whole_second) if factor == 1 else (planes(near[0]), planes(near[1]))
+        )
         forward, backward = still_as_zero(found[0], pixel), still_as_zero(found[1], pixel)
-        whole_first = torch.from_numpy(first).permute(2, 0, 1).float()
-        whole_second = torch.from_numpy(second).permute(2, 0, 1).float()
         return cls(
             first=whole_first,
             second=whole_second,
