@@ -17,8 +17,11 @@ against the original; ffmpeg `scale` with bicubic and with lanczos from the same
 same frames.
 
 PSNR pools the squared error of all scored frames (as ffmpeg's psnr filter does); SSIM is the mean
-of per-frame SSIM (nvfilter.metrics.ssim). Kept-frame PSNR (the reconstruction of the frames that
-were learned) is reported too: gains in between must not cost it more than 0.5 dB.
+of per-frame SSIM (nvfilter.metrics.ssim); held-out frames also get VMAF (ffmpeg's libvmaf with its
+default model, the call `nvfilter eval --vmaf` makes, the scored frames as one sequence; a model
+made for larger pictures, so read it beside PSNR and SSIM at 160x90). Kept-frame PSNR (the
+reconstruction of the frames that were learned) is reported too: gains in between must not cost it
+more than 0.5 dB.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import argparse
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -40,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 from nvfilter import ffio, metrics  # noqa: E402
 from nvfilter.config import VideoInfo  # noqa: E402
 from nvfilter.encoding import EncodeOptions, create_model, train_config  # noqa: E402
+from nvfilter.evaluate import libvmaf_score  # noqa: E402
 from nvfilter.render import iter_frames, plan_render  # noqa: E402
 from nvfilter.train import Trainer  # noqa: E402
 
@@ -103,12 +108,31 @@ def score(test: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
     return psnr, ssim
 
 
+def score_with_vmaf(
+    test: np.ndarray, reference: np.ndarray, rate: Fraction
+) -> tuple[float, float, float]:
+    """(PSNR, SSIM as score's, VMAF of the frames as one sequence at ``rate``: ffmpeg's libvmaf,
+    its default model, through nvfilter eval's own call)."""
+    count, height, width, _ = reference.shape
+    video = VideoInfo(width=width, height=height, frames=count, frame_rate=rate)
+    with tempfile.TemporaryDirectory() as folder:
+        distorted = Path(folder) / "test.rgb"
+        distorted.write_bytes(np.ascontiguousarray(test).tobytes())
+        quality = libvmaf_score(distorted, torch.from_numpy(np.ascontiguousarray(reference)), video)
+    return (*score(test, reference), quality)
+
+
 def nearest(kept: np.ndarray, k: int, count: int) -> np.ndarray:
     """Frame j is the kept frame nearest in time to j (ties go to the earlier one)."""
     return np.stack([kept[min(kept.shape[0] - 1, (j + (k - 1) // 2) // k)] for j in range(count)])
 
 
-def temporal(name: str, k: int, budget: float | None) -> dict[str, tuple[float, float]]:
+def temporal(name: str, k: int, budget: float | None) -> dict[str, tuple[float, ...]]:
+    """Held-out frames' (PSNR, SSIM, VMAF) for each method (score_with_vmaf)."""
+
+    def scored(made: np.ndarray) -> tuple[float, ...]:
+        return score_with_vmaf(made[held], frames[held], out_rate)
+
     frames, rate = load(name, TEMPORAL_SIZE, TEMPORAL_FRAMES)
     last = (frames.shape[0] - 1) // k * k  # last kept frame; only frames before it are scored
     kept = frames[: last + 1 : k]
@@ -116,23 +140,23 @@ def temporal(name: str, k: int, budget: float | None) -> dict[str, tuple[float, 
     out_rate = rate
     in_rate = rate / k
     size = TEMPORAL_SIZE
-    rows: dict[str, tuple[float, float]] = {}
+    rows: dict[str, tuple[float, ...]] = {}
     model, video = learn(kept, in_rate, budget)
     spec = plan_render(video, temporal_scale=Fraction(k), fps=out_rate)
     decoded = np.stack(list(iter_frames(model, spec, video.frames)))
-    rows["nvfilter (default encode)"] = score(decoded[held], frames[held])
+    rows["nvfilter (default encode)"] = scored(decoded)
     rows["nvfilter, kept frames"] = score(decoded[: last + 1 : k], kept)
     moved = np.stack(list(iter_frames(model, spec, video.frames, between="motion")))
-    rows["nvfilter --between motion"] = score(moved[held], frames[held])
+    rows["nvfilter --between motion"] = scored(moved)
     if not np.array_equal(moved[: last + 1 : k], decoded[: last + 1 : k]):
         raise SystemExit("--between motion changed a kept frame")
     # the filters stop short of their last input frame: give them one more (the last, repeated)
     padded = np.concatenate([kept, kept[-1:]])
     mci = ffmpeg_filter(padded, in_rate, f"minterpolate=fps={out_rate}:mi_mode=mci", size)
-    rows["ffmpeg minterpolate (mci)"] = score(mci[held], frames[held])
+    rows["ffmpeg minterpolate (mci)"] = scored(mci)
     blend = ffmpeg_filter(padded, in_rate, f"framerate=fps={out_rate}", size)
-    rows["ffmpeg framerate (blend)"] = score(blend[held], frames[held])
-    rows["nearest frame"] = score(nearest(kept, k, last + 1)[held], frames[held])
+    rows["ffmpeg framerate (blend)"] = scored(blend)
+    rows["nearest frame"] = scored(nearest(kept, k, last + 1))
     # the filters' own kept frames must come back as they were: a check of the alignment
     for label, made in (("minterpolate", mci), ("framerate", blend)):
         drift = score(made[: last + 1 : k], kept)[0]
@@ -165,7 +189,7 @@ def spatial(name: str, factor: int, budget: float | None) -> dict[str, tuple[flo
     return rows
 
 
-def table(title: str, results: dict[str, dict[str, tuple[float, float]]]) -> None:
+def table(title: str, results: dict[str, dict[str, tuple[float, ...]]]) -> None:
     clips = list(results)
     methods = list(next(iter(results.values())))
     print(f"\n### {title}\n")
@@ -173,13 +197,14 @@ def table(title: str, results: dict[str, dict[str, tuple[float, float]]]) -> Non
     print("| --- |" + " --- |" * (len(clips) + 1))
     for method in methods:
         cells = [results[c][method] for c in clips]
-        mean_psnr = np.mean([c[0] for c in cells])
-        mean_ssim = np.mean([c[1] for c in cells])
-        print(
-            f"| {method} | "
-            + " | ".join(f"{p:.2f} dB / {s:.3f}" for p, s in cells)
-            + f" | {mean_psnr:.2f} dB / {mean_ssim:.3f} |"
-        )
+        means = tuple(float(np.mean(values)) for values in zip(*cells, strict=True))
+        print(f"| {method} | " + " | ".join(map(cell, cells)) + f" | {cell(means)} |")
+
+
+def cell(values: tuple[float, ...]) -> str:
+    """PSNR dB / SSIM, and / VMAF where scored."""
+    text = f"{values[0]:.2f} dB / {values[1]:.3f}"
+    return text + (f" / {values[2]:.1f}" if len(values) > 2 else "")
 
 
 def main() -> None:
@@ -206,7 +231,10 @@ def main() -> None:
         f"{torch.__version__}, {time.strftime('%Y-%m-%d')}; default encode, "
         + (f"{budget:g} s per clip" if budget is not None else "run to its end (100 epochs)")
     )
-    print("\nEach cell: PSNR (all scored frames pooled) / mean SSIM.")
+    print(
+        "\nEach cell: PSNR (all scored frames pooled) / mean SSIM, and for held-out frames / VMAF "
+        "(ffmpeg's libvmaf, default model, the scored frames as one sequence)."
+    )
     for k in (2, 4) if "temporal" in args.parts else ():
         results = {name: temporal(name, k, budget) for name in clips}
         table(

@@ -50,7 +50,7 @@ def evaluate(original: str, nvw_path: str, vmaf: bool = False) -> dict[str, Any]
                         "ssim": metrics.ssim(recon, reference[k]),
                     }
                 )
-        vmaf_score = _vmaf(distorted, reference[:count], video) if vmaf else None
+        vmaf_score = libvmaf_score(distorted, reference[:count], video) if vmaf else None
     size = Path(nvw_path).stat().st_size
     result: dict[str, Any] = {
         "original": original,
@@ -71,7 +71,7 @@ def evaluate(original: str, nvw_path: str, vmaf: bool = False) -> dict[str, Any]
     return result
 
 
-def _vmaf(distorted: Path, reference: torch.Tensor, video: VideoInfo) -> float:
+def libvmaf_score(distorted: Path, reference: torch.Tensor, video: VideoInfo) -> float:
     """VMAF of raw rgb24 frames in ``distorted`` against ``reference``, through ffmpeg's libvmaf
     (its built-in model)."""
     with tempfile.TemporaryDirectory() as tmp:
