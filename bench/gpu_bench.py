@@ -39,7 +39,7 @@ import encode_bench as eb  # noqa: E402  (puts the checkout on sys.path)
 
 from nvfilter import nvw  # noqa: E402
 from nvfilter.config import TrainConfig  # noqa: E402
-from nvfilter.encoding import EncodeOptions  # noqa: E402
+from nvfilter.encoding import ORIGINAL_SIREN_RECIPE, EncodeOptions  # noqa: E402
 from nvfilter.metrics import psnr_from_mse  # noqa: E402
 from nvfilter.model import Siren  # noqa: E402
 from nvfilter.render import reconstruction_mse, render_frame  # noqa: E402
@@ -168,14 +168,17 @@ def training(
         rows_out = []
         torch.manual_seed(0)
         points, steps = curve(
-            eb.PlainSiren(), frames, eb.siren_config(budget, device, "float32"), fine
+            eb.PlainSiren(),
+            frames,
+            eb.siren_config(budget, "float32", device, **ORIGINAL_SIREN_RECIPE),
+            fine,
         )
         rows_out.append(("plain reference loop (seed SIREN), float32", points, steps))
         plain_best = points[budget]
         siren_runs = {}
         for precision in precisions(device):
             torch.manual_seed(0)
-            points, steps = curve(Siren(), frames, eb.siren_config(budget, device, precision), fine)
+            points, steps = curve(Siren(), frames, eb.siren_config(budget, precision, device), fine)
             siren_runs[precision] = points
             rows_out.append((f"`--model siren --precision {precision}`", points, steps))
         hybrid_points: dict[float, float] = {}

@@ -189,17 +189,20 @@ NETWORK_OPTIONS = [
     click.option(
         "--batch-size",
         type=positive_int,
-        help="Random pixels per optimiser step [siren 65536, hybrid 4096 (65536 on a GPU)].",
+        help="Random pixels per optimiser step [hybrid and siren 4096, 65536 on a GPU; the "
+        "original design: siren 65536].",
     ),
     click.option(
         "--lr",
         type=positive_float,
-        help="Adam learning rate [siren 1e-4; hybrid 3e-3 for the head, 10x for the planes].",
+        help="Adam learning rate [siren 3e-4 (1e-4 on a GPU and in the original design); hybrid "
+        "3e-3 for the head, 10x for the planes].",
     ),
     click.option(
         "--lr-schedule",
         type=click.Choice(["constant", "cosine"]),
-        help="Learning rate over the run [siren constant, hybrid cosine].",
+        help="Learning rate over the run [cosine; siren on a GPU and in the original design: "
+        "constant].",
     ),
     click.option(
         "--precision",
@@ -211,10 +214,11 @@ NETWORK_OPTIONS = [
         "the steps/s of --model siren on CPUs with AVX-512 BF16); weights stay float32.",
     ),
     click.option(
-        "--compile",
-        is_flag=True,
-        help="SIREN: train through torch.compile (1.3x the steps/s on a CPU, 1.1-1.2x on a "
-        "GPU; compiling takes 5-20 s at the start and needs a C compiler on a CPU).",
+        "--compile/--no-compile",
+        default=None,
+        help="SIREN: train through torch.compile (1.34x the steps/s on a CPU in float32, "
+        "1.1-1.2x on a GPU; compiling takes 5-20 s at the start and needs a C compiler on a "
+        "CPU) [on for SIREN runs of 2 minutes or more on a CPU in float32, else off].",
     ),
     click.option(
         "--footprint/--no-footprint",
@@ -558,6 +562,25 @@ def list_presets() -> None:
         click.echo(f"{name:<{width}}  {presets.describe(path)}")
 
 
+def describe_settings(settings: dict[str, Any]) -> str:
+    """One line of a .nvw's training settings, as the encoder's start line words them."""
+    stops = [
+        f"{name} {settings[key]:g}{unit}"
+        for key, name, unit in (
+            ("time_budget", "time budget", " s"),
+            ("target_psnr", "target", " dB"),
+        )
+        if settings.get(key) is not None
+    ]
+    return (
+        f"{settings['epochs']:g} epochs of batches of {settings['batch_size']}, "
+        f"lr {settings['lr']:g} {settings['lr_schedule']}, seed {settings['seed']}, "
+        f"on {settings['device']} in {settings['precision']}"
+        + (" (compiled)" if settings.get("compile") else "")
+        + "".join(f", {stop}" for stop in stops)
+    )
+
+
 @main.command()
 @click.argument("source", metavar="X.nvw")
 @click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
@@ -589,6 +612,7 @@ def info(source: str, as_json: bool) -> None:
         + f" ({params:,} parameters)",
         f"training    {t.steps} steps in {t.seconds:.1f} s, stopped by {t.stopped_by}, "
         f"PSNR {t.psnr:.2f} dB",
+        "settings    " + (describe_settings(t.settings) if t.settings else "not recorded"),
         "audio       "
         + (
             f"{loaded.audio_codec}, {len(loaded.audio):,} bytes (first stream, copied)"

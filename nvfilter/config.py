@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ class SourceInfo:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings for one encode."""
+    """Optimisation settings for one encode; the defaults are the original design's (the
+    command line's per model are `encoding.MODEL_DEFAULTS`)."""
 
     epochs: float = 1000
     """One epoch samples as many random pixels as the video has."""
@@ -101,6 +103,8 @@ class TrainResult:
     """PSNR in dB of the full reconstruction at the training size, frames quantised to 8 bits."""
     stopped_by: str
     """``epochs``, ``time-budget``, ``target-psnr`` or ``interrupt``."""
+    settings: dict[str, Any] | None = None
+    """The TrainConfig it ran with, as a dict; None for a .nvw written before files kept it."""
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,10 @@ little-endian header length, a JSON header, then the raw tensor bytes. Nothing i
   train_seconds             seconds of training
   train_psnr_db             PSNR in dB of the 8-bit reconstruction of every learned frame
   train_stopped_by          ``epochs``, ``time-budget``, ``target-psnr`` or ``interrupt``
+  train_settings            JSON: the training settings (``epochs``, ``batch_size``, ``lr``,
+                            ``lr_schedule``, ``time_budget``, ``target_psnr``, ``seed``,
+                            ``device``, ``precision``, ``compile``); ``{}`` where not known, and
+                            absent in files written before it (which still read)
   audio_codec               codec of the ``audio`` tensor's stream (``aac``, ``opus``, ...), or
                             ``none`` when the file holds no sound (version 2)
   ========================  =====================================================================
@@ -115,6 +119,7 @@ def encode_metadata(
         "train_seconds": f"{training.seconds:.3f}",
         "train_psnr_db": f"{training.psnr:.4f}",
         "train_stopped_by": training.stopped_by,
+        "train_settings": json.dumps(training.settings or {}, sort_keys=True),
         "audio_codec": audio_codec or "none",
     }
 
@@ -179,6 +184,7 @@ def decode_metadata(metadata: dict[str, str]) -> tuple[dict[str, Any], VideoInfo
             seconds=float(metadata["train_seconds"]),
             psnr=float(metadata["train_psnr_db"]),
             stopped_by=metadata["train_stopped_by"],
+            settings=json.loads(metadata.get("train_settings", "{}")) or None,
         )
     except (KeyError, ValueError, ZeroDivisionError, json.JSONDecodeError) as err:
         raise NvwError(f"bad .nvw metadata: {type(err).__name__} {err}") from None

@@ -35,9 +35,29 @@ PRECISIONS = ("auto", "float32", "tf32", "bfloat16")
 CUDA_AUTO_PRECISION = {"siren": "bfloat16"}
 """What ``auto`` trains each model in on an NVIDIA GPU, where measured to pay and to hold PSNR
 (BENCHMARKS.md, GPU section); float32 for the rest and everywhere else."""
+COMPILE_PAYS_AFTER = 120.0
+"""Seconds of training from which SIREN compiles by default on a CPU in float32, where compiled
+it steps 1.34x faster at batch 4096 (BENCHMARKS.md): the 20 s of a first compile (1-3 s once
+torch's cache holds it) are then soon paid back."""
+CPU_FLOPS_ESTIMATE = 1e11
+"""FLOP/s of uncompiled float32 training assumed when estimating a run's length (2 cores of this
+project's machine reach 110-135 GFLOP/s)."""
 GPU_SYNC_EVERY = 25
 """On a GPU the loss is read back every this many steps (one wait for the GPU instead of one a
 step, so the CPU queues the next steps while the GPU works); reports and checkpoints read it too."""
+
+
+def compile_pays(
+    model: VideoField, device: str, precision: str, pixels: float, time_budget: float | None
+) -> bool:
+    """Whether training compiles when ``--compile`` is not given: SIREN on a CPU in float32 for
+    a run of ``pixels`` pixel passes estimated at COMPILE_PAYS_AFTER seconds or more. Compiling
+    gains nothing measurable in bfloat16 at batch 4096, and on a GPU it is left to the flag."""
+    if model.kind != "siren" or torch.device(device).type != "cpu" or precision != "float32":
+        return False
+    flops = 6 * sum(p.numel() for p in model.parameters()) * pixels
+    seconds = flops / CPU_FLOPS_ESTIMATE
+    return min(seconds, time_budget if time_budget is not None else math.inf) >= COMPILE_PAYS_AFTER
 
 
 def resolve_precision(precision: str, device: str, model: str) -> str:
@@ -155,7 +175,7 @@ class Trainer:
             reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else ""
             return (
                 self.model,
-                f"--compile: torch.compile failed ({type(error).__name__}: {reason}); training uncompiled",
+                f"note: torch.compile failed ({type(error).__name__}: {reason}); training uncompiled",
             )
         finally:
             self.model.zero_grad(set_to_none=True)

@@ -18,6 +18,7 @@ from conftest import CORPUS, make_clip, nvfilter_cmd, read_video, run
 from PIL import Image
 
 from nvfilter import ffio, nvw
+from nvfilter.encoding import ORIGINAL_SIREN_RECIPE, EncodeOptions, train_config
 
 SMALL_NET = [
     "--hidden-features",
@@ -70,10 +71,30 @@ def test_siren_model_end_to_end(clips, tmp_path):
     result = run("encode", clips["smooth"], out, "--model", "siren", "--epochs", "300", *SMALL_NET)
     assert result.exit_code == 0, result.stderr
     assert "SIREN 48 wide x 3 sine layers" in result.stderr
+    assert "batches of 2048, lr 0.001 cosine" in result.stderr
     loaded = nvw.load(out)
     assert loaded.architecture["type"] == "siren" and loaded.training.psnr > 35
     assert run("decode", out, f"{tmp_path}/frames/", "--preset", "slowmo-2x").exit_code == 0
     assert len(list((tmp_path / "frames").iterdir())) == 12
+
+
+def test_siren_steps_are_small_on_a_cpu_and_the_original_on_a_gpu():
+    def steps(options: EncodeOptions, device: str) -> dict:
+        config = train_config(options, device)
+        return {name: getattr(config, name) for name in ORIGINAL_SIREN_RECIPE}
+
+    siren = EncodeOptions(model="siren")
+    assert steps(siren, "cpu") == {"batch_size": 4096, "lr": 3e-4, "lr_schedule": "cosine"}
+    assert steps(siren, "cuda") == ORIGINAL_SIREN_RECIPE
+    given = EncodeOptions(model="siren", batch_size=65536, lr=1e-4, lr_schedule="constant")
+    assert steps(given, "cpu") == ORIGINAL_SIREN_RECIPE
+    # the network and the length of the run are the original design's everywhere
+    for device in ("cpu", "cuda"):
+        assert train_config(siren, device).epochs == 1000
+        assert [siren.setting(name, device) for name in ("hidden_features", "hidden_layers")] == [
+            256,
+            5,
+        ]
 
 
 def test_default_model_says_what_it_picked(clips, tmp_path):
@@ -250,6 +271,10 @@ def test_colour_tags_and_sample_aspect_ratio_are_kept(tmp_path):
 def test_info_human_and_json(smooth_nvw):
     human = run("info", smooth_nvw)
     assert human.exit_code == 0 and "32x24, 6 frames at 12/1 fps" in human.stdout
+    assert re.search(
+        r"settings +[\d.]+ epochs of batches of \d+, lr [\de.-]+ cosine, seed 0, on cpu in float32",
+        human.stdout,
+    )
     data = run("info", smooth_nvw, "--json")
     parsed = json.loads(data.stdout)
     assert parsed["architecture"]["type"] == "hybrid" and parsed["frames"] == "6"

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import struct
 from fractions import Fraction
@@ -8,7 +9,7 @@ from safetensors import safe_open
 from safetensors.torch import save
 
 from nvfilter import nvw
-from nvfilter.config import ColorTags, TrainResult, VideoInfo
+from nvfilter.config import ColorTags, TrainConfig, TrainResult, VideoInfo
 from nvfilter.errors import NvwError
 from nvfilter.hybrid import PlaneField
 from nvfilter.model import Siren
@@ -139,6 +140,16 @@ def test_audio_is_stored_as_bytes_and_given_back(tmp_path, model):
     with safe_open(str(path), framework="pt") as handle:
         assert handle.metadata()["audio_codec"] == "aac"
         assert handle.get_tensor("audio").dtype == torch.uint8
+
+
+def test_training_settings_are_stored_and_files_without_them_still_load(tmp_path, model):
+    settings = dataclasses.asdict(TrainConfig(batch_size=4096, lr=3e-4, lr_schedule="cosine"))
+    path = tmp_path / "s.nvw"
+    training = dataclasses.replace(TRAINING, settings=settings)
+    path.write_bytes(nvw.to_bytes(model, VIDEO, training))
+    assert nvw.load(path).training == training
+    rewrite_metadata(path, drop=["train_settings"])
+    assert nvw.load(path).training.settings is None
 
 
 def test_version_1_file_without_audio_still_loads(tmp_path, model):

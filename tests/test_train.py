@@ -4,7 +4,7 @@ from nvfilter.config import TrainConfig
 from nvfilter.metrics import psnr_from_mse
 from nvfilter.model import Siren
 from nvfilter.render import reconstruction_mse
-from nvfilter.train import Trainer, fit, total_steps
+from nvfilter.train import Trainer, compile_pays, fit, total_steps
 
 
 def gradient_video(frames=4, height=12, width=16):
@@ -153,6 +153,20 @@ def test_compiled_siren_trains_like_the_fused_one():
         assert torch.allclose(a, p.grad, rtol=1e-3, atol=1e-6)
 
 
+def test_compiling_is_on_by_default_where_it_pays():
+    from nvfilter.hybrid import PlaneField
+
+    siren = Siren()  # 256 x 5: about 2 MFLOP per pixel pass, so 6e6 passes make 120 s
+    long, short = 1e7, 1e6
+    assert compile_pays(siren, "cpu", "float32", long, None)
+    assert not compile_pays(siren, "cpu", "float32", short, None)
+    assert not compile_pays(siren, "cpu", "float32", long, 60.0)  # a short time budget
+    assert compile_pays(siren, "cpu", "float32", long, 600.0)
+    assert not compile_pays(siren, "cpu", "bfloat16", long, None)  # no gain measured there
+    assert not compile_pays(siren, "cuda", "float32", long, None)  # left to the flag
+    assert not compile_pays(PlaneField(16, 12, 4, 2, 2, 8), "cpu", "float32", 1e12, None)
+
+
 def test_compile_falls_back_with_a_note(monkeypatch):
     from nvfilter.hybrid import PlaneField
 
@@ -173,6 +187,6 @@ def test_compile_falls_back_with_a_note(monkeypatch):
     trainer = Trainer(model, gradient_video(), TrainConfig(epochs=50, batch_size=512, compile=True))
     assert trainer.network is model
     assert trainer.compile_note == (
-        "--compile: torch.compile failed (RuntimeError: no C compiler here); training uncompiled"
+        "note: torch.compile failed (RuntimeError: no C compiler here); training uncompiled"
     )
     assert trainer.run().steps == 75
