@@ -216,9 +216,9 @@ NETWORK_OPTIONS = [
     click.option(
         "--compile/--no-compile",
         default=None,
-        help="SIREN: train through torch.compile (1.34x the steps/s on a CPU in float32, "
-        "1.1-1.2x on a GPU; compiling takes 5-20 s at the start and needs a C compiler on a "
-        "CPU) [on for SIREN runs of 2 minutes or more on a CPU in float32, else off].",
+        help="SIREN: train through torch.compile (1.1-1.3x the steps/s on a CPU, 1.1-1.2x on a "
+        "GPU; compiling takes 5-20 s at the start and needs a C compiler on a CPU) [on for "
+        "SIREN runs of 2 minutes or more on a CPU, else off].",
     ),
     click.option(
         "--footprint/--no-footprint",

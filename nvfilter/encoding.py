@@ -310,7 +310,7 @@ def encode(
     config = train_config(options, device)
     if options.compile is None:
         pixels = config.epochs * frames.shape[0] * frames.shape[1] * frames.shape[2]
-        auto = compile_pays(model, device, config.precision, pixels, config.time_budget)
+        auto = compile_pays(model, device, pixels, config.time_budget)
         config = dataclasses.replace(config, compile=auto)
     if config.compile:
         console.message(
