@@ -595,6 +595,8 @@ def info(source: str, as_json: bool) -> None:
     meta = dict(loaded.metadata)
     if as_json:
         meta["architecture"] = loaded.architecture  # type: ignore[assignment]
+        if "train_settings" in meta:
+            meta["train_settings"] = loaded.training.settings or {}  # type: ignore[assignment]
         click.echo(json.dumps(meta, indent=2, sort_keys=True))
         return
     v, t, a = loaded.video, loaded.training, loaded.architecture

@@ -278,6 +278,7 @@ def test_info_human_and_json(smooth_nvw):
     data = run("info", smooth_nvw, "--json")
     parsed = json.loads(data.stdout)
     assert parsed["architecture"]["type"] == "hybrid" and parsed["frames"] == "6"
+    assert parsed["train_settings"]["batch_size"] == 2048 and parsed["train_settings"]["seed"] == 0
     piped = run("info", "-", input=smooth_nvw.read_bytes())
     assert piped.exit_code == 0 and "32x24, 6 frames" in piped.stdout
 
