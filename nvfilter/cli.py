@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import sys
@@ -13,6 +14,7 @@ from typing import Any
 import click
 
 from nvfilter import __version__, encoding, nvw, pipeline, presets
+from nvfilter.config import TrainConfig
 from nvfilter.errors import NvfilterError, OptionError
 from nvfilter.evaluate import evaluate as evaluate_nvw
 from nvfilter.progress import Console
@@ -563,22 +565,19 @@ def list_presets() -> None:
 
 
 def describe_settings(settings: dict[str, Any]) -> str:
-    """One line of a .nvw's training settings, as the encoder's start line words them."""
+    """One line of a .nvw's training settings: the encoder's words for them, the seed and the
+    stops given."""
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{key: value for key, value in settings.items() if key in known})
     stops = [
-        f"{name} {settings[key]:g}{unit}"
-        for key, name, unit in (
-            ("time_budget", "time budget", " s"),
-            ("target_psnr", "target", " dB"),
+        f", {name} {value:g}{unit}"
+        for name, value, unit in (
+            ("time budget", config.time_budget, " s"),
+            ("target", config.target_psnr, " dB"),
         )
-        if settings.get(key) is not None
+        if value is not None
     ]
-    return (
-        f"{settings['epochs']:g} epochs of batches of {settings['batch_size']}, "
-        f"lr {settings['lr']:g} {settings['lr_schedule']}, seed {settings['seed']}, "
-        f"on {settings['device']} in {settings['precision']}"
-        + (" (compiled)" if settings.get("compile") else "")
-        + "".join(f", {stop}" for stop in stops)
-    )
+    return f"{config.describe()}, seed {config.seed}" + "".join(stops)
 
 
 @main.command()

@@ -92,6 +92,14 @@ class TrainConfig:
     compile: bool = False
     """SIREN: train through torch.compile of its plain form (falls back to the fused layers)."""
 
+    def describe(self) -> str:
+        """The settings in one phrase, as the encoder's start line and `nvfilter info` give them."""
+        return (
+            f"{self.epochs:g} epochs of batches of {self.batch_size}, "
+            f"lr {self.lr:g} {self.lr_schedule}, on {self.device} in {self.precision}"
+            + (", compiled" if self.compile else "")
+        )
+
 
 @dataclass(frozen=True)
 class TrainResult:

@@ -332,9 +332,7 @@ def encode(
         f"{rate_text(video.frame_rate)} fps ({video.duration:.2f} s, "
         f"{human_bytes(frames.numel())} raw"
         + (f", {src.audio[1]} audio" if src.audio else "")
-        + f") -> {description}; {config.epochs:g} epochs of batches of {config.batch_size}, "
-        f"lr {config.lr:g} {config.lr_schedule}, on {device} in {config.precision}"
-        + (", compiled" if trainer.network is not model else "")
+        + f") -> {description}; {trainer.config.describe()}"
         + (f"; resuming at step {trainer.step}" if resumed else "")
     )
 
@@ -350,7 +348,7 @@ def encode(
         console.message("interrupted: saving what was learned so far")
     psnr = psnr_from_mse(reconstruction_mse(model, frames), peak=1.0)
     result = TrainResult(
-        fitted.steps, fitted.seconds, psnr, fitted.stopped_by, dataclasses.asdict(config)
+        fitted.steps, fitted.seconds, psnr, fitted.stopped_by, dataclasses.asdict(trainer.config)
     )
     if recorder is not None:
         recorder.finish(result)

@@ -15,6 +15,7 @@ torch.compile. On a GPU the loss is read back every GPU_SYNC_EVERY steps, not ev
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import time
@@ -158,6 +159,8 @@ class Trainer:
         """Why ``config.compile`` was not applied, when it was asked for and was not."""
         if config.compile:
             self.network, self.compile_note = self._compiled_network()
+            if self.network is model:
+                self.config = dataclasses.replace(config, compile=False)
 
     def _compiled_network(self) -> tuple[Callable[[torch.Tensor], torch.Tensor], str | None]:
         """torch.compile of the model's plain form, tried once on a pass of the training size

@@ -272,8 +272,9 @@ def test_info_human_and_json(smooth_nvw):
     human = run("info", smooth_nvw)
     assert human.exit_code == 0 and "32x24, 6 frames at 12/1 fps" in human.stdout
     assert re.search(
-        r"settings +[\d.]+ epochs of batches of \d+, lr [\de.-]+ cosine, seed 0, on cpu in float32",
+        r"settings +[\d.]+ epochs of batches of \d+, lr [\de.-]+ cosine, on cpu in float32, seed 0$",
         human.stdout,
+        re.MULTILINE,
     )
     data = run("info", smooth_nvw, "--json")
     parsed = json.loads(data.stdout)
