@@ -17,6 +17,7 @@ from nvfilter import __version__, encoding, nvw, pipeline, presets
 from nvfilter.config import TrainConfig
 from nvfilter.errors import NvfilterError, OptionError
 from nvfilter.evaluate import evaluate as evaluate_nvw
+from nvfilter.model import count_parameters
 from nvfilter.progress import Console
 from nvfilter.render import BETWEEN_RULES, UPSCALERS
 from nvfilter.train import PRECISIONS
@@ -599,7 +600,7 @@ def info(source: str, as_json: bool) -> None:
         click.echo(json.dumps(meta, indent=2, sort_keys=True))
         return
     v, t, a = loaded.video, loaded.training, loaded.architecture
-    params = sum(p.numel() for p in loaded.model.parameters())
+    params = count_parameters(loaded.model)
     lines = [
         f"file        {source} ({size:,} bytes, {loaded.dtype})",
         f"format      {meta['format']} version {meta['format_version']}, written by nvfilter "

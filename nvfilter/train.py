@@ -29,7 +29,7 @@ from nvfilter.config import TrainConfig
 from nvfilter.coords import index_coords
 from nvfilter.errors import OptionError
 from nvfilter.metrics import psnr_from_mse
-from nvfilter.model import VideoField
+from nvfilter.model import VideoField, count_parameters
 
 PRECISIONS = ("auto", "float32", "tf32", "bfloat16")
 """``--precision`` values: the training arithmetic (the weights and Adam stay float32)."""
@@ -55,7 +55,7 @@ def compile_pays(model: VideoField, device: str, pixels: float, time_budget: flo
     trainer."""
     if model.kind != "siren" or torch.device(device).type != "cpu":
         return False
-    flops = 6 * sum(p.numel() for p in model.parameters()) * pixels
+    flops = 6 * count_parameters(model) * pixels
     seconds = flops / CPU_FLOPS_ESTIMATE
     return min(seconds, time_budget if time_budget is not None else math.inf) >= COMPILE_PAYS_AFTER
 
