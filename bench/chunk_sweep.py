@@ -18,7 +18,7 @@ sys.argv, CHUNKS = (
 import encode_bench as b  # noqa: E402  (puts the checkout on sys.path)
 
 from nvfilter.config import TrainConfig  # noqa: E402
-from nvfilter.train import Trainer  # noqa: E402
+from nvfilter.encode.train import Trainer  # noqa: E402
 
 BATCH = 65536
 torch.set_num_threads(2)

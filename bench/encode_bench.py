@@ -38,12 +38,14 @@ sys.path.insert(0, str(ROOT))
 
 from nvfilter import ffio  # noqa: E402
 from nvfilter.config import TrainConfig  # noqa: E402
-from nvfilter.encoding import MODEL_DEFAULTS, ORIGINAL_SIREN_RECIPE, EncodeOptions  # noqa: E402
-from nvfilter.hybrid import PlaneField, auto_channels  # noqa: E402
-from nvfilter.metrics import psnr_from_mse  # noqa: E402
-from nvfilter.model import Siren, VideoField  # noqa: E402
-from nvfilter.render import reconstruction_mse, render_frame  # noqa: E402
-from nvfilter.train import Trainer, fit  # noqa: E402
+from nvfilter.decode.render import reconstruction_mse, render_frame  # noqa: E402
+from nvfilter.config import MODEL_DEFAULTS, ORIGINAL_SIREN_RECIPE, EncodeOptions
+from nvfilter.encode.encoder import   # noqa: E402
+from nvfilter.encode.train import Trainer, fit  # noqa: E402
+from nvfilter.eval.metrics import psnr_from_mse  # noqa: E402
+from nvfilter.models import VideoField  # noqa: E402
+from nvfilter.models.planes import PlaneField, auto_channels  # noqa: E402
+from nvfilter.models.siren import Siren
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 NVFILTER = [sys.executable, "-m", "nvfilter"]

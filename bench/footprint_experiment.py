@@ -18,9 +18,10 @@ import quality_bench as q  # noqa: E402  (puts the checkout on sys.path)
 
 from nvfilter.config import VideoInfo  # noqa: E402
 from nvfilter.coords import index_coords  # noqa: E402
-from nvfilter.encoding import EncodeOptions, create_model  # noqa: E402
-from nvfilter.render import iter_frames, plan_render  # noqa: E402
-from nvfilter.train import cosine_scale, make_optimiser  # noqa: E402
+from nvfilter.decode.render import iter_frames, plan_render  # noqa: E402
+from nvfilter.config import EncodeOptions
+from nvfilter.encode.encoder import create_model  # noqa: E402
+from nvfilter.encode.train import cosine_scale, make_optimiser  # noqa: E402
 
 torch.set_num_threads(2)
 print("command: python bench/footprint_experiment.py; 2 threads, torch " + torch.__version__)

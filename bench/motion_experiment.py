@@ -25,11 +25,12 @@ sys.argv, ARGS = sys.argv[:1], sys.argv[1:]
 import quality_bench as q  # noqa: E402  (puts the checkout on sys.path)
 
 from nvfilter.config import VideoInfo  # noqa: E402
-from nvfilter.encoding import EncodeOptions, create_model, train_config  # noqa: E402
-from nvfilter.hybrid import PlaneField  # noqa: E402
-from nvfilter.model import VideoField  # noqa: E402
-from nvfilter.render import iter_frames, plan_render  # noqa: E402
-from nvfilter.train import Trainer  # noqa: E402
+from nvfilter.decode.render import iter_frames, plan_render  # noqa: E402
+from nvfilter.config import EncodeOptions
+from nvfilter.encode.encoder import create_model, train_config  # noqa: E402
+from nvfilter.encode.train import Trainer  # noqa: E402
+from nvfilter.models import VideoField  # noqa: E402
+from nvfilter.models.planes import PlaneField  # noqa: E402
 
 FLOW_SCALE = 8
 FLOW_LR = 1e-3

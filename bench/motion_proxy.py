@@ -3,7 +3,7 @@
     python bench/motion_proxy.py [--size 1280x720] [--frames 13] [--no-ffmpeg]
 
 The temporal test of quality_bench.py (160x90, 25 frames, every k-th kept, the rest scored), with
-the in-between frames made from the kept frames themselves by nvfilter.motion (optical flow both
+the in-between frames made from the kept frames themselves by nvfilter.decode.motion (optical flow both
 ways, warped to the in-between time, blended by visibility), beside ffmpeg's minterpolate and
 framerate and a plain cross-fade of the same frames. A proxy for the decode rule: the network's
 learned frames are 40+ dB copies of these.

@@ -14,9 +14,9 @@ sys.argv = sys.argv[:1]
 import encode_bench as b  # noqa: E402  (puts the checkout on sys.path)
 
 from nvfilter.config import TrainConfig  # noqa: E402
-from nvfilter.metrics import psnr_from_mse  # noqa: E402
-from nvfilter.render import reconstruction_mse  # noqa: E402
-from nvfilter.train import Trainer  # noqa: E402
+from nvfilter.decode.render import reconstruction_mse  # noqa: E402
+from nvfilter.encode.train import Trainer  # noqa: E402
+from nvfilter.eval.metrics import psnr_from_mse  # noqa: E402
 
 torch.set_num_threads(2)
 print("command: python bench/precision_bench.py; 2 threads, torch " + torch.__version__)

@@ -17,7 +17,7 @@ against the original; ffmpeg `scale` with bicubic and with lanczos from the same
 same frames.
 
 PSNR pools the squared error of all scored frames (as ffmpeg's psnr filter does); SSIM is the mean
-of per-frame SSIM (nvfilter.metrics.ssim); held-out frames also get VMAF (ffmpeg's libvmaf with its
+of per-frame SSIM (nvfilter.eval.metrics.ssim); held-out frames also get VMAF (ffmpeg's libvmaf with its
 default model, the call `nvfilter eval --vmaf` makes, the scored frames as one sequence; a model
 made for larger pictures, so read it beside PSNR and SSIM at 160x90). Kept-frame PSNR (the
 reconstruction of the frames that were learned) is reported too: gains in between must not cost it
@@ -43,10 +43,11 @@ sys.path.insert(0, str(ROOT))
 
 from nvfilter import ffio, metrics  # noqa: E402
 from nvfilter.config import VideoInfo  # noqa: E402
-from nvfilter.encoding import EncodeOptions, create_model, train_config  # noqa: E402
-from nvfilter.evaluate import libvmaf_score  # noqa: E402
-from nvfilter.render import iter_frames, plan_render  # noqa: E402
-from nvfilter.train import Trainer  # noqa: E402
+from nvfilter.decode.render import iter_frames, plan_render  # noqa: E402
+from nvfilter.config import EncodeOptions
+from nvfilter.encode.encoder import create_model, train_config  # noqa: E402
+from nvfilter.encode.train import Trainer  # noqa: E402
+from nvfilter.eval.evaluate import libvmaf_score  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus"
 CLIPS = ["realshort.mp4", "Principe_inertie.avi", "g1.avi", "oa4_launch.webm"]

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from nvfilter.model import Siren, _FusedSine
+from nvfilter.models.siren import Siren, _FusedSine
 
 
 class _FoldedSine(torch.autograd.Function):

@@ -15,9 +15,9 @@ sys.argv, ARGS = sys.argv[:1], sys.argv[1:]
 import encode_bench as b  # noqa: E402  (puts the checkout on sys.path)
 
 from nvfilter.config import TrainConfig  # noqa: E402
-from nvfilter.metrics import psnr_from_mse  # noqa: E402
-from nvfilter.render import reconstruction_mse  # noqa: E402
-from nvfilter.train import fit  # noqa: E402
+from nvfilter.decode.render import reconstruction_mse  # noqa: E402
+from nvfilter.encode.train import fit  # noqa: E402
+from nvfilter.eval.metrics import psnr_from_mse  # noqa: E402
 
 RECIPES = [
     ("bfloat16", 1e-4, "constant", 65536),

@@ -4,7 +4,7 @@
 
 The spatial test of quality_bench.py (320x176, 24 frames, downscaled by 2 and by 4 with ffmpeg's
 area filter, upscaled back and scored against the original), with the small clip itself upscaled
-by nvfilter.upscale.backproject beside ffmpeg's bicubic and lanczos and torch's bicubic (the
+by nvfilter.decode.upscale.backproject beside ffmpeg's bicubic and lanczos and torch's bicubic (the
 first step of back-projection). A proxy for `--upscaler backproject`: the network's frames at the
 learned size are 40+ dB copies of these.
 """
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from quality_bench import CLIPS, SPATIAL_FRAMES, SPATIAL_SIZE, ffmpeg_filter, load, score  # noqa: E402
 
-from nvfilter.upscale import backproject  # noqa: E402
+from nvfilter.decode.upscale import backproject  # noqa: E402
 
 
 def torch_bicubic(small: np.ndarray, width: int, height: int) -> np.ndarray:

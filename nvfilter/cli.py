@@ -7,20 +7,29 @@ import json
 import signal
 import sys
 import tempfile
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import click
 
-from nvfilter import __version__, encoding, nvw, pipeline, presets
-from nvfilter.config import TrainConfig
+from nvfilter import __version__
+from nvfilter.config import (
+    AUDIO_MODES,
+    BETWEEN_RULES,
+    UPSCALERS,
+    DecodeOptions,
+    EncodeOptions,
+    TrainConfig,
+)
+from nvfilter.decode import decoder
+from nvfilter.encode import encoder
+from nvfilter.encode.train import PRECISIONS
 from nvfilter.errors import NvfilterError, OptionError
-from nvfilter.evaluate import evaluate as evaluate_nvw
-from nvfilter.model import count_parameters
+from nvfilter.eval.evaluate import evaluate as evaluate_nvw
+from nvfilter.io import nvw, presets
+from nvfilter.io.inputs import open_nvw
+from nvfilter.models import count_parameters
 from nvfilter.progress import Console
-from nvfilter.render import BETWEEN_RULES, UPSCALERS
-from nvfilter.train import PRECISIONS
 
 SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
@@ -272,6 +281,23 @@ def with_options(options: list[Any]) -> Any:
     return decorate
 
 
+STORAGE_OPTIONS = [
+    click.option(
+        "--dtype",
+        type=click.Choice(sorted(nvw.DTYPES)),
+        default=EncodeOptions.dtype,
+        show_default=True,
+        help="Precision of the weights stored in the .nvw.",
+    ),
+    click.option(
+        "--max-memory",
+        metavar="SIZE",
+        help="Memory the raw frames may take (e.g. 2G); default: what is free now.",
+    ),
+]
+"""How the frames are held and the weights stored: shared by `encode` and `filter`."""
+
+
 @main.command()
 @click.argument("source", metavar="IN")
 @click.argument("output", metavar="OUT.nvw")
@@ -290,18 +316,7 @@ def with_options(options: list[Any]) -> Any:
 @TARGET_PSNR_OPTION
 @device_option("Where to train; auto picks a GPU when there is one.")
 @SEED_OPTION
-@click.option(
-    "--dtype",
-    type=click.Choice(sorted(nvw.DTYPES)),
-    default="float32",
-    show_default=True,
-    help="Precision of the weights stored in the .nvw.",
-)
-@click.option(
-    "--max-memory",
-    metavar="SIZE",
-    help="Memory the raw frames may take (e.g. 2G); default: what is free now.",
-)
+@with_options(STORAGE_OPTIONS)
 @NO_AUDIO_OPTION
 @with_options(RUN_FOLDER_OPTIONS)
 @click.option(
@@ -344,11 +359,11 @@ def encode(
                 f"--resume continues the run with its own settings: leave out "
                 f"--{name.replace('_', '-')}"
             )
-    options = encoding.EncodeOptions(
+    options = EncodeOptions(
         max_memory=parse_size(max_memory) if max_memory else None, audio=not no_audio, **flags
     )
-    run = encoding.RunOptions(outputs=outputs, checkpoint_every=checkpoint_every, resume=resume)
-    result = encoding.encode(source, output, options, Console(quiet), run)
+    run = encoder.RunOptions(outputs=outputs, checkpoint_every=checkpoint_every, resume=resume)
+    result = encoder.encode(source, output, options, Console(quiet), run)
     if result.stopped_by == "interrupt":
         sys.exit(130)
 
@@ -407,7 +422,7 @@ RENDER_OPTIONS = [
     ),
     click.option(
         "--audio",
-        type=click.Choice(pipeline.AUDIO_MODES),
+        type=click.Choice(AUDIO_MODES),
         help="Sound stored in the .nvw: keep (default: copied, or time-stretched with the pitch "
         "kept when the duration changes) or drop.",
     ),
@@ -416,11 +431,13 @@ RENDER_OPTIONS = [
 """The decode options, shared by `decode` and `filter`."""
 
 
-def render_settings(preset: str | None, flags: dict[str, Any]) -> dict[str, Any]:
-    """The preset's settings overridden by the decode flags given (--no-audio is --audio drop)."""
+def decode_options(preset: str | None, flags: dict[str, Any]) -> DecodeOptions:
+    """The preset's settings overridden by the decode flags given (--no-audio is --audio drop),
+    checked."""
     if flags.pop("no_audio", False):
         flags["audio"] = "drop"
-    return presets.merge(presets.load(preset) if preset else {}, flags)
+    settings = presets.merge(presets.load(preset) if preset else {}, flags)
+    return DecodeOptions.from_settings(settings)
 
 
 @main.command()
@@ -443,8 +460,8 @@ def decode(
     Explicit flags override the preset. Output frame j samples source frame j / temporal-scale,
     so at --temporal-scale 4 output frame 4k is source frame k.
     """
-    settings = render_settings(preset, flags)
-    pipeline.decode(source, output, settings, device, container, Console(quiet))
+    options = decode_options(preset, {**flags, "device": device, "container": container})
+    decoder.decode(source, output, options, Console(quiet))
 
 
 @main.command(name="filter")
@@ -462,6 +479,7 @@ def decode(
 @click.option("--learn-width", type=positive_int, help="Resize to this width before learning.")
 @click.option("--learn-height", type=positive_int, help="Resize to this height before learning.")
 @SEED_OPTION
+@with_options(STORAGE_OPTIONS)
 @click.option(
     "--keep-nvw", type=click.Path(dir_okay=False), help="Also keep the learned .nvw at this path."
 )
@@ -495,12 +513,14 @@ def filter_video(
     Ctrl-C stops learning early and still writes OUT.
     """
     network = {name: flags.pop(name) for name in option_names(NETWORK_OPTIONS)}
-    settings = render_settings(preset, flags)
+    storage = {name: flags.pop(name) for name in option_names(STORAGE_OPTIONS)}
+    decoding = decode_options(preset, {**flags, "device": device, "container": container})
+    decoder.check_output(output, container)
     if network["footprint"] is None and model == "hybrid":  # learn for the network's upscaling
-        upscaled = (settings.get("spatial_scale") or 1) > 1
-        network["footprint"] = upscaled and settings.get("upscaler") != "backproject"
-    pipeline.check_output(output, container)
-    options = encoding.EncodeOptions(
+        upscaled = (decoding.spatial_scale or 1) > 1
+        network["footprint"] = upscaled and decoding.upscaler != "backproject"
+    max_memory = storage.pop("max_memory")
+    options = EncodeOptions(
         model=model,
         time_budget=time_budget,
         epochs=epochs,
@@ -511,16 +531,26 @@ def filter_video(
         height=learn_height,
         seed=seed,
         device=device,
-        audio=settings.get("audio") != "drop",  # nothing stored that will not be played
+        max_memory=parse_size(max_memory) if max_memory else None,
+        audio=decoding.audio != "drop",  # nothing stored that will not be played
+        **storage,
         **network,
     )
-    run = encoding.RunOptions(outputs=outputs, checkpoint_every=checkpoint_every)
+    run = encoder.RunOptions(outputs=outputs, checkpoint_every=checkpoint_every)
     console = Console(quiet)
     with tempfile.TemporaryDirectory(prefix="nvfilter-") as tmp:
         nvw_path = keep_nvw or str(Path(tmp) / "video.nvw")
         label = keep_nvw or "the learned network"
-        result = encoding.encode(source, nvw_path, options, console, run, output_label=label)
-        pipeline.decode(nvw_path, output, settings, device, container, console, label)
+        result = encoder.encode(
+            source,
+            nvw_path,
+            options,
+            console,
+            run,
+            output_label=label,
+            check_video=lambda video: decoder.check_render(video, decoding),
+        )
+        decoder.decode(nvw_path, output, decoding, console, label)
     if result.stopped_by == "interrupt":
         sys.exit(130)
 
@@ -586,12 +616,7 @@ def describe_settings(settings: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
 def info(source: str, as_json: bool) -> None:
     """Show what a .nvw file ('-' for stdin) holds: the video, the network and its training."""
-    with ExitStack() as stack:
-        path = Path(source)
-        if source == "-":
-            path = pipeline.spooled_stdin(stack, "a .nvw", ".nvw", OptionError)
-        loaded = nvw.load(path, label=source)
-        size = path.stat().st_size
+    loaded, size = open_nvw(source)
     meta = dict(loaded.metadata)
     if as_json:
         meta["architecture"] = loaded.architecture  # type: ignore[assignment]

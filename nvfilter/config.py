@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
+
+from nvfilter.errors import OptionError
 
 
 @dataclass(frozen=True)
@@ -127,3 +130,218 @@ class RenderSpec:
     """Output frames per source frame: output frame j samples source position j / temporal_scale."""
     learned_size: tuple[int, int]
     """(width, height) the network learned the video at."""
+
+
+ORIGINAL_SIREN_RECIPE: dict[str, Any] = {"batch_size": 65536, "lr": 1e-4, "lr_schedule": "constant"}
+"""The original design's training steps for SIREN: `--batch-size 65536 --lr 1e-4 --lr-schedule
+constant` gives them back on a CPU (they are the default on a GPU)."""
+
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    # the original design's network, initialisation and epochs; its steps made smaller with a
+    # decaying rate, which on a CPU reaches the original steps' 240 s PSNR 8-24x sooner
+    # (BENCHMARKS.md)
+    "siren": {
+        "epochs": 1000,
+        "batch_size": 4096,
+        "lr": 3e-4,
+        "lr_schedule": "cosine",
+        "hidden_features": 256,
+        "hidden_layers": 5,
+    },
+    # the best quality per CPU second measured (BENCHMARKS.md)
+    "hybrid": {
+        "epochs": 100,
+        "batch_size": 4096,
+        "lr": 3e-3,
+        "lr_schedule": "cosine",
+        "hidden_features": 32,
+        "hidden_layers": 2,
+        "levels": 3,
+    },
+}
+"""Defaults per model for every setting the user leaves out."""
+
+GPU_DEFAULTS: dict[str, dict[str, Any]] = {
+    # a batch of 4096 leaves a GPU idle: 65536 learns far more per second there (36.5 against
+    # 32.1 dB in 30 s on a 720x405 clip, H100; BENCHMARKS.md), and 1600 epochs of it are the
+    # same number of steps as the CPU's 100 epochs of 4096
+    "hybrid": {"epochs": 1600, "batch_size": 65536},
+    # the original design's steps, the SIREN setting measured on a GPU (smaller ones unmeasured)
+    "siren": ORIGINAL_SIREN_RECIPE,
+}
+"""What differs from MODEL_DEFAULTS when training on a CUDA GPU."""
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """Everything `nvfilter encode` takes, after parsing; None means the model's default."""
+
+    model: str = "hybrid"
+    hidden_features: int | None = None
+    """SIREN layer width, or the hybrid's head width."""
+    hidden_layers: int | None = None
+    omega_0: float = 30.0
+    channels: int | None = None
+    """Hybrid only: features per plane; None picks from the video's size."""
+    levels: int | None = None
+    """Hybrid only: plane resolutions (full, 1/2, 1/4, ...)."""
+    epochs: float | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    lr_schedule: str | None = None
+    time_budget: float | None = None
+    target_psnr: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    width: int | None = None
+    height: int | None = None
+    max_frames: int | None = None
+    frame_step: int = 1
+    dtype: str = "float32"
+    max_memory: int | None = None
+    """Bytes the raw frames may take; default: the memory available now, less a margin."""
+    audio: bool = True
+    """Store the source's first audio stream in the .nvw."""
+    precision: str = "auto"
+    """Training arithmetic: auto, float32, tf32 (CUDA) or bfloat16 (autocast); weights stay
+    float32."""
+    compile: bool | None = None
+    """SIREN: train through torch.compile of its plain form; None: where it pays
+    (train.compile_pays)."""
+    footprint: bool | None = None
+    """Hybrid: read the full-resolution planes as averages over each pixel (sharper upscaling);
+    None: off."""
+
+    def setting(self, name: str, device: str = "cpu") -> Any:
+        """The option as given, else the model's default for that device."""
+        value = getattr(self, name)
+        if value is not None:
+            return value
+        defaults = MODEL_DEFAULTS[self.model]
+        if device.split(":")[0] == "cuda":
+            defaults = {**defaults, **GPU_DEFAULTS.get(self.model, {})}
+        return defaults.get(name)
+
+
+BETWEEN_RULES = ("network", "motion")
+"""How frames between the source's are made: the network read at their time, or motion."""
+UPSCALERS = ("network", "backproject")
+"""How pixels beyond the learned size are made: the network read there, or back-projection."""
+AUDIO_MODES = ("keep", "drop")
+MAX_SIDE = 16384
+"""Largest output width or height decode accepts."""
+MAX_FRAMES = 10_000_000
+"""Most output frames decode accepts."""
+CRF_CODECS = frozenset({"libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"})
+"""Encoders that take --crf."""
+DEFAULT_CRF = 18
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Everything `nvfilter decode` takes (flags over a preset, or `filter`'s decode flags),
+    checked once by ``DecodeOptions.from_settings``; None means "as the source" or the codec's
+    default."""
+
+    fps: str | None = None
+    """Output rate as given: 25, 30000/1001, 29.97 or 2x (parsed against the source's rate)."""
+    width: int | None = None
+    height: int | None = None
+    spatial_scale: Fraction | None = None
+    temporal_scale: Fraction | None = None
+    num_frames: int | None = None
+    between: str = "network"
+    upscaler: str = "network"
+    codec: str | None = None
+    crf: int | None = None
+    pix_fmt: str | None = None
+    container: str | None = None
+    audio: str = "keep"
+    device: str = "auto"
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> DecodeOptions:
+        """Check merged preset/flag settings (types, ranges, choices); raises OptionError."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise OptionError(f"unknown decode setting {unknown[0]!r}")
+        values = {k: v for k, v in settings.items() if v is not None}
+        for name in ("width", "height", "num_frames", "crf"):
+            if name in values:
+                values[name] = _whole(name, values[name])
+        for name, limit in (("width", MAX_SIDE), ("height", MAX_SIDE), ("num_frames", MAX_FRAMES)):
+            if name in values and values[name] > limit:
+                raise OptionError(f"{_flag(name)} {values[name]} is too large (at most {limit})")
+            if name in values and values[name] < 1:
+                raise OptionError(f"{_flag(name)} must be at least 1, got {values[name]}")
+        if "crf" in values and not 0 <= values["crf"] <= 63:
+            raise OptionError(f"crf {values['crf']}: 0 to 63")
+        for name in ("spatial_scale", "temporal_scale"):
+            if name in values:
+                values[name] = _positive_fraction(name, values[name])
+        if values.get("spatial_scale") is not None and values["spatial_scale"] > MAX_SIDE:
+            raise OptionError(f"spatial-scale {values['spatial_scale']}: at most {MAX_SIDE}")
+        if "fps" in values:
+            values["fps"] = str(values["fps"]).strip()
+            parse_fps(values["fps"], Fraction(1))  # the syntax, before any work
+        for name, rules in (("between", BETWEEN_RULES), ("upscaler", UPSCALERS)):
+            if name in values and values[name] not in rules:
+                raise OptionError(f"{name} {values[name]!r}: one of {', '.join(rules)}")
+        if "audio" in values and values["audio"] not in AUDIO_MODES:
+            raise OptionError(f"audio {values['audio']!r}: keep or drop")
+        for name in ("codec", "pix_fmt", "container", "device"):
+            if name in values and not (isinstance(values[name], str) and values[name].strip()):
+                raise OptionError(f"{_flag(name)} {values[name]!r} is not a name")
+        return cls(**values)
+
+    def crf_for(self, codec: str) -> int | None:
+        """The quality setting ffmpeg gets: as given, else DEFAULT_CRF where the codec takes one."""
+        if self.crf is not None:
+            return self.crf
+        return DEFAULT_CRF if codec in CRF_CODECS else None
+
+
+def _flag(name: str) -> str:
+    """A setting's name as its flag is spelled (without the dashes)."""
+    return name.replace("_", "-")
+
+
+def _whole(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OptionError(f"{_flag(name)} {value!r} is not a whole number")
+    return value
+
+
+def _positive_fraction(name: str, value: Any) -> Fraction:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        fraction = Fraction(str(value))
+    except (ValueError, ZeroDivisionError):
+        raise OptionError(f"{_flag(name)} {value!r} is not a number") from None
+    if fraction <= 0:
+        raise OptionError(f"{_flag(name)} must be positive, got {value}")
+    return fraction
+
+
+def parse_fps(text: Any, source_rate: Fraction) -> Fraction:
+    """'25', '30000/1001', '29.97' (taken as 30000/1001) or '2x' (times the source's rate)."""
+    value = str(text).strip()
+    try:
+        if value.endswith("x"):
+            rate = source_rate * Fraction(value[:-1])
+        else:
+            rate = Fraction(value)
+            ntsc = Fraction(round(rate * Fraction(1001, 1000)) * 1000, 1001)
+            if "." in value and rate.denominator != 1 and abs(rate - ntsc) < Fraction(1, 100):
+                rate = ntsc  # 29.97 means 30000/1001, 23.976 means 24000/1001
+            elif rate.denominator > 1001:
+                rate = rate.limit_denominator(1001)
+    except (ValueError, ZeroDivisionError):
+        raise OptionError(f"fps {value!r} is not a rate (e.g. 25, 30000/1001 or 2x)") from None
+    if rate <= 0:
+        raise OptionError(f"fps must be positive, got {value}")
+    if rate > 1000:
+        raise OptionError(f"fps {value}: at most 1000 frames a second")
+    return rate

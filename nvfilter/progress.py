@@ -4,9 +4,38 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
+from fractions import Fraction
 from typing import TextIO
 
-from nvfilter.train import Progress
+
+@dataclass(frozen=True)
+class Progress:
+    """One report from the loop, for a progress bar."""
+
+    step: int
+    total_steps: int
+    loss: float
+    psnr: float
+    """Running PSNR estimate in dB from recent batches."""
+    elapsed: float
+    time_budget: float | None
+    lr: float = 0.0
+    """Learning rate of the first parameter group now (the hybrid's planes, at 10x its head's)."""
+
+
+def human_bytes(count: float) -> str:
+    """A byte count as 12 B, 3.4 KB, 5.6 MB or 7.8 GB (powers of 1000)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(count) < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} TB"
+
+
+def rate_text(rate: Fraction) -> str:
+    """A frame rate as 25, or 29.970 (30000/1001)."""
+    return f"{rate.numerator}" if rate.denominator == 1 else f"{float(rate):.3f} ({rate})"
 
 
 def clock(seconds: float) -> str:

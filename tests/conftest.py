@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nvfilter.ffio import ffmpeg_exe
+from nvfilter.io.media import ffmpeg_exe
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -41,7 +41,7 @@ def make_clip(path: Path, *args: str) -> Path:
 
 def read_video(path: Path | str, size: tuple[int, int] | None = None) -> np.ndarray:
     """All frames of a video as uint8 (frames, height, width, 3), decoded by ffmpeg independently."""
-    from nvfilter.ffio import probe
+    from nvfilter.io.media import probe
 
     info = probe(str(path))
     width, height = size or (info.width, info.height)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import make_clip, run
 
-from nvfilter import nvw, presets
-from nvfilter.audio import container_of, tempo_chain
-from nvfilter.ffio import ffmpeg_exe
+from nvfilter.io import nvw, presets
+from nvfilter.io.audio import container_of, tempo_chain
+from nvfilter.io.media import ffmpeg_exe
 
 RATE = 48000
 TONE = 440.0

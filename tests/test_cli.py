@@ -17,8 +17,9 @@ import pytest
 from conftest import CORPUS, make_clip, nvfilter_cmd, read_video, run
 from PIL import Image
 
-from nvfilter import ffio, nvw
-from nvfilter.encoding import ORIGINAL_SIREN_RECIPE, EncodeOptions, train_config
+from nvfilter.config import ORIGINAL_SIREN_RECIPE, EncodeOptions
+from nvfilter.encode.encoder import train_config
+from nvfilter.io import media, nvw
 
 SMALL_NET = [
     "--hidden-features",
@@ -123,7 +124,7 @@ def test_frame_step_dtype_and_pix_fmt_flags(clips, tmp_path):
     assert loaded.dtype == "float16"
     video = tmp_path / "v.mkv"
     assert run("decode", out, video, "--pix-fmt", "yuv444p", "--crf", "0").exit_code == 0
-    assert ffio.probe(str(video)).pix_fmt == "yuv444p"
+    assert media.probe(str(video)).pix_fmt == "yuv444p"
 
 
 def test_summary_and_progress_go_to_stderr(clips, tmp_path):
@@ -154,7 +155,7 @@ def test_presets_give_documented_frame_counts_sizes_and_rates(
     out = tmp_path / f"{preset}.mp4"
     result = run("decode", smooth_nvw, out, "--preset", preset)
     assert result.exit_code == 0, result.stderr
-    info = ffio.probe(str(out))
+    info = media.probe(str(out))
     assert (info.width, info.height) == size
     assert info.frame_rate == fps
     assert read_video(out).shape[0] == frames
@@ -236,11 +237,11 @@ def test_odd_output_size_is_padded_for_yuv420p(smooth_nvw, tmp_path):
     result = run("decode", smooth_nvw, out, "--width", "33", "--height", "25")
     assert result.exit_code == 0, result.stderr
     assert "padded to 34x26" in result.stderr
-    info = ffio.probe(str(out))
+    info = media.probe(str(out))
     assert (info.width, info.height) == (34, 26)
     lossless = tmp_path / "odd.mkv"
     assert run("decode", smooth_nvw, lossless, "--width", "33", "--codec", "ffv1").exit_code == 0
-    assert ffio.probe(str(lossless)).width == 33
+    assert media.probe(str(lossless)).width == 33
 
 
 def test_colour_tags_and_sample_aspect_ratio_are_kept(tmp_path):
@@ -263,9 +264,9 @@ def test_colour_tags_and_sample_aspect_ratio_are_kept(tmp_path):
     assert meta["sample_aspect_ratio"] == "16/15" and meta["color_matrix"] == "bt709"
     out = tmp_path / "out.mp4"
     assert run("decode", nvw_path, out, "--preset", "upscale-2x").exit_code == 0
-    info = ffio.probe(str(out))
+    info = media.probe(str(out))
     assert info.sample_aspect_ratio == Fraction(16, 15)
-    assert info.color == ffio.ColorTags("tv", "bt709", "bt709", "bt709")
+    assert info.color == media.ColorTags("tv", "bt709", "bt709", "bt709")
 
 
 def test_info_human_and_json(smooth_nvw):
@@ -294,7 +295,7 @@ def ffmpeg_psnr(original: Path, decoded_pattern: str) -> float:
     """ffmpeg's own psnr filter on the same frames, both as rgb24, paired by frame number."""
     log = subprocess.run(
         [
-            ffio.ffmpeg_exe(),
+            media.ffmpeg_exe(),
             "-hide_banner",
             "-i",
             str(original),
@@ -436,7 +437,7 @@ def test_filter_keeps_the_nvw_on_request_and_checks_flags_before_learning(clips,
     )
     assert result.exit_code == 0, result.stderr
     assert nvw.load(kept).video.width == 16
-    assert ffio.probe(str(tmp_path / "up.mp4")).width == 32
+    assert media.probe(str(tmp_path / "up.mp4")).width == 32
     started = time.monotonic()
     bad = run("filter", clips["smooth"], tmp_path / "x.mp4", "--preset", "nope", "--epochs", "50")
     assert_one_line_error(bad, "unknown preset")

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from nvfilter import motion
 from nvfilter.config import VideoInfo
 from nvfilter.coords import frame_time
+from nvfilter.decode import motion
+from nvfilter.decode.render import iter_frames, plan_render, render_frame
 from nvfilter.errors import OptionError
-from nvfilter.model import Siren
-from nvfilter.render import iter_frames, plan_render, render_frame
+from nvfilter.models.siren import Siren
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -8,11 +8,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from nvfilter import nvw
 from nvfilter.config import ColorTags, TrainConfig, TrainResult, VideoInfo
 from nvfilter.errors import NvwError
-from nvfilter.hybrid import PlaneField
-from nvfilter.model import Siren
+from nvfilter.io import nvw
+from nvfilter.models.planes import PlaneField
+from nvfilter.models.siren import Siren
 
 VIDEO = VideoInfo(
     width=97,
@@ -52,7 +52,7 @@ def test_plain_safetensors_reads_it_with_documented_keys(tmp_path, model):
     with safe_open(str(write(tmp_path, model)), framework="pt") as handle:
         meta = handle.metadata()
         assert set(handle.keys()) == set(model.state_dict())
-    assert meta["format"] == "nvfilter.nvw"
+    assert meta["format"] == "nvfilter.io.nvw"
     assert meta["format_version"] == "2"
     assert meta["audio_codec"] == "none"
     assert meta["frame_rate"] == "30000/1001"

@@ -1,7 +1,7 @@
 import pytest
 
-from nvfilter import presets
 from nvfilter.errors import PresetError
+from nvfilter.io import presets
 
 REQUIRED = [
     "reconstruct",

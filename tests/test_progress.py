@@ -1,7 +1,7 @@
 import io
 
+from nvfilter.encode.train import Progress
 from nvfilter.progress import Console, clock
-from nvfilter.train import Progress
 
 
 class FakeTerminal(io.StringIO):

@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from nvfilter.config import VideoInfo
+from nvfilter.config import VideoInfo, parse_fps
+from nvfilter.decode.render import plan_render, render_frame, source_positions
 from nvfilter.errors import OptionError
-from nvfilter.model import Siren
-from nvfilter.pipeline import parse_fps
-from nvfilter.render import plan_render, render_frame, source_positions
+from nvfilter.models.siren import Siren
 
 VIDEO = VideoInfo(width=40, height=30, frames=10, frame_rate=Fraction(30000, 1001))
 

@@ -15,7 +15,7 @@ from conftest import nvfilter_cmd, run
 from PIL import Image
 from safetensors.torch import load_file
 
-from nvfilter import nvw
+from nvfilter.io import nvw
 
 NET = ["--channels", "4", "--levels", "2", "--hidden-features", "16", "--batch-size", "1024"]
 

@@ -1,10 +1,10 @@
 import torch
 
 from nvfilter.config import TrainConfig
-from nvfilter.metrics import psnr_from_mse
-from nvfilter.model import Siren
-from nvfilter.render import reconstruction_mse
-from nvfilter.train import Trainer, compile_pays, fit, total_steps
+from nvfilter.decode.render import reconstruction_mse
+from nvfilter.encode.train import Trainer, compile_pays, fit, total_steps
+from nvfilter.eval.metrics import psnr_from_mse
+from nvfilter.models.siren import Siren
 
 
 def gradient_video(frames=4, height=12, width=16):
@@ -93,8 +93,8 @@ def test_siren_trains_in_cache_sized_chunks_on_cpu():
 def test_precision_auto_is_float32_on_cpu_and_tf32_needs_cuda():
     import pytest
 
+    from nvfilter.encode.train import CUDA_AUTO_PRECISION, resolve_precision
     from nvfilter.errors import OptionError
-    from nvfilter.train import CUDA_AUTO_PRECISION, resolve_precision
 
     assert resolve_precision("auto", "cpu", "siren") == "float32"
     assert resolve_precision("auto", "cuda", "siren") == CUDA_AUTO_PRECISION["siren"]
@@ -154,7 +154,7 @@ def test_compiled_siren_trains_like_the_fused_one():
 
 
 def test_compiling_is_on_by_default_where_it_pays():
-    from nvfilter.hybrid import PlaneField
+    from nvfilter.models.planes import PlaneField
 
     siren = Siren()  # 256 x 5: about 2 MFLOP per pixel pass, so 6e6 passes make 120 s
     long, short = 1e7, 1e6
@@ -167,7 +167,7 @@ def test_compiling_is_on_by_default_where_it_pays():
 
 
 def test_compile_falls_back_with_a_note(monkeypatch):
-    from nvfilter.hybrid import PlaneField
+    from nvfilter.models.planes import PlaneField
 
     hybrid = Trainer(PlaneField(16, 12, 4, 2, 2, 8), gradient_video(), TrainConfig(compile=True))
     assert (

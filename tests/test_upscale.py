@@ -1,4 +1,4 @@
-"""Back-projected upscaling (nvfilter.upscale) and the renders that use it."""
+"""Back-projected upscaling (nvfilter.decode.upscale) and the renders that use it."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nvfilter import upscale
 from nvfilter.config import VideoInfo
 from nvfilter.coords import frame_time
+from nvfilter.decode import upscale
+from nvfilter.decode.render import iter_frames, plan_render, render_frame
 from nvfilter.errors import OptionError
-from nvfilter.model import Siren
-from nvfilter.render import iter_frames, plan_render, render_frame
+from nvfilter.models.siren import Siren
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

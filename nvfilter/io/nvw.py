@@ -12,7 +12,7 @@ little-endian header length, a JSON header, then the raw tensor bytes. Nothing i
 * Metadata (``__metadata__``, string to string), every key always present:
 
   ========================  =====================================================================
-  format                    ``nvfilter.nvw``
+  format                    ``nvfilter.io.nvw``
   format_version            ``2`` (``1``: the same without audio); a reader refuses a version
                             newer than it knows
   nvfilter_version          version of nvfilter that wrote the file
@@ -57,9 +57,10 @@ from torch import nn
 from nvfilter import __version__
 from nvfilter.config import ColorTags, TrainResult, VideoInfo
 from nvfilter.errors import NvwError
-from nvfilter.model import VideoField, build_model
+from nvfilter.models import build_model
+from nvfilter.models.field import VideoField
 
-FORMAT_NAME = "nvfilter.nvw"
+FORMAT_NAME = "nvfilter.io.nvw"
 FORMAT_VERSION = 2
 AUDIO_TENSOR = "audio"
 DTYPES = {"float32": torch.float32, "float16": torch.float16}

@@ -2,9 +2,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nvfilter.hybrid import GRID_LR_SCALE, PlaneField, auto_channels, plane_shapes
-from nvfilter.model import build_model
-from nvfilter.render import render_frame
+from nvfilter.decode.render import render_frame
+from nvfilter.models import build_model
+from nvfilter.models.planes import GRID_LR_SCALE, PlaneField, auto_channels, plane_shapes
 
 
 def reference_features(model: PlaneField, coords: torch.Tensor) -> torch.Tensor:
@@ -96,7 +96,7 @@ def test_grid_rendering_equals_pointwise_queries_at_any_size_and_time(footprint)
 
 
 def test_footprint_taps_average_the_linear_interpolant_over_the_pixel():
-    from nvfilter.hybrid import _footprint_taps
+    from nvfilter.models.planes import _footprint_taps
 
     cells, weights = _footprint_taps(10, torch.tensor([4.0, 0.0, 9.0]), 1.0)
     assert cells.tolist() == [[3, 4, 5], [0, 0, 1], [8, 9, 9]]  # edge cells repeated outward
@@ -141,7 +141,7 @@ def test_footprint_reads_at_the_learned_size_blur_point_reads_by_one_eighth():
 
 
 def test_decode_cache_gives_the_same_frames_and_follows_weight_changes():
-    from nvfilter.render import render_frame
+    from nvfilter.decode.render import render_frame
 
     torch.manual_seed(0)
     model = PlaneField(13, 7, 5, channels=3)
@@ -162,7 +162,7 @@ def test_decode_cache_gives_the_same_frames_and_follows_weight_changes():
 def test_render_jobs_see_weights_changed_by_any_optimiser():
     """torch's fused Adam updates weights without bumping their version counter: a render job
     must still see the new weights (each job drops the cache)."""
-    from nvfilter.render import reconstruction_mse
+    from nvfilter.decode.render import reconstruction_mse
 
     torch.manual_seed(0)
     model = PlaneField(12, 8, 4, channels=3)

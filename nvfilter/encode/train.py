@@ -28,8 +28,10 @@ from torch import nn
 from nvfilter.config import TrainConfig
 from nvfilter.coords import index_coords
 from nvfilter.errors import OptionError
-from nvfilter.metrics import psnr_from_mse
-from nvfilter.model import VideoField, count_parameters
+from nvfilter.eval.metrics import psnr_from_mse
+from nvfilter.models import count_parameters
+from nvfilter.models.field import VideoField
+from nvfilter.progress import Progress
 
 PRECISIONS = ("auto", "float32", "tf32", "bfloat16")
 """``--precision`` values: the training arithmetic (the weights and Adam stay float32)."""
@@ -82,21 +84,6 @@ def matmul_precision(precision: str) -> Iterator[None]:
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32 = before
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One report from the loop, for a progress bar."""
-
-    step: int
-    total_steps: int
-    loss: float
-    psnr: float
-    """Running PSNR estimate in dB from recent batches."""
-    elapsed: float
-    time_budget: float | None
-    lr: float = 0.0
-    """Learning rate of the first parameter group now (the hybrid's planes, at 10x its head's)."""
 
 
 @dataclass(frozen=True)

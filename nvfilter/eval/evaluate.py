@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import itertools
 import re
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from nvfilter import ffio, metrics, nvw
 from nvfilter.config import VideoInfo
+from nvfilter.decode.render import reconstruct
 from nvfilter.errors import OutputError, VideoError
-from nvfilter.render import reconstruct
+from nvfilter.eval import metrics
+from nvfilter.io import media
+from nvfilter.io.inputs import open_nvw
 
 
 def evaluate(original: str, nvw_path: str, vmaf: bool = False) -> dict[str, Any]:
@@ -23,13 +24,13 @@ def evaluate(original: str, nvw_path: str, vmaf: bool = False) -> dict[str, Any]
     PSNR is computed as ffmpeg's psnr filter does: per frame over R, G and B, and overall from the
     mean squared error of all frames (``psnr_db``); SSIM as metrics.ssim, averaged over frames.
     """
-    loaded = nvw.load(Path(nvw_path))
+    loaded, size = open_nvw(nvw_path)
     video = loaded.video
     if not Path(original).is_file():
         raise VideoError(f"{original}: no such file")
-    src = ffio.probe(original)
+    src = media.probe(original)
     step = max(1, round(src.frame_rate / video.frame_rate))
-    reference = ffio.read_frames(original, src, video.width, video.height, step, video.frames)
+    reference = media.read_frames(original, src, video.width, video.height, step, video.frames)
     count = min(reference.shape[0], video.frames)
     rows = []
     total = 0.0
@@ -51,7 +52,6 @@ def evaluate(original: str, nvw_path: str, vmaf: bool = False) -> dict[str, Any]
                     }
                 )
         vmaf_score = libvmaf_score(distorted, reference[:count], video) if vmaf else None
-    size = Path(nvw_path).stat().st_size
     result: dict[str, Any] = {
         "original": original,
         "nvw": nvw_path,
@@ -88,7 +88,7 @@ def libvmaf_score(distorted: Path, reference: torch.Tensor, video: VideoInfo) ->
             str(video.frame_rate),
         ]
         args = [
-            ffio.ffmpeg_exe(),
+            media.ffmpeg_exe(),
             "-hide_banner",
             "-nostdin",
             *raw,
@@ -103,7 +103,7 @@ def libvmaf_score(distorted: Path, reference: torch.Tensor, video: VideoInfo) ->
             "null",
             "-",
         ]
-        log = subprocess.run(args, capture_output=True, text=True).stderr
+        log = media.run_ffmpeg(args).stderr.decode(errors="replace")
     match = re.search(r"VMAF score: ([\d.]+)", log)
     if match is None:
         raise OutputError("ffmpeg's libvmaf gave no score: " + log.strip().splitlines()[-1])

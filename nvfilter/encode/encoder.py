@@ -1,6 +1,6 @@
 """encode: read the video, build or resume the network, train it, write the .nvw (and --outputs).
 
-Reading frames and sound is ffio.py and audio.py, training is train.py, the file is nvw.py, the
+Reading frames and sound is media.py and audio.py, training is train.py, the file is nvw.py, the
 --outputs folder is run_folder.py; this module decides what goes where and says so on stderr.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
@@ -17,119 +18,31 @@ from typing import Any
 
 import torch
 
-from nvfilter import audio, ffio, nvw
-from nvfilter.config import TrainConfig, TrainResult, VideoInfo
+from nvfilter.config import EncodeOptions, TrainConfig, TrainResult, VideoInfo
 from nvfilter.coords import frame_time
-from nvfilter.errors import OptionError, VideoError
-from nvfilter.hybrid import PlaneField, auto_channels
-from nvfilter.metrics import psnr_from_mse
-from nvfilter.model import Siren, VideoField, count_parameters
-from nvfilter.outputs import write_bytes
-from nvfilter.pipeline import human_bytes, input_path, rate_text, resolve_device
-from nvfilter.progress import Console
-from nvfilter.render import reconstruction_mse, render_frame
-from nvfilter.run_folder import (
+from nvfilter.decode.render import reconstruction_mse, render_frame
+from nvfilter.device import resolve_device
+from nvfilter.encode.run_folder import (
     RunFolder,
     checkpoint_name,
     find_checkpoint,
     read_state,
     versions,
 )
-from nvfilter.train import Progress, Trainer, compile_pays, resolve_precision
+from nvfilter.encode.train import Progress, Trainer, compile_pays, resolve_precision
+from nvfilter.errors import OptionError, VideoError
+from nvfilter.eval.metrics import psnr_from_mse
+from nvfilter.io import audio, media, nvw
+from nvfilter.io.inputs import input_path
+from nvfilter.io.outputs import write_bytes
+from nvfilter.models import count_parameters
+from nvfilter.models.field import VideoField
+from nvfilter.models.planes import PlaneField, auto_channels
+from nvfilter.models.siren import Siren
+from nvfilter.progress import Console, human_bytes, rate_text
 
 MEMORY_MARGIN = 600 * 2**20
 """Memory kept free for the network, its activations and Python beside the raw frames."""
-
-
-ORIGINAL_SIREN_RECIPE: dict[str, Any] = {"batch_size": 65536, "lr": 1e-4, "lr_schedule": "constant"}
-"""The original design's training steps for SIREN: `--batch-size 65536 --lr 1e-4 --lr-schedule
-constant` gives them back on a CPU (they are the default on a GPU)."""
-
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    # the original design's network, initialisation and epochs; its steps made smaller with a
-    # decaying rate, which on a CPU reaches the original steps' 240 s PSNR 8-24x sooner
-    # (BENCHMARKS.md)
-    "siren": {
-        "epochs": 1000,
-        "batch_size": 4096,
-        "lr": 3e-4,
-        "lr_schedule": "cosine",
-        "hidden_features": 256,
-        "hidden_layers": 5,
-    },
-    # the best quality per CPU second measured (BENCHMARKS.md)
-    "hybrid": {
-        "epochs": 100,
-        "batch_size": 4096,
-        "lr": 3e-3,
-        "lr_schedule": "cosine",
-        "hidden_features": 32,
-        "hidden_layers": 2,
-        "levels": 3,
-    },
-}
-"""Defaults per model for every setting the user leaves out."""
-
-GPU_DEFAULTS: dict[str, dict[str, Any]] = {
-    # a batch of 4096 leaves a GPU idle: 65536 learns far more per second there (36.5 against
-    # 32.1 dB in 30 s on a 720x405 clip, H100; BENCHMARKS.md), and 1600 epochs of it are the
-    # same number of steps as the CPU's 100 epochs of 4096
-    "hybrid": {"epochs": 1600, "batch_size": 65536},
-    # the original design's steps, the SIREN setting measured on a GPU (smaller ones unmeasured)
-    "siren": ORIGINAL_SIREN_RECIPE,
-}
-"""What differs from MODEL_DEFAULTS when training on a CUDA GPU."""
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    """Everything `nvfilter encode` takes, after parsing; None means the model's default."""
-
-    model: str = "hybrid"
-    hidden_features: int | None = None
-    """SIREN layer width, or the hybrid's head width."""
-    hidden_layers: int | None = None
-    omega_0: float = 30.0
-    channels: int | None = None
-    """Hybrid only: features per plane; None picks from the video's size."""
-    levels: int | None = None
-    """Hybrid only: plane resolutions (full, 1/2, 1/4, ...)."""
-    epochs: float | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    lr_schedule: str | None = None
-    time_budget: float | None = None
-    target_psnr: float | None = None
-    seed: int = 0
-    device: str = "auto"
-    width: int | None = None
-    height: int | None = None
-    max_frames: int | None = None
-    frame_step: int = 1
-    dtype: str = "float32"
-    max_memory: int | None = None
-    """Bytes the raw frames may take; default: the memory available now, less a margin."""
-    audio: bool = True
-    """Store the source's first audio stream in the .nvw."""
-    precision: str = "auto"
-    """Training arithmetic: auto, float32, tf32 (CUDA) or bfloat16 (autocast); weights stay
-    float32."""
-    compile: bool | None = None
-    """SIREN: train through torch.compile of its plain form; None: where it pays
-    (train.compile_pays)."""
-    footprint: bool | None = None
-    """Hybrid: read the full-resolution planes as averages over each pixel (sharper upscaling);
-    None: off."""
-
-    def setting(self, name: str, device: str = "cpu") -> Any:
-        """The option as given, else the model's default for that device."""
-        value = getattr(self, name)
-        if value is not None:
-            return value
-        defaults = MODEL_DEFAULTS[self.model]
-        if torch.device(device).type == "cuda":
-            defaults = {**defaults, **GPU_DEFAULTS.get(self.model, {})}
-        return defaults.get(name)
 
 
 def create_model(options: EncodeOptions, video: VideoInfo) -> tuple[VideoField, str]:
@@ -209,8 +122,8 @@ def read_source(source: str, options: EncodeOptions, console: Console) -> Source
     """Probe and read ``source`` (``-``: stdin) at the options' size, step and frame limit."""
     with ExitStack() as stack:
         path = input_path(source, stack)
-        src = ffio.probe(path, label=source)
-        width, height = ffio.training_size(src.width, src.height, options.width, options.height)
+        src = media.probe(path, label=source)
+        width, height = media.training_size(src.width, src.height, options.width, options.height)
         if width > 16384 or height > 16384:
             raise OptionError(f"training size {width}x{height} is too large")
         estimate = src.estimated_frames or 0
@@ -225,7 +138,7 @@ def read_source(source: str, options: EncodeOptions, console: Console) -> Source
                 f"of memory but only {human_bytes(limit)} is available; make it smaller with "
                 "--width, --max-frames or --frame-step"
             )
-        frames = ffio.read_frames(
+        frames = media.read_frames(
             path, src, width, height, options.frame_step, options.max_frames, label=source
         )
         sar = src.sample_aspect_ratio * Fraction(height * src.width, width * src.height)
@@ -269,9 +182,11 @@ def encode(
     console: Console,
     run: RunOptions = RunOptions(),
     output_label: str | None = None,
+    check_video: Callable[[VideoInfo], None] | None = None,
 ) -> TrainResult:
     """Learn the video at ``source`` and write the .nvw to ``output`` (``-``: stdin/stdout);
-    ``output_label`` names the output in messages when it is a temporary file.
+    ``output_label`` names the output in messages when it is a temporary file; ``check_video``
+    sees the video's facts before any learning (`filter` plans its output with it).
 
     With ``run.resume`` the network, the optimiser and the settings come from that checkpoint
     (``options.device`` still applies) and training goes on where it stopped.
@@ -290,6 +205,8 @@ def encode(
         folder = RunFolder(Path(outputs), resuming_step=step_resumed)
     src = read_source(source, options, console)
     frames, video = src.frames, src.video
+    if check_video is not None:
+        check_video(video)
     torch.manual_seed(options.seed)
     if resumed:
         loaded = nvw.load(resumed[0])

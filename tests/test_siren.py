@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from nvfilter.model import SineLayer, Siren, build_model, siren_weight_bound
+from nvfilter.models import build_model
+from nvfilter.models.siren import SineLayer, Siren, siren_weight_bound
 
 
 def test_first_layer_bound_is_one_over_fan_in():

@@ -33,7 +33,7 @@ PRESET_KEYS: dict[str, tuple[type, ...]] = {
 
 def preset_dir() -> Path:
     """Folder of the shipped presets, installed or in a source checkout."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent
     for candidate in (here / "preset_files", here.parent / "presets"):
         if candidate.is_dir():
             return candidate

@@ -29,9 +29,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from nvfilter import __version__, plots
+from nvfilter import __version__
 from nvfilter.errors import OptionError, OutputError
-from nvfilter.outputs import atomic_file, remove_partials, write_bytes
+from nvfilter.eval import plots
+from nvfilter.io.outputs import atomic_file, remove_partials, write_bytes
 
 STATE_SUFFIX = ".optim.safetensors"
 CHECKPOINT_PATTERN = re.compile(r"checkpoint_(\d+)\.nvw$")
@@ -48,14 +49,14 @@ def state_path(checkpoint: Path) -> Path:
 
 def versions() -> dict[str, str]:
     """The versions that shape a run's numbers, for config.json."""
-    from nvfilter import ffio
+    from nvfilter.io import media
 
     return {
         "nvfilter": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
-        "ffmpeg": ffio.ffmpeg_version(),
+        "ffmpeg": media.ffmpeg_version(),
         "platform": platform.platform(),
         "torch_threads": str(torch.get_num_threads()),
     }

@@ -17,7 +17,6 @@ Only the first audio stream is kept; subtitles, data and further audio streams a
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 import ffmpeg
 
-from nvfilter.ffio import ffmpeg_exe
+from nvfilter.io.media import ffmpeg_exe, run_ffmpeg
 
 MP4_CODECS = {"aac", "mp3", "alac", "opus", "flac", "ac3", "eac3"}
 STORE_SUFFIX = {"mp4": ".mp4", "matroska": ".mka"}
@@ -81,9 +80,7 @@ def extract(path: str, duration: float, codec: str) -> tuple[bytes | None, str]:
     """(stored stream, '') or (None, why not) for the first audio stream of ``path``."""
     with tempfile.TemporaryDirectory(prefix="nvfilter-") as folder:
         target = Path(folder) / ("audio" + STORE_SUFFIX[store_format(codec)])
-        result = subprocess.run(
-            build_extract_args(path, duration, codec, str(target)), capture_output=True
-        )
+        result = run_ffmpeg(build_extract_args(path, duration, codec, str(target)))
         if result.returncode != 0 or not target.is_file() or target.stat().st_size == 0:
             reason = result.stderr.decode(errors="replace").strip().splitlines()
             return None, reason[-1] if reason else "ffmpeg could not copy it"

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nvfilter.model import VideoField
+from nvfilter.models.field import VideoField
 
 HEAD_CHUNK = 8192
 """Pixels per head evaluation when filling a grid on a CPU: keeps the activations in cache (a

@@ -15,41 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nvfilter.coords import rows_coords
-
-
-class VideoField(nn.Module):
-    """A network mapping (x, y, t) in [-1, 1]^3 to RGB in [0, 1]; what the .nvw stores."""
-
-    kind = ""
-
-    def render_rows(
-        self, t: float, width: int, height: int, row_start: int, row_stop: int
-    ) -> torch.Tensor:
-        """RGB of rows row_start:row_stop of a width x height frame at time t, (rows * width, 3).
-
-        Models with a faster way to fill a pixel grid override this; the result must equal
-        ``forward`` at the same pixel-centre coordinates.
-        """
-        device = next(self.parameters()).device
-        return self(rows_coords(width, height, t, row_start, row_stop, device))
-
-    def cpu_chunk_rows(self) -> int | None:
-        """Pixels per forward/backward pass when training on a CPU, gradients summed over the
-        passes of a batch (the same gradient as one pass); None: the whole batch at once."""
-        return None
-
-    def forget_render_cache(self) -> None:
-        """Drop what render_rows keeps between calls; every render job starts with this, since
-        the weights may have changed since the last one (an optimiser step need not tell)."""
-
-    def param_groups(self, lr: float) -> list[dict[str, Any]]:
-        """Adam parameter groups: every weight at the same learning rate."""
-        return [{"params": list(self.parameters()), "lr": lr}]
-
-    def architecture(self) -> dict[str, Any]:
-        """Everything needed to rebuild this network (stored in the .nvw file)."""
-        raise NotImplementedError
+from nvfilter.models.field import VideoField
 
 
 class _FusedSine(torch.autograd.Function):
@@ -176,20 +142,3 @@ class Siren(VideoField):
             "omega_0_initial": self.omega_0_initial,
             "output": "sigmoid",
         }
-
-
-def build_model(architecture: dict[str, Any]) -> VideoField:
-    """Rebuild a network from its architecture dict; raises KeyError/TypeError/ValueError if bad."""
-    from nvfilter.hybrid import PlaneField
-
-    models: dict[str, type[VideoField]] = {"siren": Siren, "hybrid": PlaneField}
-    arch = dict(architecture)
-    kind = arch.pop("type")
-    arch.pop("output", None)
-    if kind not in models:
-        raise ValueError(f"unknown model type {kind!r}")
-    return models[kind](**arch)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -22,7 +22,7 @@ import ffmpeg
 import numpy as np
 import torch
 
-from nvfilter.config import ColorTags, SourceInfo, VideoInfo
+from nvfilter.config import CRF_CODECS, ColorTags, SourceInfo, VideoInfo
 from nvfilter.errors import OutputError, VideoError
 
 
@@ -40,10 +40,16 @@ def ffmpeg_exe() -> str:
 # probe
 
 
+def run_ffmpeg(args: list[str]) -> subprocess.CompletedProcess[bytes]:
+    """Run one ffmpeg command to its end (``args`` start with ffmpeg_exe()), output captured:
+    with FrameWriter and read_frames, the only places nvfilter starts ffmpeg."""
+    return subprocess.run(args, capture_output=True, stdin=subprocess.DEVNULL)
+
+
 def ffmpeg_version() -> str:
     """The first line of ``ffmpeg -version`` (for run records)."""
-    result = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True)
-    return result.stdout.splitlines()[0] if result.stdout else "unknown"
+    lines = run_ffmpeg([ffmpeg_exe(), "-version"]).stdout.decode(errors="replace").splitlines()
+    return lines[0] if lines else "unknown"
 
 
 def build_probe_args(path: str) -> list[str]:
@@ -314,9 +320,6 @@ def _fill(stream: IO[bytes], target: np.ndarray) -> int:
 
 # --------------------------------------------------------------------------------------------
 # write
-
-CRF_CODECS = {"libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"}
-"""Encoders that take -crf."""
 
 
 def default_codec(container: str | None) -> str:

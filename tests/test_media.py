@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from conftest import CORPUS, make_clip, read_video
 
-from nvfilter import ffio
 from nvfilter.config import VideoInfo
 from nvfilter.errors import VideoError
+from nvfilter.io import media
 
 SRC = "testsrc2=size=96x54:rate=24:duration=0.5,scale=97:55,setsar=1"
 
@@ -94,7 +94,7 @@ def edge_clips(tmp_path_factory):
 
 
 def test_probe_plain_clip(edge_clips):
-    info = ffio.probe(str(edge_clips["plain"]))
+    info = media.probe(str(edge_clips["plain"]))
     assert (info.width, info.height) == (97, 55)
     assert info.frame_rate == 24
     assert info.estimated_frames == 12
@@ -102,13 +102,13 @@ def test_probe_plain_clip(edge_clips):
 
 
 def test_probe_exact_ntsc_rate(edge_clips):
-    assert ffio.probe(str(edge_clips["ntsc"])).frame_rate == Fraction(30000, 1001)
+    assert media.probe(str(edge_clips["ntsc"])).frame_rate == Fraction(30000, 1001)
 
 
 def test_rotation_metadata_gives_rotated_size_and_frames(edge_clips):
-    info = ffio.probe(str(edge_clips["rotated"]))
+    info = media.probe(str(edge_clips["rotated"]))
     assert (info.width, info.height) == (55, 97)
-    frames = ffio.read_frames(str(edge_clips["rotated"]), info, info.width, info.height)
+    frames = media.read_frames(str(edge_clips["rotated"]), info, info.width, info.height)
     assert frames.shape == (12, 97, 55, 3)
     upright = read_video(edge_clips["plain"])[0]
     # rotated 90 degrees: the rotated frame is some rot90 of the upright one
@@ -118,19 +118,19 @@ def test_rotation_metadata_gives_rotated_size_and_frames(edge_clips):
 
 
 def test_anamorphic_sample_aspect_ratio(edge_clips):
-    assert ffio.probe(str(edge_clips["anamorphic"])).sample_aspect_ratio == Fraction(16, 15)
+    assert media.probe(str(edge_clips["anamorphic"])).sample_aspect_ratio == Fraction(16, 15)
 
 
 def test_start_offset_does_not_shift_or_pad_frames(edge_clips):
-    info = ffio.probe(str(edge_clips["offset"]))
-    frames = ffio.read_frames(str(edge_clips["offset"]), info, 97, 55)
+    info = media.probe(str(edge_clips["offset"]))
+    frames = media.read_frames(str(edge_clips["offset"]), info, 97, 55)
     reference = read_video(edge_clips["plain"])
     assert frames.shape[0] == reference.shape[0]
     assert np.abs(frames.numpy().astype(int) - reference.astype(int)).mean() < 1
 
 
 def test_ten_bit_input_and_colour_tags(edge_clips):
-    info = ffio.probe(str(edge_clips["tenbit"]))
+    info = media.probe(str(edge_clips["tenbit"]))
     assert info.pix_fmt == "yuv444p10le"
     assert (info.color.range, info.color.primaries, info.color.transfer, info.color.matrix) == (
         "tv",
@@ -138,51 +138,51 @@ def test_ten_bit_input_and_colour_tags(edge_clips):
         "bt709",
         "bt709",
     )
-    frames = ffio.read_frames(str(edge_clips["tenbit"]), info, 97, 55)
+    frames = media.read_frames(str(edge_clips["tenbit"]), info, 97, 55)
     assert frames.shape == (12, 55, 97, 3)
 
 
 def test_variable_frame_rate_is_read_at_a_constant_rate(edge_clips):
-    info = ffio.probe(str(edge_clips["vfr"]))
+    info = media.probe(str(edge_clips["vfr"]))
     assert info.frame_rate == 24
-    frames = ffio.read_frames(str(edge_clips["vfr"]), info, info.width, info.height)
+    frames = media.read_frames(str(edge_clips["vfr"]), info, info.width, info.height)
     assert abs(frames.shape[0] - 12) <= 1
 
 
 def test_frame_step_and_max_frames(edge_clips):
     path = str(edge_clips["plain"])
-    info = ffio.probe(path)
-    every = ffio.read_frames(path, info, 97, 55)
-    stepped = ffio.read_frames(path, info, 97, 55, frame_step=3)
+    info = media.probe(path)
+    every = media.read_frames(path, info, 97, 55)
+    stepped = media.read_frames(path, info, 97, 55, frame_step=3)
     assert stepped.shape[0] == 4
     assert np.array_equal(stepped.numpy(), every.numpy()[::3])
-    limited = ffio.read_frames(path, info, 97, 55, frame_step=2, max_frames=2)
+    limited = media.read_frames(path, info, 97, 55, frame_step=2, max_frames=2)
     assert np.array_equal(limited.numpy(), every.numpy()[0:4:2])
 
 
 def test_resize_keeps_aspect_ratio():
-    assert ffio.training_size(320, 240, 80, None) == (80, 60)
-    assert ffio.training_size(320, 240, None, 60) == (80, 60)
-    assert ffio.training_size(320, 240, 10, 20) == (10, 20)
+    assert media.training_size(320, 240, 80, None) == (80, 60)
+    assert media.training_size(320, 240, None, 60) == (80, 60)
+    assert media.training_size(320, 240, 10, 20) == (10, 20)
 
 
 def test_no_video_stream(edge_clips):
     with pytest.raises(VideoError, match="no video stream"):
-        ffio.probe(str(edge_clips["audio"]))
+        media.probe(str(edge_clips["audio"]))
 
 
 def test_not_a_video(tmp_path):
     path = tmp_path / "notes.mp4"
     path.write_text("hello\n" * 100)
     with pytest.raises(VideoError, match="not a video ffmpeg can read"):
-        ffio.probe(str(path))
+        media.probe(str(path))
 
 
 @pytest.mark.parametrize(
     "name", ["realshort.mp4", "Principe_inertie.avi", "g1.avi", "oa4_launch.webm"]
 )
 def test_probe_corpus(name):
-    info = ffio.probe(str(CORPUS / name))
+    info = media.probe(str(CORPUS / name))
     assert info.width > 0 and info.frame_rate > 0 and info.estimated_frames > 0
 
 
@@ -196,20 +196,20 @@ def test_parse_probe_log_without_showinfo_rate():
         "[Parsed_showinfo_0 @ 0x1] color_range:pc color_space:unknown color_primaries:bt709 "
         "color_trc:unknown\n"
     )
-    info = ffio.parse_probe(log)
+    info = media.parse_probe(log)
     assert info.frame_rate == 30 and info.duration == pytest.approx(1.2)
     assert info.color.range == "pc" and info.color.matrix is None
     assert info.sample_aspect_ratio == 1 and info.codec == "h264"
 
 
 def test_stream_line_colour_tags():
-    tags = ffio._stream_color(
+    tags = media._stream_color(
         "Stream #0:0: Video: hevc (Main 10), yuv420p10le(tv, "
         "bt2020nc/bt2020/smpte2084, progressive), 96x54"
     )
-    assert tags == ffio.ColorTags("tv", "bt2020", "smpte2084", "bt2020nc")
-    tags = ffio._stream_color("Stream #0:0: Video: h264 (High), yuv420p(pc, bt709, progressive)")
-    assert tags == ffio.ColorTags("pc", "bt709", "bt709", "bt709")
+    assert tags == media.ColorTags("tv", "bt2020", "smpte2084", "bt2020nc")
+    tags = media._stream_color("Stream #0:0: Video: h264 (High), yuv420p(pc, bt709, progressive)")
+    assert tags == media.ColorTags("pc", "bt709", "bt709", "bt709")
 
 
 def test_write_args_carry_colour_sar_and_even_padding():
@@ -219,12 +219,12 @@ def test_write_args_carry_colour_sar_and_even_padding():
         frames=3,
         frame_rate=Fraction(24),
         sample_aspect_ratio=Fraction(16, 15),
-        color=ffio.ColorTags("tv", "bt709", "bt709", "bt709"),
+        color=media.ColorTags("tv", "bt709", "bt709", "bt709"),
     )
-    args = ffio.build_write_args("out.mp4", 97, 55, Fraction(24), video, "libx264", 18, None, None)
+    args = media.build_write_args("out.mp4", 97, 55, Fraction(24), video, "libx264", 18, None, None)
     joined = " ".join(args)
     assert "-colorspace bt709" in joined and "-color_primaries bt709" in joined
     assert "-color_trc bt709" in joined and "-color_range tv" in joined
     assert "setsar=16/15" in joined and "pad=98:56" in joined and "fillborders" in joined
     assert "-pix_fmt yuv420p" in joined and "-crf 18" in joined
-    assert ffio.even_size(97, 55, "yuv444p") == (97, 55)
+    assert media.even_size(97, 55, "yuv444p") == (97, 55)

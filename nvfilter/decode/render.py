@@ -17,21 +17,14 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from nvfilter import metrics
-from nvfilter.config import RenderSpec, VideoInfo
+from nvfilter.config import BETWEEN_RULES, MAX_FRAMES, MAX_SIDE, UPSCALERS, RenderSpec, VideoInfo
 from nvfilter.coords import frame_time
+from nvfilter.decode.motion import FramePair
+from nvfilter.decode.upscale import backproject, enlarges
 from nvfilter.errors import OptionError
-from nvfilter.model import VideoField
-from nvfilter.motion import FramePair
-from nvfilter.upscale import backproject, enlarges
+from nvfilter.eval import metrics
+from nvfilter.models.field import VideoField
 
-BETWEEN_RULES = ("network", "motion")
-"""How frames between source frames are made (see iter_frames)."""
-UPSCALERS = ("network", "backproject")
-"""How pixels between the learned ones are made when the output is larger (see iter_frames)."""
-MAX_SIDE = 16384
-"""Largest output width or height accepted."""
-MAX_FRAMES = 10_000_000
 DEFAULT_POINTS_PER_BATCH = 1 << 17
 """Coordinates per forward pass: bounds activation memory whatever the frame size."""
 GPU_POINTS_PER_BATCH = 1 << 20
@@ -155,9 +148,9 @@ def iter_frames(
 
     Frames between two source frames are the network read at their time (``between="network"``),
     or the two rendered source frames around them moved along their optical flow and blended
-    (``"motion"``, nvfilter.motion). An output larger than the learned size is the network read
+    (``"motion"``, nvfilter.decode.motion). An output larger than the learned size is the network read
     at the output's pixels (``upscaler="network"``), or each frame made at the learned size and
-    upscaled by back-projection (``"backproject"``, nvfilter.upscale).
+    upscaled by back-projection (``"backproject"``, nvfilter.decode.upscale).
     """
     check_rule("between", between, BETWEEN_RULES)
     check_rule("upscaler", upscaler, UPSCALERS)

@@ -1,0 +1,173 @@
+"""decode: play a .nvw through ffmpeg into a file, a pipe or a folder of PNG frames."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from nvfilter.config import DecodeOptions, RenderSpec, VideoInfo, parse_fps
+from nvfilter.decode.render import backprojects, iter_frames, plan_render
+from nvfilter.device import resolve_device
+from nvfilter.errors import OptionError
+from nvfilter.io import media
+from nvfilter.io.audio import STORE_SUFFIX, AudioPlan, container_of, store_format
+from nvfilter.io.inputs import is_folder_output, open_nvw
+from nvfilter.io.nvw import NvwFile
+from nvfilter.io.outputs import atomic_file, atomic_folder
+from nvfilter.progress import Console, rate_text
+
+
+def check_output(output: str, container: str | None) -> bool:
+    """Refuse an output ffmpeg could not name a container for; True for a PNG folder."""
+    folder = output != "-" and is_folder_output(output)
+    if output == "-" and not container:
+        raise OptionError("writing to standard output needs --format (e.g. nut, matroska, mp4)")
+    if not folder and output != "-" and not container and not Path(output).suffix:
+        raise OptionError(
+            f"{output}: no extension to tell the container: add one (.mp4, .mkv), "
+            "give --format, or end the name with / for a folder of PNG frames"
+        )
+    if output != "-" and not folder and Path(output).parent != Path(""):
+        parent = Path(output).parent
+        if not parent.is_dir():
+            raise OptionError(f"{output}: folder {parent} does not exist")
+    return folder
+
+
+def render_spec(video: VideoInfo, options: DecodeOptions) -> RenderSpec:
+    """The frames, size and rate ``options`` ask of this video."""
+    return plan_render(
+        video,
+        width=options.width,
+        height=options.height,
+        spatial_scale=None if options.spatial_scale is None else float(options.spatial_scale),
+        temporal_scale=options.temporal_scale,
+        num_frames=options.num_frames,
+        fps=None if options.fps is None else parse_fps(options.fps, video.frame_rate),
+    )
+
+
+def check_render(video: VideoInfo, options: DecodeOptions) -> None:
+    """Refuse, before any learning, a render of this video that ``options`` cannot make."""
+    render_spec(video, options)
+
+
+def decode(
+    source: str,
+    output: str,
+    options: DecodeOptions,
+    console: Console,
+    source_label: str | None = None,
+) -> None:
+    """Render the .nvw at ``source`` ('-' for stdin) as ``options`` say into ``output``;
+    ``source_label`` names the source in messages when it is a temporary file."""
+    device = resolve_device(options.device)
+    folder = check_output(output, options.container)
+    loaded, _ = open_nvw(source)
+    spec = render_spec(loaded.video, options)
+    codec = options.codec or media.default_codec(container_of(output, options.container))
+    model = loaded.model.to(device)
+    start = time.perf_counter()
+    with ExitStack() as stack:
+        sound = None if folder else _audio_plan(loaded, spec, output, options, stack)
+        if sound:
+            console.message(sound.describe())
+        target = _target(output, folder, stack)
+        args = media.build_write_args(
+            target,
+            spec.width,
+            spec.height,
+            spec.fps,
+            loaded.video,
+            codec,
+            options.crf_for(codec),
+            options.pix_fmt,
+            options.container,
+            image_sequence=folder,
+            audio=sound.stream() if sound else None,
+        )
+        frames = iter_frames(model, spec, loaded.video.frames, options.between, options.upscaler)
+        _write(frames, media.FrameWriter(args), spec.num_frames, start, console)
+    console.done()
+    console.message(_summary(source_label or source, output, spec, options, folder, codec, start))
+
+
+def _audio_plan(
+    loaded: NvwFile, spec: RenderSpec, output: str, options: DecodeOptions, stack: ExitStack
+) -> AudioPlan | None:
+    """The stored sound, written to a temporary file and stretched to the output's duration."""
+    if loaded.audio is None or not loaded.audio_codec or options.audio != "keep":
+        return None
+    stored = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nvfilter-")))
+    stored_file = stored / ("audio" + STORE_SUFFIX[store_format(loaded.audio_codec)])
+    stored_file.write_bytes(loaded.audio)
+    return AudioPlan(
+        path=stored_file,
+        codec=loaded.audio_codec,
+        source_seconds=loaded.video.duration,
+        tempo=loaded.video.duration / float(spec.num_frames / spec.fps),
+        container=container_of(output, options.container),
+    )
+
+
+def _target(output: str, folder: bool, stack: ExitStack) -> str:
+    """What ffmpeg writes to: the pipe, or a hidden partial file or folder renamed when done."""
+    if output == "-":
+        return "pipe:"
+    if folder:
+        return str(stack.enter_context(atomic_folder(Path(output))) / "frame_%06d.png")
+    return str(stack.enter_context(atomic_file(Path(output))))
+
+
+def _write(
+    frames: Iterator[np.ndarray],
+    writer: media.FrameWriter,
+    total: int,
+    start: float,
+    console: Console,
+) -> None:
+    """Feed every frame to ffmpeg with a progress line; ffmpeg is stopped on any failure."""
+    try:
+        for index, frame in enumerate(frames):
+            writer.write(frame)
+            rate = (index + 1) / (time.perf_counter() - start)
+            console.status(f"frame {index + 1}/{total}  {rate:.1f} fps")
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _summary(
+    name: str,
+    output: str,
+    spec: RenderSpec,
+    options: DecodeOptions,
+    folder: bool,
+    codec: str,
+    start: float,
+) -> str:
+    """The closing line: what was written, how long it plays and how it was made."""
+    size = (spec.width, spec.height)
+    padded = (
+        size if folder else media.even_size(*size, options.pix_fmt or media.default_pix_fmt(codec))
+    )
+    note = "" if padded == size else f" (padded to {padded[0]}x{padded[1]} for the pixel format)"
+    seconds = float(Fraction(spec.num_frames) / spec.fps)
+    text = (
+        f"decoded {name} -> {output}: {spec.num_frames} frames {spec.width}x{spec.height}"
+        f"{note} at {rate_text(spec.fps)} fps ({seconds:.2f} s) in "
+        f"{time.perf_counter() - start:.1f} s"
+    )
+    if options.between == "motion":
+        text += ", frames between source frames moved along the motion"
+    if backprojects(spec, options.upscaler):
+        learned = spec.learned_size
+        text += f", upscaled from the learned {learned[0]}x{learned[1]} by back-projection"
+    return text

@@ -1,0 +1,22 @@
+"""Which torch device a run uses: auto picks CUDA, then Apple's MPS, then the CPU."""
+
+from __future__ import annotations
+
+import torch
+
+from nvfilter.errors import OptionError
+
+
+def resolve_device(name: str) -> str:
+    """auto -> cuda, then mps, then cpu; an explicit device must be present."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise OptionError("--device cuda: no CUDA GPU is available to this torch")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise OptionError("--device mps: Apple's MPS is not available here")
+    return name

@@ -1,0 +1,44 @@
+"""The interface every video network implements: (x, y, t) in [-1, 1]^3 to RGB in [0, 1]."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from nvfilter.coords import rows_coords
+
+
+class VideoField(nn.Module):
+    """A network mapping (x, y, t) in [-1, 1]^3 to RGB in [0, 1]; what the .nvw stores."""
+
+    kind = ""
+
+    def render_rows(
+        self, t: float, width: int, height: int, row_start: int, row_stop: int
+    ) -> torch.Tensor:
+        """RGB of rows row_start:row_stop of a width x height frame at time t, (rows * width, 3).
+
+        Models with a faster way to fill a pixel grid override this; the result must equal
+        ``forward`` at the same pixel-centre coordinates.
+        """
+        device = next(self.parameters()).device
+        return self(rows_coords(width, height, t, row_start, row_stop, device))
+
+    def cpu_chunk_rows(self) -> int | None:
+        """Pixels per forward/backward pass when training on a CPU, gradients summed over the
+        passes of a batch (the same gradient as one pass); None: the whole batch at once."""
+        return None
+
+    def forget_render_cache(self) -> None:
+        """Drop what render_rows keeps between calls; every render job starts with this, since
+        the weights may have changed since the last one (an optimiser step need not tell)."""
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Adam parameter groups: every weight at the same learning rate."""
+        return [{"params": list(self.parameters()), "lr": lr}]
+
+    def architecture(self) -> dict[str, Any]:
+        """Everything needed to rebuild this network (stored in the .nvw file)."""
+        raise NotImplementedError

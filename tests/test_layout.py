@@ -1,0 +1,86 @@
+"""The package's shape: no import cycles, one module that starts ffmpeg, model files apart."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "nvfilter"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports() -> dict[str, set[str]]:
+    """Every nvfilter module and the nvfilter modules it imports (at any depth in its code)."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    found.add(full if full in modules else node.module)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def test_the_package_has_no_import_cycles():
+    graph = imports()
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        assert name not in path, "import cycle: " + " -> ".join(path + [name])
+        if name in done:
+            return
+        for target in graph[name]:
+            visit(target, path + [name])
+        done.add(name)
+
+    for name in graph:
+        visit(name, [])
+
+
+def test_the_graph_sees_imports():
+    graph = imports()
+    assert "nvfilter.io.media" in graph["nvfilter.io.audio"]
+    assert "nvfilter.models.field" in graph["nvfilter.models.siren"]
+
+
+def test_only_the_media_module_starts_processes():
+    starters = {module_name(p) for p in PACKAGE.rglob("*.py") if "subprocess" in imports_of(p)}
+    assert starters == {"nvfilter.io.media"}
+
+
+def test_model_files_do_not_import_each_other():
+    graph = imports()
+    models = {m for m in graph if m.startswith("nvfilter.models.")}
+    for name in models:
+        assert not (graph[name] & models) - {"nvfilter.models.field"}, name
+
+
+def test_one_function_opens_a_nvw_for_the_commands():
+    callers = {
+        module_name(p)
+        for p in PACKAGE.rglob("*.py")
+        if "nvw.load(" in p.read_text() and module_name(p) != "nvfilter.io.nvw"
+    }
+    # inputs.open_nvw for every command; encode reopens its own checkpoints to resume
+    assert callers <= {"nvfilter.io.inputs", "nvfilter.encode.encoder"}, callers
+
+
+def imports_of(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
