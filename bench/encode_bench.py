@@ -31,23 +31,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from common import CORPUS, ROOT  # noqa: E402  (puts the checkout on sys.path)
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from nvfilter import ffio  # noqa: E402
-from nvfilter.config import TrainConfig  # noqa: E402
+from nvfilter.config import (  # noqa: E402
+    MODEL_DEFAULTS,
+    ORIGINAL_SIREN_RECIPE,
+    EncodeOptions,
+    TrainConfig,  # noqa: E402
+)
 from nvfilter.decode.render import reconstruction_mse, render_frame  # noqa: E402
-from nvfilter.config import MODEL_DEFAULTS, ORIGINAL_SIREN_RECIPE, EncodeOptions
-from nvfilter.encode.encoder import   # noqa: E402
 from nvfilter.encode.train import Trainer, fit  # noqa: E402
 from nvfilter.eval.metrics import psnr_from_mse  # noqa: E402
+from nvfilter.io import media as ffio  # noqa: E402
 from nvfilter.models import VideoField  # noqa: E402
 from nvfilter.models.planes import PlaneField, auto_channels  # noqa: E402
 from nvfilter.models.siren import Siren
 
-CORPUS = ROOT.parent / "shared" / "corpus"
 NVFILTER = [sys.executable, "-m", "nvfilter"]
 """The command under test, from this checkout, whether or not it is installed on PATH."""
 SIREN_FLOPS_PER_PIXEL = 3 * 2 * (3 * 256 + 5 * 256 * 256 + 256 * 3)

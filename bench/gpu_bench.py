@@ -37,13 +37,15 @@ import torch
 sys.argv, ARGS = sys.argv[:1], sys.argv[1:]
 import encode_bench as eb  # noqa: E402  (puts the checkout on sys.path)
 
-from nvfilter import nvw  # noqa: E402
-from nvfilter.config import TrainConfig  # noqa: E402
+from nvfilter.config import (  # noqa: E402
+    ORIGINAL_SIREN_RECIPE,
+    EncodeOptions,
+    TrainConfig,  # noqa: E402
+)
 from nvfilter.decode.render import reconstruction_mse, render_frame  # noqa: E402
-from nvfilter.config import ORIGINAL_SIREN_RECIPE, EncodeOptions
-from nvfilter.encode.encoder import   # noqa: E402
 from nvfilter.encode.train import Trainer, matmul_precision  # noqa: E402
 from nvfilter.eval.metrics import psnr_from_mse  # noqa: E402
+from nvfilter.io import nvw  # noqa: E402
 from nvfilter.models import Siren  # noqa: E402
 
 PRECISIONS = ("float32", "tf32", "bfloat16")

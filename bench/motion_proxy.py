@@ -14,17 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
 from quality_bench import CLIPS, TEMPORAL_FRAMES, TEMPORAL_SIZE, ffmpeg_filter, load, score  # noqa: E402
 
-from nvfilter import motion  # noqa: E402
+from nvfilter.decode import motion  # noqa: E402
 
 
 def between(kept: np.ndarray, k: int, make) -> np.ndarray:

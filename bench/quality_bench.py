@@ -37,19 +37,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import CORPUS  # noqa: E402  (puts the checkout on sys.path)
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from nvfilter import ffio, metrics  # noqa: E402
-from nvfilter.config import VideoInfo  # noqa: E402
+from nvfilter.config import (
+    EncodeOptions,
+    VideoInfo,  # noqa: E402
+)
 from nvfilter.decode.render import iter_frames, plan_render  # noqa: E402
-from nvfilter.config import EncodeOptions
 from nvfilter.encode.encoder import create_model, train_config  # noqa: E402
 from nvfilter.encode.train import Trainer  # noqa: E402
+from nvfilter.eval import metrics  # noqa: E402
 from nvfilter.eval.evaluate import libvmaf_score  # noqa: E402
+from nvfilter.io import media as ffio  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus"
 CLIPS = ["realshort.mp4", "Principe_inertie.avi", "g1.avi", "oa4_launch.webm"]
 START = {"oa4_launch.webm": 150}
 """First frame used, where a clip starts still (oa4_launch.webm moves from about frame 150 on)."""

@@ -13,16 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
 from quality_bench import CLIPS, SPATIAL_FRAMES, SPATIAL_SIZE, ffmpeg_filter, load, score  # noqa: E402
 
 from nvfilter.decode.upscale import backproject  # noqa: E402

@@ -222,7 +222,7 @@ NETWORK_OPTIONS = [
         default="auto",
         show_default=True,
         help="Training arithmetic: auto (float32; bfloat16 for SIREN on an NVIDIA GPU), "
-        "float32, tf32 (NVIDIA GPUs) or bfloat16 (the forward pass under autocast: about 2x "
+        "float32, tf32 (NVIDIA GPUs) or bfloat16 (the forward pass under autocast: 1.5x "
         "the steps/s of --model siren on CPUs with AVX-512 BF16); weights stay float32.",
     ),
     click.option(

@@ -11,7 +11,14 @@ import pytest
 
 from nvfilter.io.media import ffmpeg_exe
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CLIPS = Path(__file__).resolve().parent / "data"
+"""Real clips copied into the repository (tests/data/SOURCES.md), beside the shipped example."""
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "realshort.mp4"
+
+
+def corpus_clip(name: str) -> Path:
+    """A real clip the tests use, by file name: tests/data or the shipped example."""
+    return EXAMPLE if name == EXAMPLE.name else CLIPS / name
 
 
 def run(*args: object, input: bytes | None = None):

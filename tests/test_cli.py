@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CORPUS, make_clip, nvfilter_cmd, read_video, run
+from conftest import corpus_clip, make_clip, nvfilter_cmd, read_video, run
 from PIL import Image
 
 from nvfilter.config import ORIGINAL_SIREN_RECIPE, EncodeOptions
@@ -350,7 +350,7 @@ def test_corpus_clips_encode_and_decode(name, tmp_path):
     out = tmp_path / "c.nvw"
     result = run(
         "encode",
-        CORPUS / name,
+        corpus_clip(name),
         out,
         "--width",
         "40",
@@ -495,7 +495,7 @@ def bad_inputs(tmp_path_factory, clips):
         ("missing", "no such file"),
         ("text", "not a video ffmpeg can read"),
         ("audio", "no video stream"),
-        ("empty", "no"),
+        ("empty", "no frames"),
     ],
 )
 def test_bad_video_input(bad_inputs, tmp_path, case, needle):
@@ -633,16 +633,10 @@ def test_ctrl_c_during_encode_leaves_a_complete_nvw_or_none(clips, tmp_path):
     assert loaded.training.stopped_by == "interrupt" and loaded.training.steps > 0
 
 
-def test_sigterm_during_encode_leaves_no_partial_file(clips, tmp_path):
+def test_sigterm_during_encode_saves_what_was_learned(clips, tmp_path):
+    out = tmp_path / "t.nvw"
     proc = subprocess.Popen(
-        nvfilter_cmd(
-            "encode",
-            str(clips["smooth"]),
-            str(tmp_path / "t.nvw"),
-            "--epochs",
-            "100000",
-            *SMALL_NET,
-        ),
+        nvfilter_cmd("encode", clips["smooth"], out, "--epochs", "100000", *SMALL_NET),
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -650,9 +644,32 @@ def test_sigterm_during_encode_leaves_no_partial_file(clips, tmp_path):
     while "step" not in proc.stderr.readline():
         pass
     os.kill(proc.pid, signal.SIGTERM)
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 130, rest
+    assert "interrupted" in rest
+    assert [p.name for p in tmp_path.iterdir()] == ["t.nvw"]
+    loaded = nvw.load(out)
+    assert loaded.training.stopped_by == "interrupt" and loaded.training.steps > 0
+
+
+def test_second_interrupt_while_saving_leaves_no_file(clips, tmp_path):
+    out = tmp_path / "t.nvw"
+    proc = subprocess.Popen(
+        nvfilter_cmd("encode", clips["smooth"], out, "--epochs", "100000", *SMALL_NET),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    while "step" not in proc.stderr.readline():
+        pass
+    os.kill(proc.pid, signal.SIGINT)
+    os.kill(proc.pid, signal.SIGINT)  # at once: the save in progress is abandoned
     proc.communicate(timeout=60)
     assert proc.returncode != 0
-    assert all(".nvfilter-partial" not in p.name for p in tmp_path.iterdir())
+    names = [p.name for p in tmp_path.iterdir()]
+    assert names in ([], ["t.nvw"]), names
+    if names:  # the first signal's save finished before the second arrived: a whole file
+        assert nvw.load(out).training.stopped_by == "interrupt"
 
 
 def test_compile_flag_trains_siren_compiled(clips, tmp_path):

@@ -2,7 +2,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from conftest import CORPUS, make_clip, read_video
+from conftest import corpus_clip, make_clip, read_video
 
 from nvfilter.config import VideoInfo
 from nvfilter.errors import VideoError
@@ -182,7 +182,7 @@ def test_not_a_video(tmp_path):
     "name", ["realshort.mp4", "Principe_inertie.avi", "g1.avi", "oa4_launch.webm"]
 )
 def test_probe_corpus(name):
-    info = media.probe(str(CORPUS / name))
+    info = media.probe(str(corpus_clip(name)))
     assert info.width > 0 and info.frame_rate > 0 and info.estimated_frames > 0
 
 

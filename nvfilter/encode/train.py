@@ -18,8 +18,11 @@ import contextlib
 import dataclasses
 import json
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -86,12 +89,48 @@ def matmul_precision(precision: str) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32 = before
 
 
+class _Clock:
+    """Training seconds: wall time since ``start``, less the pauses (checkpoints)."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+
+    def now(self) -> float:
+        return time.perf_counter() - self.start
+
+    def pause(self, seconds: float) -> None:
+        self.start += seconds
+
+
 @dataclass(frozen=True)
 class FitResult:
     steps: int
     seconds: float
     stopped_by: str
     """``epochs``, ``time-budget``, ``target-psnr`` or ``interrupt``."""
+
+
+@contextmanager
+def stop_requests() -> Iterator[Callable[[], bool]]:
+    """While training: the first Ctrl-C or SIGTERM asks the loop to stop at the end of the step
+    in progress (so a resumed run goes on bit for bit); a second one stops at once, and nothing
+    is saved. Yields a function that says whether a stop was asked."""
+    asked: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if asked:
+            raise KeyboardInterrupt
+        asked.append(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    before = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: bool(asked)
+    finally:
+        for sig, previous in before.items():
+            signal.signal(sig, previous)
 
 
 def cosine_scale(done: float, floor: float = 0.05) -> float:
@@ -240,87 +279,88 @@ class Trainer:
         while it runs, so it may evaluate the model or save the run. ``on_log`` gets every
         ``log_every``-th step and the last one.
         """
-        config, model = self.config, self.model
-        model.train()
-        start = time.perf_counter() - self.elapsed
+        config = self.config
+        self.model.train()
+        clock = _Clock(time.perf_counter() - self.elapsed)
         last_report = -math.inf
         stopped_by = "epochs"
         pending = sorted(c for c in checkpoints if c > self.elapsed)
         losses: list[torch.Tensor] = []
         """Batch losses not read back yet (a GPU runs ahead of the loop)."""
-        mse = psnr = math.nan
-        try:
-            with matmul_precision(self.precision):
-                while self.step < self.steps:
-                    index = torch.randint(
-                        self.num_pixels,
-                        (config.batch_size,),
-                        device=self.device,
-                        generator=self.generator,
+        psnr = math.nan
+        with matmul_precision(self.precision), stop_requests() as stop_asked:
+            while self.step < self.steps:
+                if stop_asked():
+                    stopped_by = "interrupt"
+                    break
+                losses.append(self._step())
+                self.elapsed = clock.now()
+                report_due = bool(on_progress) and (
+                    self.elapsed - last_report >= report_every or self.step == self.steps
+                )
+                log_due = bool(on_log) and (self.step % log_every == 0 or self.step == self.steps)
+                checkpoint_due = bool(checkpoint_every) and self.step % checkpoint_every == 0  # type: ignore[operator]
+                if (
+                    self.step % self.sync_every == 0
+                    or report_due
+                    or log_due
+                    or checkpoint_due
+                    or (pending and self.elapsed >= pending[0])
+                ):
+                    mse = self._read_losses(losses)
+                    psnr = psnr_from_mse(self.smoothed_mse, peak=1.0)  # type: ignore[arg-type]
+                    report = Progress(
+                        self.step, self.steps, mse, psnr, self.elapsed, config.time_budget, self.lr
                     )
-                    coords = index_coords(index, self.width, self.height, self.num_frames)
-                    target = self.colors[index].to(torch.float32) / 255.0
-                    self.optimiser.zero_grad(set_to_none=True)
-                    losses.append(self._backward(coords, target))
-                    self.optimiser.step()
-                    self.step += 1
-                    self.elapsed = time.perf_counter() - start
-                    if config.lr_schedule == "cosine":
-                        self._follow_schedule()
-                    report_due = bool(on_progress) and (
-                        self.elapsed - last_report >= report_every or self.step == self.steps
-                    )
-                    log_due = bool(on_log) and (
-                        self.step % log_every == 0 or self.step == self.steps
-                    )
-                    checkpoint_due = bool(checkpoint_every) and (
-                        self.step % checkpoint_every == 0  # type: ignore[operator]
-                    )
-                    checkpoint_passed = bool(pending) and self.elapsed >= pending[0]
-                    if (
-                        self.step % self.sync_every == 0
-                        or report_due
-                        or log_due
-                        or checkpoint_due
-                        or checkpoint_passed
-                    ):
-                        mse = self._read_losses(losses)
-                        psnr = psnr_from_mse(self.smoothed_mse, peak=1.0)  # type: ignore[arg-type]
-                    if report_due or log_due:
-                        report = Progress(
-                            self.step,
-                            self.steps,
-                            mse,
-                            psnr,
-                            self.elapsed,
-                            config.time_budget,
-                            self.lr,
-                        )
-                        if on_progress and report_due:
-                            last_report = self.elapsed
-                            on_progress(report)
-                        if on_log and log_due:
-                            on_log(report)
-                    due = checkpoint_due
-                    while (due or (pending and self.elapsed >= pending[0])) and on_checkpoint:
-                        paused = time.perf_counter()
-                        on_checkpoint(self.step, pending.pop(0) if not due else self.elapsed)
-                        due = False
-                        model.train()
-                        start += time.perf_counter() - paused
-                    if config.time_budget is not None and self.elapsed >= config.time_budget:
-                        stopped_by = "time-budget"
-                        break
-                    if config.target_psnr is not None and psnr >= config.target_psnr:
-                        stopped_by = "target-psnr"
-                        break
-        except KeyboardInterrupt:
-            stopped_by = "interrupt"
+                    if on_progress and report_due:
+                        last_report = self.elapsed
+                        on_progress(report)
+                    if on_log and log_due:
+                        on_log(report)
+                if on_checkpoint:
+                    self._checkpoints(on_checkpoint, checkpoint_due, pending, clock)
+                if config.time_budget is not None and self.elapsed >= config.time_budget:
+                    stopped_by = "time-budget"
+                    break
+                if config.target_psnr is not None and psnr >= config.target_psnr:
+                    stopped_by = "target-psnr"
+                    break
         self._read_losses(losses)
         if self.device.type != "cpu" and stopped_by != "interrupt":
-            self.elapsed = time.perf_counter() - start  # the GPU's queued steps count too
-        model.eval()
+            self.elapsed = clock.now()  # the GPU's queued steps count too
+        self.model.eval()
         return FitResult(steps=self.step, seconds=self.elapsed, stopped_by=stopped_by)
+
+    def _step(self) -> torch.Tensor:
+        """One optimiser step on a random batch of pixels; returns its loss (not read back)."""
+        index = torch.randint(
+            self.num_pixels, (self.config.batch_size,), device=self.device, generator=self.generator
+        )
+        coords = index_coords(index, self.width, self.height, self.num_frames)
+        target = self.colors[index].to(torch.float32) / 255.0
+        self.optimiser.zero_grad(set_to_none=True)
+        loss = self._backward(coords, target)
+        self.optimiser.step()
+        self.step += 1
+        if self.config.lr_schedule == "cosine":
+            self._follow_schedule()
+        return loss
+
+    def _checkpoints(
+        self,
+        on_checkpoint: Callable[[int, float], None],
+        every_due: bool,
+        pending: list[float],
+        clock: _Clock,
+    ) -> None:
+        """Run the checkpoints due now (the step count's, then the training times passed) with
+        the clock stopped."""
+        while every_due or (pending and self.elapsed >= pending[0]):
+            paused = time.perf_counter()
+            on_checkpoint(self.step, self.elapsed if every_due else pending.pop(0))
+            every_due = False
+            self.model.train()
+            clock.pause(time.perf_counter() - paused)
 
     def _read_losses(self, losses: list[torch.Tensor]) -> float:
         """Fold the batch losses not read yet into the running MSE (one wait for the device);
