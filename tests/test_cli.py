@@ -717,3 +717,36 @@ def test_filter_learns_with_footprint_reads_when_the_network_upscales(clips, tmp
         assert result.exit_code == 0, result.stderr
         assert "footprint reads" not in result.stderr
     assert "by back-projection" in preset.stderr
+
+
+@pytest.mark.parametrize(
+    "flags,needle",
+    [
+        (["--fps", "abc"], "not a rate"),
+        (["--width", "100000"], "too large"),
+        (["--spatial-scale", "5000"], "too large"),
+        (["--preset", "BAD_PRESET"], "between 'warp'"),
+    ],
+)
+def test_filter_checks_decode_flags_before_learning(clips, tmp_path, flags, needle):
+    bad = tmp_path / "warp.toml"
+    bad.write_text('between = "warp"\n')
+    flags = [str(bad) if f == "BAD_PRESET" else f for f in flags]
+    out = tmp_path / "o.mp4"
+    started = time.monotonic()
+    result = run("filter", clips["smooth"], out, "--time-budget", "600", *SMALL_NET, *flags)
+    assert time.monotonic() - started < 60  # refused, not learned for the budget first
+    assert_one_line_error(result, needle)
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["warp.toml"]
+
+
+def test_decode_settings_are_checked_in_one_place():
+    from nvfilter.config import DecodeOptions
+    from nvfilter.errors import OptionError
+
+    options = DecodeOptions.from_settings({"temporal_scale": 4, "between": "motion", "crf": 20})
+    assert options.temporal_scale == 4 and options.crf_for("libx264") == 20
+    assert DecodeOptions().crf_for("ffv1") is None and DecodeOptions().crf_for("libx264") == 18
+    for bad in ({"width": "12"}, {"crf": 99}, {"audio": "loud"}, {"temporal_scale": 0}):
+        with pytest.raises(OptionError):
+            DecodeOptions.from_settings(bad)
