@@ -84,9 +84,11 @@ def test_siren_steps_are_small_on_a_cpu_and_the_original_on_a_gpu():
         config = train_config(options, device)
         return {name: getattr(config, name) for name in ORIGINAL_SIREN_RECIPE}
 
+    original = {"batch_size": 65536, "lr": 1e-4, "lr_schedule": "constant"}  # the design's
+    assert ORIGINAL_SIREN_RECIPE == original
     siren = EncodeOptions(model="siren")
     assert steps(siren, "cpu") == {"batch_size": 4096, "lr": 3e-4, "lr_schedule": "cosine"}
-    assert steps(siren, "cuda") == ORIGINAL_SIREN_RECIPE
+    assert steps(siren, "cuda") == original
     given = EncodeOptions(model="siren", batch_size=65536, lr=1e-4, lr_schedule="constant")
     assert steps(given, "cpu") == ORIGINAL_SIREN_RECIPE
     # the network and the length of the run are the original design's everywhere

@@ -1,0 +1,62 @@
+"""The README's option tables say the defaults the code has (each default is defined once)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+from nvfilter.cli import main
+from nvfilter.config import MODEL_DEFAULTS
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def readme_defaults(section: str) -> dict[str, str]:
+    """``--flag`` -> its default cell, from the first options table after ``section``."""
+    text = README[README.index(section) :]
+    rows: dict[str, str] = {}
+    for line in text.splitlines()[1:]:
+        if rows and not line.startswith("|"):
+            break
+        match = re.match(r"\| `(--[a-z0-9-]+)[^|]*\| ([^|]*) \|", line)
+        if match:
+            rows[match.group(1)] = match.group(2).strip()
+    return rows
+
+
+def same(value: object, cell: str) -> bool:
+    first = cell.split()[0] if cell else ""
+    try:
+        return float(first) == float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return first == str(value)
+
+
+@pytest.mark.parametrize("command", ["encode"])
+def test_readme_gives_the_flags_defaults(command):
+    rows = readme_defaults(f"`nvfilter {command} IN OUT.nvw`")
+    options = [p for p in main.commands[command].params if isinstance(p, click.Option)]
+    checked = 0
+    for option in options:
+        flag = max(option.opts, key=len)
+        if option.is_flag or not isinstance(option.default, str | int | float) or flag not in rows:
+            continue
+        assert same(option.default, rows[flag]), (flag, option.default, rows[flag])
+        checked += 1
+    assert checked >= 5
+
+
+def test_readme_gives_the_model_defaults():
+    rows = readme_defaults("`nvfilter encode IN OUT.nvw`")
+    for name in ("epochs", "hidden_features", "hidden_layers", "lr"):
+        cell = rows["--" + name.replace("_", "-")]
+        for model, defaults in MODEL_DEFAULTS.items():
+            value = defaults[name]
+            spelled = {f"{value:g}", f"{value:.0e}".replace("e-0", "e-")}
+            assert any(f"{model} {text}" in cell for text in spelled), (model, cell)
+    assert rows["--levels"] == str(MODEL_DEFAULTS["hybrid"]["levels"])
+    cpu_batch = {d["batch_size"] for d in MODEL_DEFAULTS.values()}
+    assert cpu_batch == {int(rows["--batch-size"].split()[0])}
