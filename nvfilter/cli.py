@@ -344,8 +344,6 @@ def encode(
     Defaults in [brackets] depend on --model. The source's first audio stream is stored in
     the .nvw (compressed, as it is) unless --no-audio.
     """
-    if output != "-" and output.endswith("/"):
-        raise OptionError(f"{output}: OUT must be a file name, not a folder")
     if resume:
         given = [
             name

@@ -752,3 +752,21 @@ def test_decode_settings_are_checked_in_one_place():
     for bad in ({"width": "12"}, {"crf": 99}, {"audio": "loud"}, {"temporal_scale": 0}):
         with pytest.raises(OptionError):
             DecodeOptions.from_settings(bad)
+
+
+@pytest.mark.parametrize("command", ["encode", "decode"])
+@pytest.mark.parametrize("case", ["missing folder", "a folder"])
+def test_unwritable_output_is_refused_before_work(clips, smooth_nvw, tmp_path, command, case):
+    source = clips["smooth"] if command == "encode" else smooth_nvw
+    name = "o.nvw" if command == "encode" else "o.mkv"
+    out = tmp_path / "nowhere" / name if case == "missing folder" else tmp_path
+    started = time.monotonic()
+    result = run(command, source, out, "--time-budget", "600", *SMALL_NET) if command == "encode" \
+        else run(command, source, out, "--fps", "25")  # fmt: skip
+    assert time.monotonic() - started < 30
+    needle = "does not exist" if case == "missing folder" else "is a folder"
+    if command == "decode" and case == "a folder":  # a folder is decode's PNG output
+        assert result.exit_code == 0, result.stderr
+        return
+    assert_one_line_error(result, str(out), needle)
+    assert list(tmp_path.iterdir()) == []

@@ -19,7 +19,7 @@ from nvfilter.io import media
 from nvfilter.io.audio import STORE_SUFFIX, AudioPlan, container_of, store_format
 from nvfilter.io.inputs import is_folder_output, open_nvw
 from nvfilter.io.nvw import NvwFile
-from nvfilter.io.outputs import atomic_file, atomic_folder
+from nvfilter.io.outputs import atomic_file, atomic_folder, check_file_output
 from nvfilter.progress import Console, rate_text
 
 
@@ -33,10 +33,8 @@ def check_output(output: str, container: str | None) -> bool:
             f"{output}: no extension to tell the container: add one (.mp4, .mkv), "
             "give --format, or end the name with / for a folder of PNG frames"
         )
-    if output != "-" and not folder and Path(output).parent != Path(""):
-        parent = Path(output).parent
-        if not parent.is_dir():
-            raise OptionError(f"{output}: folder {parent} does not exist")
+    if not folder:
+        check_file_output(output)
     return folder
 
 

@@ -34,7 +34,7 @@ from nvfilter.errors import OptionError, VideoError
 from nvfilter.eval.metrics import psnr_from_mse
 from nvfilter.io import audio, media, nvw
 from nvfilter.io.inputs import input_path
-from nvfilter.io.outputs import write_bytes
+from nvfilter.io.outputs import check_file_output, write_bytes
 from nvfilter.models import count_parameters
 from nvfilter.models.field import VideoField
 from nvfilter.models.planes import PlaneField, auto_channels
@@ -191,6 +191,7 @@ def encode(
     With ``run.resume`` the network, the optimiser and the settings come from that checkpoint
     (``options.device`` still applies) and training goes on where it stopped.
     """
+    check_file_output(output)
     resumed = None
     if run.resume:
         options, run, resumed = resume_point(options, run)

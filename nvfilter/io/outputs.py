@@ -63,6 +63,18 @@ def atomic_folder(target: Path) -> Iterator[Path]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def check_file_output(output: str) -> None:
+    """Refuse, before any work, an output file that cannot be written where it is named: a
+    folder, or a name in a folder that does not exist ('-' is standard output)."""
+    if output == "-":
+        return
+    path = Path(output)
+    if output.endswith(("/", os.sep)) or path.is_dir():
+        raise OutputError(f"{output}: is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise OutputError(f"{output}: folder {path.parent} does not exist")
+
+
 def write_bytes(data: bytes, output: str) -> None:
     """Write data to a file atomically, or to standard output for ``-``."""
     if output == "-":
