@@ -44,6 +44,7 @@ little-endian header length, a JSON header, then the raw tensor bytes. Nothing i
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -55,9 +56,9 @@ from safetensors.torch import save
 from torch import nn
 
 from nvfilter import __version__
-from nvfilter.config import ColorTags, TrainResult, VideoInfo
+from nvfilter.config import MAX_FRAMES, MAX_SIDE, ColorTags, TrainResult, VideoInfo
 from nvfilter.errors import NvwError
-from nvfilter.models import build_model
+from nvfilter.models import MODELS, build_model
 from nvfilter.models.field import VideoField
 
 FORMAT_NAME = "nvfilter.io.nvw"
@@ -160,6 +161,8 @@ def decode_metadata(metadata: dict[str, str]) -> tuple[dict[str, Any], VideoInfo
         version = int(metadata["format_version"])
     except (KeyError, ValueError):
         raise NvwError("bad .nvw: no readable format_version") from None
+    if version < 1:
+        raise NvwError(f"bad .nvw: format_version {version} is not a version")
     if version > FORMAT_VERSION:
         raise NvwError(
             f".nvw format version {version} is newer than this nvfilter reads "
@@ -180,18 +183,51 @@ def decode_metadata(metadata: dict[str, str]) -> tuple[dict[str, Any], VideoInfo
                 matrix=_untag(metadata["color_matrix"]),
             ),
         )
+        settings = json.loads(metadata.get("train_settings", "{}"))
+        if not isinstance(settings, dict):
+            raise ValueError("train_settings is not an object")
         training = TrainResult(
             steps=int(metadata["train_steps"]),
             seconds=float(metadata["train_seconds"]),
             psnr=float(metadata["train_psnr_db"]),
             stopped_by=metadata["train_stopped_by"],
-            settings=json.loads(metadata.get("train_settings", "{}")) or None,
+            settings=settings or None,
         )
     except (KeyError, ValueError, ZeroDivisionError, json.JSONDecodeError) as err:
         raise NvwError(f"bad .nvw metadata: {type(err).__name__} {err}") from None
     if min(video.width, video.height, video.frames) <= 0 or video.frame_rate <= 0:
         raise NvwError("bad .nvw metadata: non-positive size, frame count or rate")
+    if max(video.width, video.height) > MAX_SIDE or video.frames > MAX_FRAMES:
+        raise NvwError(
+            f"bad .nvw metadata: {video.width}x{video.height}, {video.frames} frames is larger "
+            f"than any video nvfilter makes (at most {MAX_SIDE} a side, {MAX_FRAMES} frames)"
+        )
+    if video.frame_rate > 1000 or video.sample_aspect_ratio <= 0:
+        raise NvwError("bad .nvw metadata: frame rate or pixel aspect ratio out of range")
+    check_architecture(architecture)
     return architecture, video, training
+
+
+ARCHITECTURE_INT_LIMIT = 1 << 20
+"""Largest whole number an architecture field may hold (a size, a width, a count)."""
+
+
+def check_architecture(architecture: Any) -> None:
+    """Refuse an architecture that is not a flat object of small plain values naming a known
+    network, before anything is built from it."""
+    if not isinstance(architecture, dict):
+        raise NvwError("bad .nvw metadata: architecture is not an object")
+    kind = architecture.get("type")
+    if not isinstance(kind, str) or kind not in MODELS:
+        raise NvwError(f"bad .nvw metadata: unknown model type {kind!r}")
+    for key, value in architecture.items():
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            continue
+        if isinstance(value, int) and 0 <= value <= ARCHITECTURE_INT_LIMIT:
+            continue
+        if isinstance(value, float) and math.isfinite(value) and abs(value) <= 1e6:
+            continue
+        raise NvwError(f"bad .nvw metadata: architecture {key} = {value!r} is out of range")
 
 
 def load(path: Path, label: str | None = None) -> NvwFile:
@@ -215,20 +251,12 @@ def load(path: Path, label: str | None = None) -> NvwFile:
         architecture, video, training = decode_metadata(metadata)
     except NvwError as err:
         raise NvwError(f"{name}: {err}") from None
-    try:
-        model = build_model(architecture)
-    except (KeyError, TypeError, ValueError) as err:
-        raise NvwError(f"{name}: unknown architecture in .nvw ({err})") from None
     audio_tensor = tensors.pop(AUDIO_TENSOR, None)
+    if audio_tensor is not None and (audio_tensor.dtype != torch.uint8 or audio_tensor.dim() != 1):
+        raise NvwError(f"{name}: .nvw audio is not a byte string ({audio_tensor.dtype})")
     audio = None if audio_tensor is None else audio_tensor.numpy().tobytes()
+    model = _build_checked(architecture, tensors, name)
     audio_codec = metadata.get("audio_codec", "none")
-    expected = set(model.state_dict())
-    missing = sorted(expected - set(tensors))
-    if missing:
-        raise NvwError(
-            f"{name}: .nvw is missing tensors: {', '.join(missing[:4])}"
-            + (" ..." if len(missing) > 4 else "")
-        )
     try:
         model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     except RuntimeError as err:
@@ -247,3 +275,31 @@ def load(path: Path, label: str | None = None) -> NvwFile:
         audio=audio,
         audio_codec=None if audio is None or audio_codec == "none" else audio_codec,
     )
+
+
+def _build_checked(
+    architecture: dict[str, Any], tensors: dict[str, torch.Tensor], name: str
+) -> VideoField:
+    """The network, built only once a weightless copy (torch's meta device) shows that the
+    file's tensors are exactly the ones it has, name for name and shape for shape."""
+    try:
+        with torch.device("meta"):
+            shape_only = build_model(architecture)
+        expected = {key: tuple(value.shape) for key, value in shape_only.state_dict().items()}
+    except (KeyError, TypeError, ValueError, RuntimeError, NotImplementedError) as err:
+        raise NvwError(f"{name}: unknown architecture in .nvw ({err})") from None
+    missing = sorted(set(expected) - set(tensors))
+    if missing:
+        raise NvwError(
+            f"{name}: .nvw is missing tensors: {', '.join(missing[:4])}"
+            + (" ..." if len(missing) > 4 else "")
+        )
+    for key, value in tensors.items():
+        if key in expected and tuple(value.shape) != expected[key]:
+            raise NvwError(
+                f"{name}: .nvw tensor {key} has shape {tuple(value.shape)}, its architecture "
+                f"needs {expected[key]}"
+            )
+        if not value.is_floating_point():
+            raise NvwError(f"{name}: .nvw tensor {key} is not floating point ({value.dtype})")
+    return build_model(architecture)

@@ -152,7 +152,8 @@ class PlaneField(VideoField):
         self.register_buffer("sizes", torch.tensor(shapes, dtype=torch.float32), persistent=False)
         self.register_buffer("strides", torch.tensor([a for a, _ in shapes]), persistent=False)
         table = torch.empty(sum(sizes), channels)
-        for k, (offset, size) in enumerate(zip(offsets.tolist(), sizes, strict=True)):
+        starts = [sum(sizes[:k]) for k in range(len(sizes))]
+        for k, (offset, size) in enumerate(zip(starts, sizes, strict=True)):
             if k % 3 == 0:  # xy planes start as features, time planes as a neutral 1
                 table[offset : offset + size].uniform_(0.1, 0.5)
             else:
