@@ -770,3 +770,42 @@ def test_unwritable_output_is_refused_before_work(clips, smooth_nvw, tmp_path, c
         return
     assert_one_line_error(result, str(out), needle)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_eval_of_a_resized_or_stepped_nvw_scores_the_same_frames(clips, tmp_path):
+    out = tmp_path / "s.nvw"
+    made = run("encode", clips["testsrc"], out, "--width", "32", "--frame-step", "2", *SMALL_NET)
+    assert made.exit_code == 0, made.stderr
+    scores = json.loads(run("eval", clips["testsrc"], out, "--json").stdout)
+    assert (scores["width"], scores["height"], scores["frames"]) == (32, 24, 6)
+    assert scores["psnr_db"] == pytest.approx(nvw.load(out).training.psnr, abs=0.01)
+
+
+def test_eval_refuses_an_original_that_is_not_the_learned_video(clips, smooth_nvw, tmp_path):
+    # smooth.nvw learned 32x24 (4:3) at 12 fps, 6 frames: a 16:9 clip, or one of 3 frames, is not it
+    wide = make_clip(
+        tmp_path / "wide.mp4", "-f", "lavfi", "-i", "testsrc2=size=64x36:rate=12:duration=0.5",
+        "-c:v", "libx264", "-pix_fmt", "yuv420p",
+    )  # fmt: skip
+    short = make_clip(
+        tmp_path / "short.mp4", "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=12:duration=0.25",
+        "-c:v", "libx264", "-pix_fmt", "yuv420p",
+    )  # fmt: skip
+    assert_one_line_error(run("eval", wide, smooth_nvw), "not the video it learned")
+    assert_one_line_error(run("eval", short, smooth_nvw), "3 frames", "not the video it learned")
+
+
+def test_rgb_source_decodes_to_yuv_with_its_colours(clips, tmp_path):
+    rgb = make_clip(
+        tmp_path / "rgb.mkv", "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=12:duration=0.25",
+        "-c:v", "ffv1", "-pix_fmt", "gbrp",
+    )  # fmt: skip
+    out = tmp_path / "rgb.nvw"
+    assert run("encode", rgb, out, *SMALL_NET).exit_code == 0
+    assert nvw.load(out).video.color.matrix == "gbr"
+    assert run("decode", out, f"{tmp_path}/png/").exit_code == 0  # the RGB it learned, exactly
+    result = run("decode", out, tmp_path / "o.mp4", "--crf", "0", "--pix-fmt", "yuv444p")
+    assert result.exit_code == 0, result.stderr
+    exact = read_pngs(tmp_path / "png").astype(int)
+    through_yuv = read_video(tmp_path / "o.mp4").astype(int)
+    assert np.abs(exact - through_yuv).mean() < 2.0  # a wrong matrix is off by tens of levels

@@ -5,12 +5,13 @@ from __future__ import annotations
 import itertools
 import re
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from nvfilter.config import VideoInfo
+from nvfilter.config import SourceInfo, VideoInfo
 from nvfilter.decode.render import reconstruct
 from nvfilter.errors import OutputError, VideoError
 from nvfilter.eval import metrics
@@ -29,9 +30,14 @@ def evaluate(original: str, nvw_path: str, vmaf: bool = False) -> dict[str, Any]
     if not Path(original).is_file():
         raise VideoError(f"{original}: no such file")
     src = media.probe(original)
-    step = max(1, round(src.frame_rate / video.frame_rate))
+    step = same_video(original, src, video)
     reference = media.read_frames(original, src, video.width, video.height, step, video.frames)
-    count = min(reference.shape[0], video.frames)
+    if reference.shape[0] < video.frames:
+        raise VideoError(
+            f"{original}: gives {reference.shape[0]} frames at {video.frame_rate} fps, the .nvw "
+            f"learned {video.frames}: not the video it learned"
+        )
+    count = video.frames
     rows = []
     total = 0.0
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,6 +75,25 @@ def evaluate(original: str, nvw_path: str, vmaf: bool = False) -> dict[str, Any]
     if vmaf_score is not None:
         result["vmaf"] = vmaf_score
     return result
+
+
+def same_video(original: str, src: SourceInfo, video: VideoInfo) -> int:
+    """The frame step that turns the original's rate into the .nvw's; refuses an original whose
+    picture shape or rate cannot be the one the .nvw learned (after --width or --frame-step)."""
+    ratio = src.frame_rate / video.frame_rate
+    step = max(1, round(ratio))
+    if abs(ratio - step) > Fraction(1, 100) * step:
+        raise VideoError(
+            f"{original}: {float(src.frame_rate):.3f} fps is not a whole multiple of the .nvw's "
+            f"{float(video.frame_rate):.3f} fps: not the video it learned"
+        )
+    _, height = media.training_size(src.width, src.height, video.width, None)
+    if abs(height - video.height) > max(2, video.height // 50):
+        raise VideoError(
+            f"{original}: its {src.width}x{src.height} picture cannot be the .nvw's "
+            f"{video.width}x{video.height}: not the video it learned"
+        )
+    return step
 
 
 def libvmaf_score(distorted: Path, reference: torch.Tensor, video: VideoInfo) -> float:

@@ -8,6 +8,7 @@ ffmpeg-python and returned as plain lists, so they can be tested without running
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import re
@@ -356,6 +357,19 @@ def even_size(width: int, height: int, pix_fmt: str | None) -> tuple[int, int]:
     return width, height
 
 
+RGB_MATRICES = frozenset({"gbr", "rgb"})
+"""Matrix tags of an RGB source (PNG, FFV1 or x264 in RGB): no RGB -> YUV matrix at all."""
+
+
+def yuv_color(color: ColorTags, height: int) -> ColorTags:
+    """The tags for a YUV output: the source's matrix where it is a YUV one; for an RGB source,
+    the matrix players assume for the size (BT.709 from 720 lines, BT.601 below) in TV range."""
+    if color.matrix not in RGB_MATRICES:
+        return color
+    matrix = "bt709" if height >= 720 else "smpte170m"
+    return dataclasses.replace(color, matrix=matrix, range="tv")
+
+
 def build_write_args(
     target: str,
     width: int,
@@ -396,7 +410,7 @@ def build_write_args(
                 "fillborders", right=right, bottom=bottom, mode="smear"
             )
         is_yuv = pix_fmt is not None and pix_fmt.startswith(("yuv", "nv"))
-        color = info.color
+        color = yuv_color(info.color, height) if is_yuv else info.color
         if is_yuv:
             scale_args: dict[str, str] = {}
             if color.matrix:
