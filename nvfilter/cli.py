@@ -411,7 +411,11 @@ RENDER_OPTIONS = [
         type=click.IntRange(min=0, max=63),
         help="Quality for x264/x265/vp9/av1 (default 18).",
     ),
-    click.option("--pix-fmt", help="Output pixel format (default yuv420p for x264/x265)."),
+    click.option(
+        "--pix-fmt",
+        help="Output pixel format (default yuv420p for x264, x265, VP8/9, AV1, MPEG-4/2; "
+        "else ffmpeg's choice).",
+    ),
     click.option(
         "-f",
         "--format",
