@@ -151,3 +151,18 @@ def test_filter_takes_the_encode_flags_and_outputs(clips, tmp_path):
     config = json.loads((folder / "config.json").read_text())
     assert config["train"]["precision"] == "bfloat16" and config["train"]["batch_size"] == 1024
     assert (folder / "training_progress.png").is_file()
+
+
+def test_a_time_budget_run_checkpoints_every_tenth_of_the_budget(clips, tmp_path):
+    folder = tmp_path / "run"
+    result = run(
+        "encode", clips["testsrc"], tmp_path / "o.nvw", "--time-budget", "2", "--epochs", "100000",
+        *NET, "--outputs", folder,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert nvw.load(tmp_path / "o.nvw").training.stopped_by == "time-budget"
+    checkpoints = sorted(folder.glob("checkpoint_*.nvw"), key=lambda p: int(p.stem.split("_")[1]))
+    assert len(checkpoints) >= 9  # 0.2 s, 0.4 s, ... 1.8 s and the end
+    seconds = [nvw.load(p).training.seconds for p in checkpoints]
+    assert seconds == sorted(seconds) and seconds[0] < 0.5 and seconds[-1] >= 2.0
+    assert same_weights(checkpoints[-1], tmp_path / "o.nvw")
