@@ -232,6 +232,8 @@ MAX_SIDE = 16384
 """Largest output width or height decode accepts."""
 MAX_FRAMES = 10_000_000
 """Most output frames decode accepts."""
+MAX_FPS = 1000
+"""Highest frame rate accepted, for an output or in a .nvw."""
 CRF_CODECS = frozenset({"libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"})
 """Encoders that take --crf."""
 DEFAULT_CRF = 18
@@ -286,8 +288,8 @@ class DecodeOptions:
             values["fps"] = str(values["fps"]).strip()
             parse_fps(values["fps"], Fraction(1))  # the syntax, before any work
         for name, rules in (("between", BETWEEN_RULES), ("upscaler", UPSCALERS)):
-            if name in values and values[name] not in rules:
-                raise OptionError(f"{name} {values[name]!r}: one of {', '.join(rules)}")
+            if name in values:
+                check_rule(name, values[name], rules)
         if "audio" in values and values["audio"] not in AUDIO_MODES:
             raise OptionError(f"audio {values['audio']!r}: keep or drop")
         for name in ("codec", "pix_fmt", "container", "device"):
@@ -300,6 +302,14 @@ class DecodeOptions:
         if self.crf is not None:
             return self.crf
         return DEFAULT_CRF if codec in CRF_CODECS else None
+
+
+def check_rule(option: str, rule: str, rules: tuple[str, ...]) -> str:
+    """``rule`` if it is one of ``rules`` (BETWEEN_RULES, UPSCALERS), else an OptionError naming
+    ``option`` and them."""
+    if rule not in rules:
+        raise OptionError(f"{option} {rule!r}: one of {', '.join(rules)}")
+    return rule
 
 
 def _flag(name: str) -> str:
@@ -342,6 +352,6 @@ def parse_fps(text: Any, source_rate: Fraction) -> Fraction:
         raise OptionError(f"fps {value!r} is not a rate (e.g. 25, 30000/1001 or 2x)") from None
     if rate <= 0:
         raise OptionError(f"fps must be positive, got {value}")
-    if rate > 1000:
-        raise OptionError(f"fps {value}: at most 1000 frames a second")
+    if rate > MAX_FPS:
+        raise OptionError(f"fps {value}: at most {MAX_FPS} frames a second")
     return rate

@@ -635,16 +635,22 @@ def test_ctrl_c_during_encode_leaves_a_complete_nvw_or_none(clips, tmp_path):
     assert loaded.training.stopped_by == "interrupt" and loaded.training.steps > 0
 
 
-def test_sigterm_during_encode_saves_what_was_learned(clips, tmp_path):
-    out = tmp_path / "t.nvw"
+def training(source: Path, out: Path) -> subprocess.Popen:
+    """A long encode in its own process, returned once its progress shows a training step."""
     proc = subprocess.Popen(
-        nvfilter_cmd("encode", clips["smooth"], out, "--epochs", "100000", *SMALL_NET),
+        nvfilter_cmd("encode", source, out, "--epochs", "100000", *SMALL_NET),
         stderr=subprocess.PIPE,
         text=True,
     )
     assert proc.stderr is not None
     while "step" not in proc.stderr.readline():
         pass
+    return proc
+
+
+def test_sigterm_during_encode_saves_what_was_learned(clips, tmp_path):
+    out = tmp_path / "t.nvw"
+    proc = training(clips["smooth"], out)
     os.kill(proc.pid, signal.SIGTERM)
     _, rest = proc.communicate(timeout=60)
     assert proc.returncode == 130, rest
@@ -656,14 +662,7 @@ def test_sigterm_during_encode_saves_what_was_learned(clips, tmp_path):
 
 def test_second_interrupt_while_saving_leaves_no_file(clips, tmp_path):
     out = tmp_path / "t.nvw"
-    proc = subprocess.Popen(
-        nvfilter_cmd("encode", clips["smooth"], out, "--epochs", "100000", *SMALL_NET),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    while "step" not in proc.stderr.readline():
-        pass
+    proc = training(clips["smooth"], out)
     os.kill(proc.pid, signal.SIGINT)
     os.kill(proc.pid, signal.SIGINT)  # at once: the save in progress is abandoned
     proc.communicate(timeout=60)

@@ -17,7 +17,15 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from nvfilter.config import BETWEEN_RULES, MAX_FRAMES, MAX_SIDE, UPSCALERS, RenderSpec, VideoInfo
+from nvfilter.config import (
+    BETWEEN_RULES,
+    MAX_FRAMES,
+    MAX_SIDE,
+    UPSCALERS,
+    RenderSpec,
+    VideoInfo,
+    check_rule,
+)
 from nvfilter.coords import frame_time
 from nvfilter.decode.motion import FramePair
 from nvfilter.decode.upscale import backproject, enlarges
@@ -122,14 +130,6 @@ def render_frame(
 def to_uint8(rgb: torch.Tensor) -> torch.Tensor:
     """[0, 1] floats to 8-bit values, rounding to nearest."""
     return (rgb * 255.0).round_().clamp_(0, 255).to(torch.uint8)
-
-
-def check_rule(option: str, rule: str, rules: tuple[str, ...]) -> str:
-    """``rule`` if it is one of ``rules`` (BETWEEN_RULES, UPSCALERS), else an OptionError naming
-    ``option`` and them."""
-    if rule not in rules:
-        raise OptionError(f"{option} {rule!r}: one of {', '.join(rules)}")
-    return rule
 
 
 def backprojects(spec: RenderSpec, upscaler: str) -> bool:

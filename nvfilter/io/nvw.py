@@ -56,7 +56,7 @@ from safetensors.torch import save
 from torch import nn
 
 from nvfilter import __version__
-from nvfilter.config import MAX_FRAMES, MAX_SIDE, ColorTags, TrainResult, VideoInfo
+from nvfilter.config import MAX_FPS, MAX_FRAMES, MAX_SIDE, ColorTags, TrainResult, VideoInfo
 from nvfilter.errors import NvwError
 from nvfilter.models import MODELS, build_model
 from nvfilter.models.field import VideoField
@@ -202,7 +202,7 @@ def decode_metadata(metadata: dict[str, str]) -> tuple[dict[str, Any], VideoInfo
             f"bad .nvw metadata: {video.width}x{video.height}, {video.frames} frames is larger "
             f"than any video nvfilter makes (at most {MAX_SIDE} a side, {MAX_FRAMES} frames)"
         )
-    if video.frame_rate > 1000 or video.sample_aspect_ratio <= 0:
+    if video.frame_rate > MAX_FPS or video.sample_aspect_ratio <= 0:
         raise NvwError("bad .nvw metadata: frame rate or pixel aspect ratio out of range")
     check_architecture(architecture)
     return architecture, video, training

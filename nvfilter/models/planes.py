@@ -147,12 +147,11 @@ class PlaneField(VideoField):
         shapes = plane_shapes(width, height, frames, levels)
         self.shapes = shapes
         sizes = [a * b for a, b in shapes]
-        offsets = torch.tensor([0] + sizes[:-1]).cumsum(0)
-        self.register_buffer("offsets", offsets, persistent=False)
+        starts = [sum(sizes[:k]) for k in range(len(sizes))]
+        self.register_buffer("offsets", torch.tensor(starts), persistent=False)
         self.register_buffer("sizes", torch.tensor(shapes, dtype=torch.float32), persistent=False)
         self.register_buffer("strides", torch.tensor([a for a, _ in shapes]), persistent=False)
         table = torch.empty(sum(sizes), channels)
-        starts = [sum(sizes[:k]) for k in range(len(sizes))]
         for k, (offset, size) in enumerate(zip(starts, sizes, strict=True)):
             if k % 3 == 0:  # xy planes start as features, time planes as a neutral 1
                 table[offset : offset + size].uniform_(0.1, 0.5)
