@@ -167,7 +167,7 @@ def hybrid_config(
     budget: float, seed: int = 0, device: str = "cpu", batch: int | None = None
 ) -> TrainConfig:
     """The default encode's settings on this device, for a time budget."""
-    d = EncodeOptions().setting
+    d = EncodeOptions(model="hybrid").setting
     return TrainConfig(
         epochs=1e9,
         batch_size=batch or d("batch_size", device),

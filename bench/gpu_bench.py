@@ -209,7 +209,7 @@ def batch_sweep(device: str, budget: float, large_budget: float, args: argparse.
     print("## Hybrid batch size on this device\n")
     small = eb.load(args.clips[0], 160, 90, 24)
     large = eb.load(args.large, 720, 405, 190)
-    default = EncodeOptions().setting("batch_size", device)
+    default = EncodeOptions(model="hybrid").setting("batch_size", device)
     for clip, frames, seconds in [
         (args.clips[0], small, budget / 2),
         (args.large, large, large_budget),

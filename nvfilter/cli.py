@@ -116,10 +116,13 @@ def main() -> None:
 # Options that encode, filter (and decode, for the device and quiet ones) share.
 MODEL_OPTION = click.option(
     "--model",
-    type=click.Choice(["hybrid", "siren"]),
-    default="hybrid",
+    type=click.Choice(["auto", "segments", "hybrid", "siren"]),
+    default="auto",
     show_default=True,
-    help="hybrid: feature planes + small head (fast); siren: the original SIREN.",
+    help="segments: per-segment feature planes started from a principal-component fit, "
+    "refined on whole frames (real sizes); hybrid: one set of feature planes + small head, "
+    "learned from random pixels (small clips); siren: the original SIREN; auto: segments from "
+    "4 million pixels (width x height x frames), hybrid below.",
 )
 EPOCHS_OPTION = click.option(
     "--epochs",
@@ -195,9 +198,15 @@ NETWORK_OPTIONS = [
     click.option(
         "--channels",
         type=positive_int,
-        help="Hybrid: features per plane [picked from the video size: 16 or 8].",
+        help="Hybrid and segments: features per plane [segments 12; hybrid picked from the "
+        "video size: 16 or 8].",
     ),
-    click.option("--levels", type=positive_int, help="Hybrid: plane resolutions [3]."),
+    click.option("--levels", type=positive_int, help="Hybrid and segments: plane resolutions [3]."),
+    click.option(
+        "--segment-frames",
+        type=click.IntRange(1, 4096),
+        help="Segments: frames per segment, each with its own planes [16].",
+    ),
     click.option(
         "--batch-size",
         type=positive_int,

@@ -158,6 +158,16 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
         "hidden_layers": 2,
         "levels": 3,
     },
+    # per-segment planes started from a principal-component fit, refined on whole frames
+    # (BENCHMARKS.md, real sizes): one frame a step, small steps that keep the fit
+    "segments": {
+        "epochs": 3,
+        "batch_size": 1,
+        "lr": 2e-4,
+        "lr_schedule": "cosine",
+        "levels": 4,
+        "segment_frames": 32,
+    },
 }
 """Defaults per model for every setting the user leaves out."""
 
@@ -166,17 +176,35 @@ GPU_DEFAULTS: dict[str, dict[str, Any]] = {
     # 32.1 dB in 30 s on a 720x405 clip, H100; BENCHMARKS.md), and 1600 epochs of it are the
     # same number of steps as the CPU's 100 epochs of 4096
     "hybrid": {"epochs": 1600, "batch_size": 65536},
+    # a few frames a step keep a GPU busy (unmeasured beyond the CPU's recipe)
+    "segments": {"batch_size": 1 << 21},
     # the original design's steps, the SIREN setting measured on a GPU (smaller ones unmeasured)
     "siren": ORIGINAL_SIREN_RECIPE,
 }
 """What differs from MODEL_DEFAULTS when training on a CUDA GPU."""
 
 
+AUTO_SEGMENTS_FROM = 4_000_000
+"""``--model auto`` learns a video of at least this many pixels (width x height x frames) with
+the segments model, a smaller one with the hybrid: the segments model's start from a
+principal-component fit is what a real size needs (tour.mp4 at 720x405, 300 s: 33.2 dB against
+20.6 dB for the hybrid), while on a small clip the hybrid goes on learning for many epochs (160x120,
+24 frames, 30 s: 39.0 against 32.5 dB; BENCHMARKS.md)."""
+
+
+def pick_model(model: str, width: int, height: int, frames: int) -> str:
+    """The model ``--model`` names, ``auto`` resolved by the video's size (AUTO_SEGMENTS_FROM)."""
+    if model != "auto":
+        return model
+    return "segments" if width * height * frames >= AUTO_SEGMENTS_FROM else "hybrid"
+
+
 @dataclass(frozen=True)
 class EncodeOptions:
     """Everything `nvfilter encode` takes, after parsing; None means the model's default."""
 
-    model: str = "hybrid"
+    model: str = "auto"
+    """``auto`` (pick_model), ``segments``, ``hybrid`` or ``siren``."""
     hidden_features: int | None = None
     """SIREN layer width, or the hybrid's head width."""
     hidden_layers: int | None = None
@@ -184,7 +212,9 @@ class EncodeOptions:
     channels: int | None = None
     """Hybrid only: features per plane; None picks from the video's size."""
     levels: int | None = None
-    """Hybrid only: plane resolutions (full, 1/2, 1/4, ...)."""
+    """Hybrid and segments: plane resolutions (full, 1/2, 1/4, ...)."""
+    segment_frames: int | None = None
+    """Segments only: frames per segment (neighbours share one more)."""
     epochs: float | None = None
     batch_size: int | None = None
     lr: float | None = None

@@ -81,8 +81,9 @@ class Console:
         if p.time_budget is not None:
             eta = min(eta, max(0.0, p.time_budget - p.elapsed))
         eta_text = clock(eta) if eta != float("inf") else "?"
+        total = f"/{p.total_steps}" if p.total_steps < 10**6 else ""
         self.status(
-            f"step {p.step}/{p.total_steps}  loss {p.loss:.3e}  PSNR {p.psnr:5.2f} dB  "
+            f"step {p.step}{total}  loss {p.loss:.3e}  PSNR {p.psnr:5.2f} dB  "
             f"{rate:.1f} steps/s  elapsed {clock(p.elapsed)}  ETA {eta_text}"
         )
 

@@ -808,3 +808,31 @@ def test_rgb_source_decodes_to_yuv_with_its_colours(clips, tmp_path):
     exact = read_pngs(tmp_path / "png").astype(int)
     through_yuv = read_video(tmp_path / "o.mp4").astype(int)
     assert np.abs(exact - through_yuv).mean() < 2.0  # a wrong matrix is off by tens of levels
+
+
+def test_segments_model_end_to_end(clips, tmp_path):
+    """--model segments learns, reports the PSNR decode gives, and plays through the slow-motion
+    (motion) and upscale (back-projection) presets; a head flag is refused in one line."""
+    out = tmp_path / "s.nvw"
+    flags = ["--model", "segments", "--segment-frames", "6", "--epochs", "4"]
+    result = run("encode", clips["testsrc"], out, *flags)
+    assert result.exit_code == 0, result.stderr
+    assert "principal-component fit" in result.stderr
+    loaded = nvw.load(out)
+    assert loaded.architecture["type"] == "segments" and loaded.training.psnr > 20
+    params = sum(t.numel() for t in loaded.model.parameters())
+    assert params <= 64 * 48 * loaded.video.frames
+    result = run("decode", out, f"{tmp_path}/frames/")
+    assert result.exit_code == 0, result.stderr
+    decoded = read_pngs(tmp_path / "frames")
+    assert psnr(decoded, read_video(clips["testsrc"])) == pytest.approx(
+        loaded.training.psnr, abs=0.05
+    )
+    for preset, frames, size in (("slowmo-2x", 24, (48, 64)), ("upscale-2x", 12, (96, 128))):
+        folder = tmp_path / preset
+        result = run("decode", out, f"{folder}/", "--preset", preset)
+        assert result.exit_code == 0, result.stderr
+        assert read_pngs(folder).shape == (frames, *size, 3)
+    refused = run("encode", clips["testsrc"], tmp_path / "h.nvw", *flags, "--hidden-layers", "2")
+    assert refused.exit_code != 0 and "not for --model segments" in refused.stderr
+    assert not (tmp_path / "h.nvw").exists()

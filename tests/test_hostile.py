@@ -18,6 +18,7 @@ from nvfilter.config import ColorTags, TrainResult, VideoInfo
 from nvfilter.errors import NvwError
 from nvfilter.io import nvw
 from nvfilter.models.planes import PlaneField
+from nvfilter.models.segments import SegmentField
 from nvfilter.models.siren import Siren
 
 VIDEO = VideoInfo(16, 12, 5, Fraction(24), Fraction(1), ColorTags("tv", "bt709", None, "bt709"))
@@ -30,7 +31,8 @@ HUGE = [10**9, -5, 2**40, 1.5, "16", None, [3], {"a": 1}, float("nan"), True]
 def originals() -> list[tuple[dict[str, torch.Tensor], dict[str, str]]]:
     torch.manual_seed(0)
     files = []
-    for model in (PlaneField(16, 12, 5, channels=4, head_features=8), Siren(16, 2)):
+    segments = SegmentField(16, 12, 5, segment_frames=2, channels=3, coarse_channels=3, levels=2)
+    for model in (PlaneField(16, 12, 5, channels=4, head_features=8), Siren(16, 2), segments):
         data = nvw.to_bytes(model, VIDEO, TRAINING, audio=(b"\x00\x01audio", "aac"))
         files.append(data)
     return files

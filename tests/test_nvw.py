@@ -12,6 +12,7 @@ from nvfilter.config import ColorTags, TrainConfig, TrainResult, VideoInfo
 from nvfilter.errors import NvwError
 from nvfilter.io import nvw
 from nvfilter.models.planes import PlaneField
+from nvfilter.models.segments import SegmentField
 from nvfilter.models.siren import Siren
 
 VIDEO = VideoInfo(
@@ -25,11 +26,13 @@ VIDEO = VideoInfo(
 TRAINING = TrainResult(steps=12, seconds=3.5, psnr=31.25, stopped_by="time-budget")
 
 
-@pytest.fixture(params=["siren", "hybrid"])
+@pytest.fixture(params=["siren", "hybrid", "segments"])
 def model(request):
     torch.manual_seed(1)
     if request.param == "hybrid":
         return PlaneField(12, 8, 5, channels=4, head_features=8)
+    if request.param == "segments":
+        return SegmentField(12, 8, 9, segment_frames=4, channels=6, coarse_channels=3, levels=2)
     return Siren(hidden_features=16, hidden_layers=2)
 
 
@@ -53,7 +56,7 @@ def test_plain_safetensors_reads_it_with_documented_keys(tmp_path, model):
         meta = handle.metadata()
         assert set(handle.keys()) == set(model.state_dict())
     assert meta["format"] == "nvfilter.io.nvw"
-    assert meta["format_version"] == "2"
+    assert meta["format_version"] == "3"
     assert meta["audio_codec"] == "none"
     assert meta["frame_rate"] == "30000/1001"
     assert meta["sample_aspect_ratio"] == "16/15"
@@ -108,8 +111,8 @@ def rewrite_metadata(path, drop=(), **changes):
 
 def test_newer_format_version_is_refused(tmp_path, model):
     path = write(tmp_path, model)
-    rewrite_metadata(path, format_version="3")
-    with pytest.raises(NvwError, match="format version 3 is newer"):
+    rewrite_metadata(path, format_version="4")
+    with pytest.raises(NvwError, match="format version 4 is newer"):
         nvw.load(path)
 
 
@@ -157,3 +160,9 @@ def test_version_1_file_without_audio_still_loads(tmp_path, model):
     rewrite_metadata(path, drop=["audio_codec"], format_version="1")
     loaded = nvw.load(path)
     assert loaded.audio is None and loaded.audio_codec is None
+
+
+def test_version_2_file_still_loads(tmp_path, model):
+    path = write(tmp_path, model)
+    rewrite_metadata(path, format_version="2")
+    assert nvw.load(path).architecture == model.architecture()

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from nvfilter.config import EncodeOptions, TrainConfig, TrainResult, VideoInfo
+from nvfilter.config import EncodeOptions, TrainConfig, TrainResult, VideoInfo, pick_model
 from nvfilter.coords import frame_time
 from nvfilter.decode.render import reconstruction_mse, render_frame
 from nvfilter.device import resolve_device
@@ -38,6 +38,8 @@ from nvfilter.io.outputs import check_file_output, write_bytes
 from nvfilter.models import count_parameters
 from nvfilter.models.field import VideoField
 from nvfilter.models.planes import PlaneField, auto_channels
+from nvfilter.models.segments import TIME_SHRINK, SegmentField
+from nvfilter.models.segments import auto_channels as auto_segment_channels
 from nvfilter.models.siren import Siren
 from nvfilter.progress import Console, human_bytes, rate_text
 
@@ -79,8 +81,28 @@ def create_model(options: EncodeOptions, video: VideoInfo) -> tuple[VideoField, 
             f"head {model.head_features} x {model.head_layers}"
             + (", footprint reads" if options.footprint else "")
         )
+    elif options.model == "segments":
+        for flag, value in (("--footprint", options.footprint),
+                            ("--hidden-features", options.hidden_features),
+                            ("--hidden-layers", options.hidden_layers)):  # fmt: skip
+            if value:
+                raise OptionError(f"{flag} is not for --model segments (its decoder is linear)")
+        segment_frames, levels = options.setting("segment_frames"), options.setting("levels")
+        fine, coarse = auto_segment_channels(
+            video.width, video.height, video.frames, segment_frames, levels, TIME_SHRINK
+        )
+        if options.channels:
+            fine = coarse = options.channels
+        model = SegmentField(
+            video.width, video.height, video.frames, segment_frames, fine, coarse, levels
+        )
+        picked = " (picked for this video size)" if options.channels is None else ""
+        text = (
+            f"segments: {len(model.spans)} of about {model.segment_frames} frames, "
+            f"{model.levels} levels x {fine}/{coarse} channels{picked}, linear pyramid"
+        )
     else:
-        raise OptionError(f"unknown model {options.model!r} (hybrid or siren)")
+        raise OptionError(f"unknown model {options.model!r} (segments, hybrid or siren)")
     return model, f"{text}, {count_parameters(model):,} parameters"
 
 
@@ -161,8 +183,13 @@ def read_source(source: str, options: EncodeOptions, console: Console) -> Source
 
 
 def train_config(options: EncodeOptions, device: str) -> TrainConfig:
+    """The training settings: the options, else the model's defaults; a segments run with a
+    --time-budget and no --epochs trains for the whole budget."""
+    epochs = options.setting("epochs", device)
+    if options.model == "segments" and options.epochs is None and options.time_budget:
+        epochs = BUDGET_EPOCHS
     return TrainConfig(
-        epochs=options.setting("epochs", device),
+        epochs=epochs,
         batch_size=options.setting("batch_size", device),
         lr=options.setting("lr", device),
         lr_schedule=options.setting("lr_schedule", device),
@@ -173,6 +200,10 @@ def train_config(options: EncodeOptions, device: str) -> TrainConfig:
         precision=resolve_precision(options.precision, device, options.model),
         compile=bool(options.compile),
     )
+
+
+BUDGET_EPOCHS = 1e6
+"""Epochs of a segments run that a time budget ends (the budget comes first)."""
 
 
 def encode(
@@ -206,6 +237,9 @@ def encode(
         folder = RunFolder(Path(outputs), resuming_step=step_resumed)
     src = read_source(source, options, console)
     frames, video = src.frames, src.video
+    options = dataclasses.replace(
+        options, model=pick_model(options.model, video.width, video.height, video.frames)
+    )
     if check_video is not None:
         check_video(video)
     torch.manual_seed(options.seed)
@@ -240,7 +274,9 @@ def encode(
             )
             + ") ..."
         )
-    trainer = Trainer(model, frames, config)
+    if not resumed and model.training_views() is not None:
+        console.message(f"{model.kind}: starting from a principal-component fit of each segment")
+    trainer = Trainer(model, frames, config, start=not resumed)
     if trainer.compile_note:
         console.message(trainer.compile_note)
     if resumed:

@@ -3,7 +3,9 @@
 Each step draws ``batch_size`` random pixels (with replacement) from the whole video, makes their
 (x, y, t) coordinates from the indices (see coords.py), and takes one Adam step on the mean squared
 error in [0, 1] RGB (on a CPU, in chunks of the model's ``cpu_chunk_rows`` whose gradients add up
-to the batch's). One epoch is as many sampled pixels as the video has. The learning rate is
+to the batch's). A model trained on whole frames (``training_views``) instead draws random views,
+``batch_size`` pixels rounded to whole frames (at least one), each rendered densely. One epoch is
+as many sampled pixels as the video has (as many views as the model has, for whole frames). The learning rate is
 constant (the original SIREN design) or follows a cosine from 1x down to 0.05x over the run, the
 run's end being whichever comes first of the epochs and the time budget.
 
@@ -143,6 +145,11 @@ def total_steps(num_pixels: int, config: TrainConfig) -> int:
     return max(1, math.ceil(config.epochs * num_pixels / config.batch_size))
 
 
+def views_per_step(batch_size: int, width: int, height: int) -> int:
+    """Whole-frame views in a step of ``batch_size`` pixels: rounded, at least one."""
+    return max(1, round(batch_size / (width * height)))
+
+
 def make_optimiser(model: nn.Module, lr: float) -> torch.optim.Optimizer:
     """Adam over the model's parameter groups; torch's fused kernel where it runs (one pass over
     all parameters per step instead of several per tensor: 0.65 against 4.7 ms a step for the
@@ -159,7 +166,11 @@ class Trainer:
     """The state of one training run (network, optimiser, sampler, step and clock): run it, stop
     it, save it with ``state()`` and pick it up again with ``load_state()``."""
 
-    def __init__(self, model: VideoField, frames: torch.Tensor, config: TrainConfig) -> None:
+    def __init__(
+        self, model: VideoField, frames: torch.Tensor, config: TrainConfig, start: bool = True
+    ) -> None:
+        """``start``: let the model initialise itself from the frames (``start_from``; its time
+        counts as training time); False when the weights come from a checkpoint."""
         self.model = model
         self.config = config
         self.device = torch.device(config.device)
@@ -170,14 +181,23 @@ class Trainer:
         colors = frames.reshape(-1, 3)
         self.colors = colors.to(self.device) if self.device.type != "cpu" else colors
         self.num_pixels = self.colors.shape[0]
+        self.views = model.training_views()
+        """Whole-frame training views, or None: random pixels."""
         self.steps = total_steps(self.num_pixels, config)
+        if self.views is not None:
+            self.views_per_step = views_per_step(config.batch_size, self.width, self.height)
+            self.steps = max(1, math.ceil(config.epochs * self.views / self.views_per_step))
+        began = time.perf_counter()
+        if start:
+            model.start_from(frames)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         model.to(self.device)
         self.optimiser = make_optimiser(model, config.lr)
         self.base_lrs = [group["lr"] for group in self.optimiser.param_groups]
         self.step = 0
-        self.elapsed = 0.0
-        """Seconds of training so far, checkpoint and logging time excluded."""
+        self.elapsed = time.perf_counter() - began if start else 0.0
+        """Seconds of training so far (the start from the frames included), checkpoint and
+        logging time excluded."""
         self.smoothed_mse: float | None = None
         self.network: Callable[[torch.Tensor], torch.Tensor] = model
         """What the training passes call: the model, or its compiled plain form."""
@@ -332,7 +352,10 @@ class Trainer:
         return FitResult(steps=self.step, seconds=self.elapsed, stopped_by=stopped_by)
 
     def _step(self) -> torch.Tensor:
-        """One optimiser step on a random batch of pixels; returns its loss (not read back)."""
+        """One optimiser step on a random batch of pixels or views; returns its loss (not read
+        back)."""
+        if self.views is not None:
+            return self._view_step()
         index = torch.randint(
             self.num_pixels, (self.config.batch_size,), device=self.device, generator=self.generator
         )
@@ -345,6 +368,29 @@ class Trainer:
         if self.config.lr_schedule == "cosine":
             self._follow_schedule()
         return loss
+
+    def _view_step(self) -> torch.Tensor:
+        """One optimiser step on random whole-frame views (each one a dense render)."""
+        assert self.views is not None
+        views = torch.randint(
+            self.views, (self.views_per_step,), device=self.device, generator=self.generator
+        ).tolist()
+        frames = self.colors.view(self.num_frames, self.height, self.width, 3)
+        self.optimiser.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=self.device)
+        for view in views:
+            target = frames[self.model.view_frame(view)].permute(2, 0, 1).reshape(3, -1)
+            with self._autocast():
+                predicted = self.model.render_view(view)
+            error = predicted.float() - target.to(torch.float32) / 255.0
+            loss = error.square().sum() / (error.numel() * len(views))
+            loss.backward()
+            total += loss.detach()
+        self.optimiser.step()
+        self.step += 1
+        if self.config.lr_schedule == "cosine":
+            self._follow_schedule()
+        return total
 
     def _checkpoints(
         self,

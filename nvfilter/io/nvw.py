@@ -62,7 +62,7 @@ from nvfilter.models import MODELS, build_model
 from nvfilter.models.field import VideoField
 
 FORMAT_NAME = "nvfilter.io.nvw"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 AUDIO_TENSOR = "audio"
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
@@ -283,10 +283,19 @@ def _build_checked(
     """The network, built only once a weightless copy (torch's meta device) shows that the
     file's tensors are exactly the ones it has, name for name and shape for shape."""
     try:
+        count = getattr(MODELS[architecture["type"]], "tensor_count", None)
+        needed = count(architecture) if count is not None else None
+        if needed is not None and needed > 2 * len(tensors) + 16:  # not worth building
+            raise NvwError(
+                f"{name}: .nvw is missing tensors: it holds {len(tensors)}, its architecture "
+                f"needs {needed}"
+            )
         with torch.device("meta"):
             shape_only = build_model(architecture)
         expected = {key: tuple(value.shape) for key, value in shape_only.state_dict().items()}
-    except (KeyError, TypeError, ValueError, RuntimeError, NotImplementedError) as err:
+    except (
+        KeyError, TypeError, ValueError, RuntimeError, NotImplementedError, ZeroDivisionError
+    ) as err:  # fmt: skip
         raise NvwError(f"{name}: unknown architecture in .nvw ({err})") from None
     missing = sorted(set(expected) - set(tensors))
     if missing:

@@ -11,9 +11,14 @@ from torch import nn
 
 from nvfilter.models.field import VideoField
 from nvfilter.models.planes import PlaneField
+from nvfilter.models.segments import SegmentField
 from nvfilter.models.siren import Siren
 
-MODELS: dict[str, type[VideoField]] = {"siren": Siren, "hybrid": PlaneField}
+MODELS: dict[str, type[VideoField]] = {
+    "siren": Siren,
+    "hybrid": PlaneField,
+    "segments": SegmentField,
+}
 """Every network a .nvw may hold, by its architecture's ``type``."""
 
 
@@ -32,4 +37,12 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["MODELS", "PlaneField", "Siren", "VideoField", "build_model", "count_parameters"]
+__all__ = [
+    "MODELS",
+    "PlaneField",
+    "SegmentField",
+    "Siren",
+    "VideoField",
+    "build_model",
+    "count_parameters",
+]

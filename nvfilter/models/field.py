@@ -31,6 +31,22 @@ class VideoField(nn.Module):
         passes of a batch (the same gradient as one pass); None: the whole batch at once."""
         return None
 
+    def training_views(self) -> int | None:
+        """How many whole-frame training views the model has (``render_view``), or None: it
+        is trained on random pixels through ``forward``."""
+        return None
+
+    def render_view(self, view: int) -> torch.Tensor:
+        """RGB (3, height * width) of a training view at the learned size, with autograd."""
+        raise NotImplementedError
+
+    def view_frame(self, view: int) -> int:
+        """The source frame a training view shows."""
+        raise NotImplementedError
+
+    def start_from(self, frames: torch.Tensor) -> None:
+        """Initialise from the uint8 frames (N, H, W, 3) about to be learned (none by default)."""
+
     def forget_render_cache(self) -> None:
         """Drop what render_rows keeps between calls; every render job starts with this, since
         the weights may have changed since the last one (an optimiser step need not tell)."""
