@@ -527,7 +527,7 @@ def filter_video(
     storage = {name: flags.pop(name) for name in option_names(STORAGE_OPTIONS)}
     decoding = decode_options(preset, {**flags, "device": device, "container": container})
     decoder.check_output(output, container)
-    if network["footprint"] is None and model == "hybrid":  # learn for the network's upscaling
+    if network["footprint"] is None and model in ("hybrid", "auto"):  # for the network's upscaling
         upscaled = (decoding.spatial_scale or 1) > 1
         network["footprint"] = upscaled and decoding.upscaler != "backproject"
     max_memory = storage.pop("max_memory")

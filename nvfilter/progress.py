@@ -22,6 +22,8 @@ class Progress:
     time_budget: float | None
     lr: float = 0.0
     """Learning rate of the first parameter group now (the hybrid's planes, at 10x its head's)."""
+    started: float = 0.0
+    """Seconds of ``elapsed`` spent before the first step (the model's start from the frames)."""
 
 
 def human_bytes(count: float) -> str:
@@ -76,7 +78,8 @@ class Console:
 
     def training(self, p: Progress) -> None:
         """Step, loss, PSNR and ETA (whichever of the step count and time budget ends first)."""
-        rate = p.step / p.elapsed if p.elapsed > 0 else 0.0
+        stepping = p.elapsed - p.started
+        rate = p.step / stepping if stepping > 0 else 0.0
         eta = (p.total_steps - p.step) / rate if rate > 0 else float("inf")
         if p.time_budget is not None:
             eta = min(eta, max(0.0, p.time_budget - p.elapsed))

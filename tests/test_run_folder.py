@@ -166,3 +166,21 @@ def test_a_time_budget_run_checkpoints_every_tenth_of_the_budget(clips, tmp_path
     seconds = [nvw.load(p).training.seconds for p in checkpoints]
     assert seconds == sorted(seconds) and seconds[0] < 0.5 and seconds[-1] >= 2.0
     assert same_weights(checkpoints[-1], tmp_path / "o.nvw")
+
+
+def test_a_segments_run_resumes_from_its_checkpoint_not_from_a_new_start(clips, tmp_path):
+    """The resumed network is the checkpoint's (its start from the frames is not made again),
+    with Adam's state for the segments stepped so far: it ends on the whole run's weights."""
+    flags = ["--model", "segments", "--segment-frames", "6", "--epochs", "6"]
+    whole = tmp_path / "whole"
+    args = [clips["testsrc"], *flags, "--checkpoint-every", "5"]
+    result = run("encode", args[0], tmp_path / "whole.nvw", *args[1:], "--outputs", whole)
+    assert result.exit_code == 0, result.stderr
+    part = tmp_path / "part"
+    part.mkdir()
+    for path in whole.glob("checkpoint_0000005.*"):
+        shutil.copy(path, part)
+    result = run("encode", clips["testsrc"], tmp_path / "resumed.nvw", "--resume", part)
+    assert result.exit_code == 0, result.stderr
+    assert "resuming at step 5" in result.stderr and "principal-component" not in result.stderr
+    assert same_weights(tmp_path / "whole.nvw", tmp_path / "resumed.nvw")

@@ -237,9 +237,11 @@ def encode(
         folder = RunFolder(Path(outputs), resuming_step=step_resumed)
     src = read_source(source, options, console)
     frames, video = src.frames, src.video
-    options = dataclasses.replace(
-        options, model=pick_model(options.model, video.width, video.height, video.frames)
-    )
+    picked = pick_model(options.model, video.width, video.height, video.frames)
+    if options.model == "auto" and picked != "hybrid" and options.footprint:
+        console.message(f"note: footprint reads are the hybrid's; the {picked} model reads points")
+        options = dataclasses.replace(options, footprint=None)
+    options = dataclasses.replace(options, model=picked)
     if check_video is not None:
         check_video(video)
     torch.manual_seed(options.seed)

@@ -196,6 +196,8 @@ class Trainer:
         self.base_lrs = [group["lr"] for group in self.optimiser.param_groups]
         self.step = 0
         self.elapsed = time.perf_counter() - began if start else 0.0
+        self.started = self.elapsed
+        """Seconds the model's start from the frames took (0 when resumed)."""
         """Seconds of training so far (the start from the frames included), checkpoint and
         logging time excluded."""
         self.smoothed_mse: float | None = None
@@ -330,7 +332,14 @@ class Trainer:
                     mse = self._read_losses(losses)
                     psnr = psnr_from_mse(self.smoothed_mse, peak=1.0)  # type: ignore[arg-type]
                     report = Progress(
-                        self.step, self.steps, mse, psnr, self.elapsed, config.time_budget, self.lr
+                        self.step,
+                        self.steps,
+                        mse,
+                        psnr,
+                        self.elapsed,
+                        config.time_budget,
+                        self.lr,
+                        self.started,
                     )
                     if on_progress and report_due:
                         last_report = self.elapsed
