@@ -72,6 +72,10 @@ class SourceInfo:
         return max(1, round(self.duration * float(self.frame_rate)))
 
 
+UNTIL_BUDGET_EPOCHS = 1e6
+"""Epochs of a run that its time budget ends (a segments run given --time-budget, no --epochs)."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings for one encode; the defaults are the original design's (the
@@ -97,8 +101,13 @@ class TrainConfig:
 
     def describe(self) -> str:
         """The settings in one phrase, as the encoder's start line and `nvfilter info` give them."""
+        length = (
+            "until the time budget, batches"
+            if self.time_budget is not None and self.epochs >= UNTIL_BUDGET_EPOCHS
+            else f"{self.epochs:g} epochs of batches"
+        )
         return (
-            f"{self.epochs:g} epochs of batches of {self.batch_size}, "
+            f"{length} of {self.batch_size}, "
             f"lr {self.lr:g} {self.lr_schedule}, on {self.device} in {self.precision}"
             + (", compiled" if self.compile else "")
         )

@@ -18,7 +18,14 @@ from typing import Any
 
 import torch
 
-from nvfilter.config import EncodeOptions, TrainConfig, TrainResult, VideoInfo, pick_model
+from nvfilter.config import (
+    UNTIL_BUDGET_EPOCHS,
+    EncodeOptions,
+    TrainConfig,
+    TrainResult,
+    VideoInfo,
+    pick_model,
+)
 from nvfilter.coords import frame_time
 from nvfilter.decode.render import reconstruction_mse, render_frame
 from nvfilter.device import resolve_device
@@ -187,7 +194,7 @@ def train_config(options: EncodeOptions, device: str) -> TrainConfig:
     --time-budget and no --epochs trains for the whole budget."""
     epochs = options.setting("epochs", device)
     if options.model == "segments" and options.epochs is None and options.time_budget:
-        epochs = BUDGET_EPOCHS
+        epochs = UNTIL_BUDGET_EPOCHS
     return TrainConfig(
         epochs=epochs,
         batch_size=options.setting("batch_size", device),
@@ -200,10 +207,6 @@ def train_config(options: EncodeOptions, device: str) -> TrainConfig:
         precision=resolve_precision(options.precision, device, options.model),
         compile=bool(options.compile),
     )
-
-
-BUDGET_EPOCHS = 1e6
-"""Epochs of a segments run that a time budget ends (the budget comes first)."""
 
 
 def encode(
