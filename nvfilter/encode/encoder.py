@@ -95,11 +95,12 @@ def create_model(options: EncodeOptions, video: VideoInfo) -> tuple[VideoField, 
             if value:
                 raise OptionError(f"{flag} is not for --model segments (its decoder is linear)")
         segment_frames, levels = options.setting("segment_frames"), options.setting("levels")
-        fine, coarse = auto_segment_channels(
-            video.width, video.height, video.frames, segment_frames, levels, TIME_SHRINK
-        )
         if options.channels:
             fine = coarse = options.channels
+        else:
+            fine, coarse = auto_segment_channels(
+                video.width, video.height, video.frames, segment_frames, levels, TIME_SHRINK
+            )
         model = SegmentField(
             video.width, video.height, video.frames, segment_frames, fine, coarse, levels
         )

@@ -361,31 +361,34 @@ class Trainer:
         return FitResult(steps=self.step, seconds=self.elapsed, stopped_by=stopped_by)
 
     def _step(self) -> torch.Tensor:
-        """One optimiser step on a random batch of pixels or views; returns its loss (not read
-        back)."""
-        if self.views is not None:
-            return self._view_step()
-        index = torch.randint(
-            self.num_pixels, (self.config.batch_size,), device=self.device, generator=self.generator
-        )
-        coords = index_coords(index, self.width, self.height, self.num_frames)
-        target = self.colors[index].to(torch.float32) / 255.0
+        """One optimiser step on a random batch of pixels or of whole-frame views; returns its
+        loss (not read back)."""
         self.optimiser.zero_grad(set_to_none=True)
-        loss = self._backward(coords, target)
+        if self.views is not None:
+            loss = self._views_backward()
+        else:
+            index = torch.randint(
+                self.num_pixels,
+                (self.config.batch_size,),
+                device=self.device,
+                generator=self.generator,
+            )
+            coords = index_coords(index, self.width, self.height, self.num_frames)
+            loss = self._backward(coords, self.colors[index].to(torch.float32) / 255.0)
         self.optimiser.step()
         self.step += 1
         if self.config.lr_schedule == "cosine":
             self._follow_schedule()
         return loss
 
-    def _view_step(self) -> torch.Tensor:
-        """One optimiser step on random whole-frame views (each one a dense render)."""
+    def _views_backward(self) -> torch.Tensor:
+        """The mean squared error of random whole-frame views (each one a dense render), its
+        gradient added to the weights' ``.grad`` view by view."""
         assert self.views is not None
         views = torch.randint(
             self.views, (self.views_per_step,), device=self.device, generator=self.generator
         ).tolist()
         frames = self.colors.view(self.num_frames, self.height, self.width, 3)
-        self.optimiser.zero_grad(set_to_none=True)
         total = torch.zeros((), device=self.device)
         for view in views:
             target = frames[self.model.view_frame(view)].permute(2, 0, 1).reshape(3, -1)
@@ -395,10 +398,6 @@ class Trainer:
             loss = error.square().sum() / (error.numel() * len(views))
             loss.backward()
             total += loss.detach()
-        self.optimiser.step()
-        self.step += 1
-        if self.config.lr_schedule == "cosine":
-            self._follow_schedule()
         return total
 
     def _checkpoints(

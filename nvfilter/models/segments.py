@@ -53,12 +53,17 @@ MAX_LEVELS = 8
 """Bounds on an architecture (a .nvw is refused past them before anything is built)."""
 
 
+def segment_count(frames: int, segment_frames: int) -> int:
+    """How many segments ``segment_spans`` makes (found without listing them)."""
+    return max(1, round((frames - 1) / segment_frames))
+
+
 def segment_spans(frames: int, segment_frames: int) -> list[tuple[int, int]]:
     """(first frame, frame count) of every segment: about ``segment_frames`` apart, evenly
     spread; neighbours share their boundary frame."""
     if frames <= 1:
         return [(0, 1)]
-    count = max(1, round((frames - 1) / segment_frames))
+    count = segment_count(frames, segment_frames)
     bounds = [round(g * (frames - 1) / count) for g in range(count + 1)]
     return [(bounds[g], bounds[g + 1] - bounds[g] + 1) for g in range(count)]
 
@@ -195,7 +200,7 @@ class SegmentField(VideoField):
             raise ValueError("every size in the architecture must be positive")
         if levels > MAX_LEVELS:
             raise ValueError(f"at most {MAX_LEVELS} levels")
-        if math.ceil(frames / segment_frames) > MAX_SEGMENTS:
+        if segment_count(frames, segment_frames) > MAX_SEGMENTS:
             raise ValueError(f"more than {MAX_SEGMENTS} segments")
         self.width, self.height, self.frames = width, height, frames
         self.segment_frames, self.levels = segment_frames, levels
@@ -220,10 +225,10 @@ class SegmentField(VideoField):
         """Tensors a file of this architecture holds, found without building anything (a .nvw
         whose count differs is refused before its network is made)."""
         levels = int(architecture.get("levels", 4))
-        spans = segment_spans(int(architecture["frames"]), int(architecture["segment_frames"]))
-        if len(spans) > MAX_SEGMENTS:
+        count = segment_count(int(architecture["frames"]), int(architecture["segment_frames"]))
+        if count > MAX_SEGMENTS:
             raise ValueError(f"more than {MAX_SEGMENTS} segments")
-        return len(spans) * 3 * levels + levels + 1
+        return count * 3 * levels + levels + 1
 
     # ---- reads ----------------------------------------------------------------------------
 
