@@ -28,7 +28,6 @@ from nvfilter.errors import NvfilterError, OptionError
 from nvfilter.eval.evaluate import evaluate as evaluate_nvw
 from nvfilter.io import nvw, presets
 from nvfilter.io.inputs import open_nvw
-from nvfilter.models import count_parameters
 from nvfilter.progress import Console
 
 SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -269,6 +268,25 @@ RUN_FOLDER_OPTIONS = [
 ]
 """The --outputs folder of a training run: shared by `encode` and `filter`."""
 
+PARALLEL_OPTIONS = [
+    click.option(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        show_default=True,
+        metavar="N",
+        help="Train N parts of the video at once in local worker processes (GPUs on a CUDA "
+        "machine); for the segments model.",
+    ),
+    click.option(
+        "--ray",
+        metavar="ADDRESS",
+        help="Train the parts as Ray tasks: local (start Ray here), auto (the running cluster) "
+        'or a cluster address; needs pip install "nvfilter[ray]".',
+    ),
+]
+"""Where the parts of a streamed encode train: shared by `encode` and `filter`."""
+
 
 def option_names(options: list[Any]) -> list[str]:
     """The parameter names of a list of click option decorators."""
@@ -328,6 +346,7 @@ STORAGE_OPTIONS = [
 @with_options(STORAGE_OPTIONS)
 @NO_AUDIO_OPTION
 @with_options(RUN_FOLDER_OPTIONS)
+@with_options(PARALLEL_OPTIONS)
 @click.option(
     "--resume",
     metavar="DIR|CHECKPOINT",
@@ -346,6 +365,8 @@ def encode(
     outputs: str | None,
     checkpoint_every: int | None,
     resume: str | None,
+    jobs: int,
+    ray: str | None,
     **flags: Any,
 ) -> None:
     """Learn the video IN ('-' for stdin) into the neural codec file OUT.nvw ('-' for stdout).
@@ -369,7 +390,9 @@ def encode(
     options = EncodeOptions(
         max_memory=parse_size(max_memory) if max_memory else None, audio=not no_audio, **flags
     )
-    run = encoder.RunOptions(outputs=outputs, checkpoint_every=checkpoint_every, resume=resume)
+    run = encoder.RunOptions(
+        outputs=outputs, checkpoint_every=checkpoint_every, resume=resume, jobs=jobs, ray=ray
+    )
     result = encoder.encode(source, output, options, Console(quiet), run)
     if result.stopped_by == "interrupt":
         sys.exit(130)
@@ -485,6 +508,7 @@ def decode(
 @TARGET_PSNR_OPTION
 @with_options(NETWORK_OPTIONS)
 @with_options(RUN_FOLDER_OPTIONS)
+@with_options(PARALLEL_OPTIONS)
 @MAX_FRAMES_OPTION
 @FRAME_STEP_OPTION
 @click.option("--learn-width", type=positive_int, help="Resize to this width before learning.")
@@ -515,6 +539,8 @@ def filter_video(
     quiet: bool,
     outputs: str | None,
     checkpoint_every: int | None,
+    jobs: int,
+    ray: str | None,
     **flags: Any,
 ) -> None:
     """Learn IN ('-' for stdin) and play it into OUT in one go, like an ffmpeg filter.
@@ -547,7 +573,7 @@ def filter_video(
         **storage,
         **network,
     )
-    run = encoder.RunOptions(outputs=outputs, checkpoint_every=checkpoint_every)
+    run = encoder.RunOptions(outputs=outputs, checkpoint_every=checkpoint_every, jobs=jobs, ray=ray)
     console = Console(quiet)
     with tempfile.TemporaryDirectory(prefix="nvfilter-") as tmp:
         nvw_path = keep_nvw or str(Path(tmp) / "video.nvw")
@@ -636,7 +662,7 @@ def info(source: str, as_json: bool) -> None:
         click.echo(json.dumps(meta, indent=2, sort_keys=True))
         return
     v, t, a = loaded.video, loaded.training, loaded.architecture
-    params = count_parameters(loaded.model)
+    params = loaded.parameters
     lines = [
         f"file        {source} ({size:,} bytes, {loaded.dtype})",
         f"format      {meta['format']} version {meta['format_version']}, written by nvfilter "
@@ -648,6 +674,16 @@ def info(source: str, as_json: bool) -> None:
         f"model       {a.get('type')} "
         + ", ".join(f"{k}={val}" for k, val in sorted(a.items()) if k != "type")
         + f" ({params:,} parameters)",
+        *(
+            [
+                f"parts       each {first['type']} "
+                + ", ".join(
+                    f"{k}={val}" for k, val in sorted(first.items()) if k not in ("type", "frames")
+                )
+            ]  # fmt: skip
+            if (first := _first_part(loaded)) is not None
+            else []
+        ),
         f"training    {t.steps} steps in {t.seconds:.1f} s, stopped by {t.stopped_by}, "
         f"PSNR {t.psnr:.2f} dB",
         "settings    " + (describe_settings(t.settings) if t.settings else "not recorded"),
@@ -659,6 +695,14 @@ def info(source: str, as_json: bool) -> None:
         ),
     ]
     click.echo("\n".join(lines))
+
+
+def _first_part(loaded: Any) -> dict[str, Any] | None:
+    """The first part's architecture of a video learned in parts (None for one network)."""
+    spans = getattr(loaded.model, "spans", None)
+    if loaded.architecture.get("type") != "parts" or not spans:
+        return None
+    return dict(spans[0].architecture)
 
 
 if __name__ == "__main__":

@@ -111,8 +111,8 @@ def rewrite_metadata(path, drop=(), **changes):
 
 def test_newer_format_version_is_refused(tmp_path, model):
     path = write(tmp_path, model)
-    rewrite_metadata(path, format_version="4")
-    with pytest.raises(NvwError, match="format version 4 is newer"):
+    rewrite_metadata(path, format_version="5")
+    with pytest.raises(NvwError, match="format version 5 is newer"):
         nvw.load(path)
 
 

@@ -168,19 +168,19 @@ def test_a_time_budget_run_checkpoints_every_tenth_of_the_budget(clips, tmp_path
     assert same_weights(checkpoints[-1], tmp_path / "o.nvw")
 
 
-def test_a_segments_run_resumes_from_its_checkpoint_not_from_a_new_start(clips, tmp_path):
-    """The resumed network is the checkpoint's (its start from the frames is not made again),
-    with Adam's state for the segments stepped so far: it ends on the whole run's weights."""
-    flags = ["--model", "segments", "--segment-frames", "6", "--epochs", "6"]
+def test_a_streamed_run_resumes_after_its_finished_parts(clips, tmp_path):
+    """A parts run whose folder holds its first part only goes on from the second part (the first
+    is not learned again) and ends on the whole run's weights."""
+    flags = ["--model", "segments", "--segment-frames", "4", "--epochs", "3"]
     whole = tmp_path / "whole"
-    args = [clips["testsrc"], *flags, "--checkpoint-every", "5"]
-    result = run("encode", args[0], tmp_path / "whole.nvw", *args[1:], "--outputs", whole)
+    result = run("encode", clips["testsrc"], tmp_path / "whole.nvw", *flags, "--outputs", whole)
     assert result.exit_code == 0, result.stderr
     part = tmp_path / "part"
     part.mkdir()
-    for path in whole.glob("checkpoint_0000005.*"):
-        shutil.copy(path, part)
+    for name in ("config.json", "part_000000.nvw", "part_000000.json"):
+        shutil.copy(whole / name, part)
     result = run("encode", clips["testsrc"], tmp_path / "resumed.nvw", "--resume", part)
     assert result.exit_code == 0, result.stderr
-    assert "resuming at step 5" in result.stderr and "principal-component" not in result.stderr
+    assert "resuming" in result.stderr
+    assert (part / "part_000000.nvw").read_bytes() == (whole / "part_000000.nvw").read_bytes()
     assert same_weights(tmp_path / "whole.nvw", tmp_path / "resumed.nvw")

@@ -31,7 +31,7 @@ from nvfilter.decode.motion import FramePair
 from nvfilter.decode.upscale import backproject, enlarges
 from nvfilter.errors import OptionError
 from nvfilter.eval import metrics
-from nvfilter.models.field import VideoField
+from nvfilter.models.field import VideoField, field_device
 
 DEFAULT_POINTS_PER_BATCH = 1 << 17
 """Coordinates per forward pass: bounds activation memory whatever the frame size."""
@@ -117,7 +117,7 @@ def render_frame(
     (bands of ``points_per_batch`` points; by default sized for the model's device)."""
     frame = np.empty((height, width, 3), dtype=np.uint8)
     if points_per_batch is None:
-        on_cpu = next(model.parameters()).device.type == "cpu"
+        on_cpu = field_device(model).type == "cpu"
         points_per_batch = DEFAULT_POINTS_PER_BATCH if on_cpu else GPU_POINTS_PER_BATCH
     rows_per_batch = max(1, points_per_batch // width)
     for row in range(0, height, rows_per_batch):

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +26,21 @@ from nvfilter.config import (
 from nvfilter.coords import frame_time
 from nvfilter.decode.render import reconstruction_mse, render_frame
 from nvfilter.device import resolve_device
+from nvfilter.encode.parts import PARTS_RUN, encode_parts
 from nvfilter.encode.run_folder import (
     RunFolder,
+    RunOptions,
     checkpoint_name,
     find_checkpoint,
     read_state,
+    run_config,
     versions,
 )
+from nvfilter.encode.source import OpenedSource, Source, open_source, read_source
 from nvfilter.encode.train import Progress, Trainer, compile_pays, resolve_precision
-from nvfilter.errors import OptionError, VideoError
+from nvfilter.errors import OptionError
 from nvfilter.eval.metrics import psnr_from_mse
-from nvfilter.io import audio, media, nvw
-from nvfilter.io.inputs import input_path
+from nvfilter.io import nvw
 from nvfilter.io.outputs import check_file_output, write_bytes
 from nvfilter.models import count_parameters
 from nvfilter.models.field import VideoField
@@ -50,8 +50,14 @@ from nvfilter.models.segments import auto_channels as auto_segment_channels
 from nvfilter.models.siren import Siren
 from nvfilter.progress import Console, human_bytes, rate_text
 
-MEMORY_MARGIN = 600 * 2**20
-"""Memory kept free for the network, its activations and Python beside the raw frames."""
+
+def check_segments_flags(options: EncodeOptions) -> None:
+    """Refuse the flags of the other networks' heads for the segments model."""
+    for flag, value in (("--footprint", options.footprint),
+                        ("--hidden-features", options.hidden_features),
+                        ("--hidden-layers", options.hidden_layers)):  # fmt: skip
+        if value:
+            raise OptionError(f"{flag} is not for --model segments (its decoder is linear)")
 
 
 def create_model(options: EncodeOptions, video: VideoInfo) -> tuple[VideoField, str]:
@@ -89,11 +95,7 @@ def create_model(options: EncodeOptions, video: VideoInfo) -> tuple[VideoField, 
             + (", footprint reads" if options.footprint else "")
         )
     elif options.model == "segments":
-        for flag, value in (("--footprint", options.footprint),
-                            ("--hidden-features", options.hidden_features),
-                            ("--hidden-layers", options.hidden_layers)):  # fmt: skip
-            if value:
-                raise OptionError(f"{flag} is not for --model segments (its decoder is linear)")
+        check_segments_flags(options)
         segment_frames, levels = options.setting("segment_frames"), options.setting("levels")
         if options.channels:
             fine = coarse = options.channels
@@ -114,80 +116,21 @@ def create_model(options: EncodeOptions, video: VideoInfo) -> tuple[VideoField, 
     return model, f"{text}, {count_parameters(model):,} parameters"
 
 
-def available_memory() -> int:
-    """Bytes of memory available to a new allocation (MemAvailable on Linux)."""
+def is_parts_run(resume: str) -> bool:
+    """Whether --resume names the --outputs folder of a streamed (parts) run."""
+    config = Path(resume) / "config.json"
+    if not config.is_file():
+        return False
     try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        return bool(json.loads(config.read_text()).get("kind") == PARTS_RUN)
+    except (OSError, ValueError):
+        return False
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """Where an encode keeps its run: --outputs, --checkpoint-every, --resume."""
-
-    outputs: str | None = None
-    checkpoint_every: int | None = None
-    """Steps between checkpoints; default: a tenth of the run's steps."""
-    resume: str | None = None
-    """A checkpoint .nvw, or a folder whose latest checkpoint is taken."""
-    log_every: int = 100
-
-
-@dataclass
-class Source:
-    """The frames to learn and what goes with them."""
-
-    frames: torch.Tensor
-    video: VideoInfo
-    audio: tuple[bytes, str] | None
-    """(stored stream, codec) of the source's first audio stream."""
-
-
-def read_source(source: str, options: EncodeOptions, console: Console) -> Source:
-    """Probe and read ``source`` (``-``: stdin) at the options' size, step and frame limit."""
-    with ExitStack() as stack:
-        path = input_path(source, stack)
-        src = media.probe(path, label=source)
-        width, height = media.training_size(src.width, src.height, options.width, options.height)
-        if width > 16384 or height > 16384:
-            raise OptionError(f"training size {width}x{height} is too large")
-        estimate = src.estimated_frames or 0
-        kept = -(-estimate // options.frame_step)
-        if options.max_frames is not None:
-            kept = min(kept, options.max_frames)
-        raw_bytes = kept * width * height * 3
-        limit = options.max_memory or max(0, available_memory() - MEMORY_MARGIN)
-        if raw_bytes > limit:
-            raise VideoError(
-                f"{source}: {kept} frames at {width}x{height} need about {human_bytes(raw_bytes)} "
-                f"of memory but only {human_bytes(limit)} is available; make it smaller with "
-                "--width, --max-frames or --frame-step"
-            )
-        frames = media.read_frames(
-            path, src, width, height, options.frame_step, options.max_frames, label=source
-        )
-        sar = src.sample_aspect_ratio * Fraction(height * src.width, width * src.height)
-        video = VideoInfo(
-            width=width,
-            height=height,
-            frames=frames.shape[0],
-            frame_rate=src.frame_rate / options.frame_step,
-            sample_aspect_ratio=sar,
-            color=src.color,
-        )
-        sound = None
-        if options.audio and src.audio_codec:
-            data, why = audio.extract(path, video.duration, src.audio_codec)
-            if data is None:
-                console.message(f"note: the {src.audio_codec} audio is not kept ({why})")
-            else:
-                sound = (data, src.audio_codec)
-    return Source(frames, video, sound)
+def parts_run_options(resume: str, device: str) -> EncodeOptions:
+    """The options a streamed run was started with (the device stays the caller's)."""
+    saved = json.loads((Path(resume) / "config.json").read_text())["options"]
+    return dataclasses.replace(EncodeOptions(**saved), device=device)
 
 
 def train_config(options: EncodeOptions, device: str) -> TrainConfig:
@@ -215,7 +158,7 @@ def encode(
     output: str,
     options: EncodeOptions,
     console: Console,
-    run: RunOptions = RunOptions(),
+    run: RunOptions | None = None,
     output_label: str | None = None,
     check_video: Callable[[VideoInfo], None] | None = None,
 ) -> TrainResult:
@@ -226,12 +169,60 @@ def encode(
     With ``run.resume`` the network, the optimiser and the settings come from that checkpoint
     (``options.device`` still applies) and training goes on where it stopped.
     """
+    run = run or RunOptions()
     check_file_output(output)
-    resumed = None
-    if run.resume:
-        options, run, resumed = resume_point(options, run)
-    device = resolve_device(options.device)
-    resolve_precision(options.precision, device, options.model)  # refused before reading
+    if run.resume and is_parts_run(run.resume):
+        options = parts_run_options(run.resume, options.device)
+    with ExitStack() as stack:
+        if run.resume and is_parts_run(run.resume):
+            opened = open_source(source, options, stack)
+            config = train_config(options, resolve_device(options.device))
+            return encode_parts(opened, source, output, options, config, console, run,
+                                output_label, check_video)  # fmt: skip
+        resumed = None
+        if run.resume:
+            options, run, resumed = resume_point(options, run)
+        device = resolve_device(options.device)
+        resolve_precision(options.precision, device, options.model)  # refused before reading
+        if run.jobs > 1 or run.ray:
+            if options.model not in ("auto", "segments") or resumed:
+                raise OptionError("--jobs and --ray train the segments model's parts "
+                                  "(--model segments or auto)")  # fmt: skip
+        opened = open_source(source, options, stack)
+        estimate = opened.kept_estimate(options)
+        picked = pick_model(options.model, opened.width, opened.height, estimate or 1 << 62)
+        if not resumed and picked == "segments":
+            if options.model == "auto" and options.footprint:
+                console.message(
+                    "note: footprint reads are the hybrid's; the segments model reads points"
+                )
+            if options.model == "segments":
+                check_segments_flags(options)
+            options = dataclasses.replace(options, model=picked, footprint=None)
+            config = train_config(options, device)
+            return encode_parts(opened, source, output, options, config, console, run,
+                                output_label, check_video)  # fmt: skip
+        if run.jobs > 1 or run.ray:
+            raise OptionError("--jobs and --ray train the segments model's parts: this video is "
+                              "small enough for one network (give --model segments to split it)")  # fmt: skip
+        options = dataclasses.replace(options, model=picked)
+        return _encode_whole(opened, source, output, options, console, run, output_label,
+                             check_video, resumed, device)  # fmt: skip
+
+
+def _encode_whole(
+    opened: OpenedSource,
+    source: str,
+    output: str,
+    options: EncodeOptions,
+    console: Console,
+    run: RunOptions,
+    output_label: str | None,
+    check_video: Callable[[VideoInfo], None] | None,
+    resumed: tuple[Path, tuple[dict[str, torch.Tensor], dict[str, str]]] | None,
+    device: str,
+) -> TrainResult:
+    """Learn the whole video with one network (the hybrid or SIREN): every frame in memory."""
     folder = None
     outputs = run.outputs or (
         str(resumed[0].parent) if resumed and Path(run.resume or "").is_dir() else None
@@ -239,13 +230,8 @@ def encode(
     step_resumed = int(resumed[1][1]["step"]) if resumed else None
     if outputs:
         folder = RunFolder(Path(outputs), resuming_step=step_resumed)
-    src = read_source(source, options, console)
+    src = read_source(opened, source, options, console)
     frames, video = src.frames, src.video
-    picked = pick_model(options.model, video.width, video.height, video.frames)
-    if options.model == "auto" and picked != "hybrid" and options.footprint:
-        console.message(f"note: footprint reads are the hybrid's; the {picked} model reads points")
-        options = dataclasses.replace(options, footprint=None)
-    options = dataclasses.replace(options, model=picked)
     if check_video is not None:
         check_video(video)
     torch.manual_seed(options.seed)
@@ -337,41 +323,6 @@ def resume_point(
         saved_every = json.loads(state[1]["run"]).get("checkpoint_every")
         run = dataclasses.replace(run, checkpoint_every=saved_every)
     return options, run, (checkpoint, state)
-
-
-def run_config(
-    source: str,
-    output: str,
-    options: EncodeOptions,
-    config: TrainConfig,
-    model: VideoField,
-    video: VideoInfo,
-    run: RunOptions,
-    versions: dict[str, str],
-) -> dict[str, Any]:
-    """config.json: every setting used (defaults filled in), the video, the run, the versions."""
-    resolved = {
-        field.name: options.setting(field.name, config.device)
-        for field in dataclasses.fields(EncodeOptions)
-    }
-    return {
-        "command": {"input": source, "output": output},
-        "encode": resolved,
-        "train": dataclasses.asdict(config),
-        "model": model.architecture(),  # type: ignore[operator]
-        "parameters": count_parameters(model),
-        "video": {
-            "width": video.width,
-            "height": video.height,
-            "frames": video.frames,
-            "frame_rate": str(video.frame_rate),
-            "duration": video.duration,
-            "sample_aspect_ratio": str(video.sample_aspect_ratio),
-            "color": dataclasses.asdict(video.color),
-        },
-        "run": dataclasses.asdict(run),
-        "versions": versions,
-    }
 
 
 class Recorder:

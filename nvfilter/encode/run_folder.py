@@ -18,9 +18,11 @@ written under a temporary name and renamed, so a killed run leaves only whole fi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,12 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from nvfilter import __version__
+from nvfilter.config import EncodeOptions, TrainConfig, VideoInfo
 from nvfilter.errors import OptionError, OutputError
 from nvfilter.eval import plots
 from nvfilter.io.outputs import atomic_file, remove_partials, write_bytes
+from nvfilter.models import count_parameters
+from nvfilter.models.field import VideoField
 
 STATE_SUFFIX = ".optim.safetensors"
 CHECKPOINT_PATTERN = re.compile(r"checkpoint_(\d+)\.nvw$")
@@ -83,7 +88,9 @@ class RunFolder:
         self.records: list[dict[str, Any]] = []
         if resuming_step is not None and self.metrics.exists():
             self.records = [
-                record for record in read_metrics(self.metrics) if record["step"] <= resuming_step
+                record
+                for record in read_metrics(self.metrics)
+                if record.get("step", 0) <= resuming_step
             ]
             lines = "".join(json.dumps(r) + "\n" for r in self.records)
             write_bytes(lines.encode(), str(self.metrics))
@@ -170,3 +177,54 @@ def read_state(checkpoint: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     if "options" not in metadata or "step" not in metadata:
         raise OptionError(f"--resume: {target} is not an nvfilter optimiser state")
     return tensors, metadata
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where an encode keeps its run: --outputs, --checkpoint-every, --resume."""
+
+    outputs: str | None = None
+    checkpoint_every: int | None = None
+    """Steps between checkpoints; default: a tenth of the run's steps."""
+    resume: str | None = None
+    """A checkpoint .nvw, or a folder whose latest checkpoint is taken."""
+    log_every: int = 100
+    jobs: int = 1
+    """Parts trained at once in local worker processes (--jobs; GPUs on a CUDA machine)."""
+    ray: str | None = None
+    """Run the parts as Ray tasks: ``local``, ``auto`` or a cluster address (--ray)."""
+
+
+def run_config(
+    source: str,
+    output: str,
+    options: EncodeOptions,
+    config: TrainConfig,
+    model: VideoField | None,
+    video: VideoInfo,
+    run: RunOptions,
+    versions: dict[str, str],
+) -> dict[str, Any]:
+    """config.json: every setting used (defaults filled in), the video, the run, the versions."""
+    resolved = {
+        field.name: options.setting(field.name, config.device)
+        for field in dataclasses.fields(EncodeOptions)
+    }
+    return {
+        "command": {"input": source, "output": output},
+        "encode": resolved,
+        "train": dataclasses.asdict(config),
+        "model": model.architecture() if model is not None else {"type": "parts"},  # type: ignore[operator]
+        "parameters": count_parameters(model) if model is not None else None,
+        "video": {
+            "width": video.width,
+            "height": video.height,
+            "frames": video.frames,
+            "frame_rate": str(video.frame_rate),
+            "duration": video.duration,
+            "sample_aspect_ratio": str(video.sample_aspect_ratio),
+            "color": dataclasses.asdict(video.color),
+        },
+        "run": dataclasses.asdict(run),
+        "versions": versions,
+    }

@@ -446,7 +446,8 @@ class Trainer:
     def _follow_schedule(self) -> None:
         done = self.step / self.steps
         if self.config.time_budget is not None:
-            done = max(done, self.elapsed / self.config.time_budget)
+            budget = self.config.time_budget
+            done = max(done, self.elapsed / budget if budget > 0 else 1.0)
         scale = cosine_scale(done)
         for group, base in zip(self.optimiser.param_groups, self.base_lrs, strict=True):
             group["lr"] = base * scale

@@ -15,6 +15,7 @@ import re
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
@@ -243,11 +244,34 @@ def read_frames(
     Memory is one raw frame per kept frame (the array is preallocated from the probe's estimate
     and grown only if the estimate was short).
     """
-    max_read = None if max_frames is None else max_frames * frame_step
     estimate = src.estimated_frames or 64
-    if max_read is not None:
-        estimate = min(estimate, max_read)
+    if max_frames is not None:
+        estimate = min(estimate, max_frames * frame_step)
     frames = torch.empty((-(-estimate // frame_step) + 1, height, width, 3), dtype=torch.uint8)
+    kept = 0
+    for frame in iter_frames(path, src, width, height, frame_step, max_frames, label):
+        if kept == frames.shape[0]:
+            grown = torch.empty((kept + kept // 2 + 8, height, width, 3), dtype=torch.uint8)
+            grown[:kept] = frames
+            frames = grown
+        frames[kept] = torch.from_numpy(frame)
+        kept += 1
+    return frames[:kept]
+
+
+def iter_frames(
+    path: str,
+    src: SourceInfo,
+    width: int,
+    height: int,
+    frame_step: int = 1,
+    max_frames: int | None = None,
+    label: str | None = None,
+) -> Iterator[np.ndarray]:
+    """The frames one at a time as uint8 arrays (height, width, 3), every frame_step-th: a
+    stream that holds one raw frame, whatever the video's length. Raises VideoError when ffmpeg
+    cannot decode the file or it has no frames."""
+    max_read = None if max_frames is None else max_frames * frame_step
     scratch = np.empty(width * height * 3, dtype=np.uint8)
     kept = 0
     args = build_read_args(path, src, width, height, max_read)
@@ -256,24 +280,24 @@ def read_frames(
     )
     log = _drain(proc.stderr)
     assert proc.stdout is not None
+    finished = False
     try:
         for index in itertools.count():
             if index % frame_step:
                 if _fill(proc.stdout, scratch) < scratch.size:
                     break
                 continue
-            if kept == frames.shape[0]:
-                grown = torch.empty((kept + kept // 2 + 8, height, width, 3), dtype=torch.uint8)
-                grown[:kept] = frames
-                frames = grown
-            if _fill(proc.stdout, frames[kept].numpy().reshape(-1)) < scratch.size:
+            frame = np.empty((height, width, 3), dtype=np.uint8)
+            if _fill(proc.stdout, frame.reshape(-1)) < scratch.size:
                 break
             kept += 1
+            yield frame
             if max_frames is not None and kept >= max_frames:
                 break
+        finished = True
     finally:
         proc.stdout.close()
-        if max_frames is None or kept < max_frames:  # at end of stream unless we stopped early
+        if finished and (max_frames is None or kept < max_frames):  # at the end of the stream
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -286,7 +310,6 @@ def read_frames(
         raise VideoError(f"{label}: ffmpeg could not decode it ({_ffmpeg_complaint(log.text)})")
     if kept == 0:
         raise VideoError(f"{label}: the video stream has no frames")
-    return frames[:kept]
 
 
 class _drain(threading.Thread):

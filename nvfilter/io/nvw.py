@@ -13,11 +13,13 @@ little-endian header length, a JSON header, then the raw tensor bytes. Nothing i
 
   ========================  =====================================================================
   format                    ``nvfilter.io.nvw``
-  format_version            ``2`` (``1``: the same without audio); a reader refuses a version
-                            newer than it knows
+  format_version            ``4`` for a video learned in parts, ``3`` for one network (``2``,
+                            ``1``: older networks, ``1`` without audio); a reader refuses a
+                            version newer than it knows
   nvfilter_version          version of nvfilter that wrote the file
-  architecture              JSON: ``type`` (``hybrid``, ``siren``) and the network's constructor
-                            arguments
+  architecture              JSON: ``type`` (``segments``, ``hybrid``, ``siren``) and the
+                            network's constructor arguments; ``{"type": "parts", "frames": N,
+                            "parts": P}`` for a video learned in parts
   dtype                     ``float32`` or ``float16``: precision of the stored tensors
   width, height             size in pixels of the learned frames
   frames                    number of learned frames
@@ -38,13 +40,26 @@ little-endian header length, a JSON header, then the raw tensor bytes. Nothing i
                             absent in files written before it (which still read)
   audio_codec               codec of the ``audio`` tensor's stream (``aac``, ``opus``, ...), or
                             ``none`` when the file holds no sound (version 2)
+  parts                     (version 4 only) JSON list, one object per part in order:
+                            ``first`` (its first source frame), ``frames``, ``architecture`` (the
+                            part's network, its ``frames`` the part's), ``train_steps``,
+                            ``train_seconds``, ``train_psnr_db``, ``train_stopped_by``; part k's
+                            tensors are named ``part.k.`` + the network's own names. Part 0
+                            starts at frame 0, each next part on the last frame of the one before,
+                            and the last ends on the video's last frame
   ========================  =====================================================================
+
+A reader opens a version-4 file lazily: the index and every tensor's name and shape are checked
+against the parts' architectures before anything is built, and a part's tensors are read only when
+a frame of it is (decode/parts stream).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -60,9 +75,16 @@ from nvfilter.config import MAX_FPS, MAX_FRAMES, MAX_SIDE, ColorTags, TrainResul
 from nvfilter.errors import NvwError
 from nvfilter.models import MODELS, build_model
 from nvfilter.models.field import VideoField
+from nvfilter.models.parts import PartsField, PartSpan
 
 FORMAT_NAME = "nvfilter.io.nvw"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+"""The version written for a video learned in parts (PARTS_VERSION); a single network is still
+written as SINGLE_VERSION, which every reader since 3 decodes."""
+SINGLE_VERSION = 3
+PARTS_VERSION = 4
+PART_PREFIX = "part."
+MAX_PARTS = 1_000_000
 AUDIO_TENSOR = "audio"
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
@@ -81,6 +103,8 @@ class NvwFile:
     audio: bytes | None = None
     """The stored audio stream (a Matroska file), None when there is none."""
     audio_codec: str | None = None
+    parameters: int = 0
+    """Numbers the network stores (every part's, for a video learned in parts)."""
 
 
 def _tag(value: str | None) -> str:
@@ -101,7 +125,9 @@ def encode_metadata(
     """The metadata header of a .nvw (see the module docstring for each key)."""
     return {
         "format": FORMAT_NAME,
-        "format_version": str(FORMAT_VERSION),
+        "format_version": str(
+            PARTS_VERSION if architecture.get("type") == "parts" else SINGLE_VERSION
+        ),
         "nvfilter_version": __version__,
         "architecture": json.dumps(architecture, sort_keys=True),
         "dtype": dtype,
@@ -204,8 +230,22 @@ def decode_metadata(metadata: dict[str, str]) -> tuple[dict[str, Any], VideoInfo
         )
     if video.frame_rate > MAX_FPS or video.sample_aspect_ratio <= 0:
         raise NvwError("bad .nvw metadata: frame rate or pixel aspect ratio out of range")
-    check_architecture(architecture)
+    if isinstance(architecture, dict) and architecture.get("type") == "parts" and version >= 4:
+        check_parts_architecture(architecture, video)
+    else:
+        check_architecture(architecture)
     return architecture, video, training
+
+
+def check_parts_architecture(architecture: Any, video: VideoInfo) -> None:
+    """The top-level architecture of a video learned in parts: its frames and part count."""
+    if set(architecture) != {"type", "frames", "parts"}:
+        raise NvwError("bad .nvw metadata: a parts architecture holds type, frames and parts")
+    frames, parts = architecture["frames"], architecture["parts"]
+    if type(frames) is not int or frames != video.frames:
+        raise NvwError(f"bad .nvw metadata: architecture frames {frames!r} is not {video.frames}")
+    if type(parts) is not int or not 1 <= parts <= min(MAX_PARTS, video.frames):
+        raise NvwError(f"bad .nvw metadata: architecture parts = {parts!r} is out of range")
 
 
 ARCHITECTURE_INT_LIMIT = 1 << 20
@@ -233,15 +273,17 @@ def check_architecture(architecture: Any) -> None:
 def load(path: Path, label: str | None = None) -> NvwFile:
     """Open a .nvw file and rebuild its network; raises NvwError with one clear line if bad.
 
-    ``label`` names the file in messages (``-`` for standard input spooled to ``path``).
+    ``label`` names the file in messages (``-`` for standard input spooled to ``path``). A file
+    of parts is checked whole and its parts are read from it when played (the file may be
+    removed once opened: it stays mapped).
     """
     name = label or str(path)
     if not path.is_file():
         raise NvwError(f"{name}: no such file")
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+        handle = safe_open(str(path), framework="pt")
+        metadata = handle.metadata() or {}
+        names = list(handle.keys())
     except (SafetensorError, OSError, ValueError) as err:
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise NvwError(
@@ -251,19 +293,20 @@ def load(path: Path, label: str | None = None) -> NvwFile:
         architecture, video, training = decode_metadata(metadata)
     except NvwError as err:
         raise NvwError(f"{name}: {err}") from None
-    audio_tensor = tensors.pop(AUDIO_TENSOR, None)
-    if audio_tensor is not None and (audio_tensor.dtype != torch.uint8 or audio_tensor.dim() != 1):
-        raise NvwError(f"{name}: .nvw audio is not a byte string ({audio_tensor.dtype})")
-    audio = None if audio_tensor is None else audio_tensor.numpy().tobytes()
-    model = _build_checked(architecture, tensors, name)
+    audio = None
+    if AUDIO_TENSOR in names:
+        names.remove(AUDIO_TENSOR)
+        audio_tensor = handle.get_slice(AUDIO_TENSOR)
+        if audio_tensor.get_dtype() != "U8" or len(audio_tensor.get_shape()) != 1:
+            raise NvwError(f"{name}: .nvw audio is not a byte string ({audio_tensor.get_dtype()})")
+        audio = handle.get_tensor(AUDIO_TENSOR).numpy().tobytes()
     audio_codec = metadata.get("audio_codec", "none")
-    try:
-        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
-    except RuntimeError as err:
-        raise NvwError(
-            f"{name}: .nvw tensors do not fit its architecture ({str(err).splitlines()[0]})"
-        ) from None
-    model.eval()
+    model: VideoField
+    if architecture["type"] == "parts":
+        model, parameters = _open_parts(handle, names, metadata, video, name)
+    else:
+        model = _load_single(architecture, {key: handle.get_tensor(key) for key in names}, name)
+        parameters = sum(p.numel() for p in model.parameters())
     return NvwFile(
         model=model,
         architecture=architecture,
@@ -274,41 +317,215 @@ def load(path: Path, label: str | None = None) -> NvwFile:
         metadata=metadata,
         audio=audio,
         audio_codec=None if audio is None or audio_codec == "none" else audio_codec,
+        parameters=parameters,
     )
 
 
-def _build_checked(
+def _load_single(
     architecture: dict[str, Any], tensors: dict[str, torch.Tensor], name: str
 ) -> VideoField:
-    """The network, built only once a weightless copy (torch's meta device) shows that the
-    file's tensors are exactly the ones it has, name for name and shape for shape."""
+    """One network from its architecture and tensors, checked before it is built."""
+    shapes = {
+        key: (tuple(value.shape), value.is_floating_point()) for key, value in tensors.items()
+    }
+    expected = _expected_shapes(architecture, shapes, name)
+    _check_tensors(expected, shapes, name)
+    model = build_model(architecture)
+    try:
+        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    except RuntimeError as err:
+        raise NvwError(
+            f"{name}: .nvw tensors do not fit its architecture ({str(err).splitlines()[0]})"
+        ) from None
+    return model.eval()
+
+
+FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
+
+
+def parse_parts(metadata: dict[str, str], video: VideoInfo, name: str) -> list[PartSpan]:
+    """The index of a file of parts, each entry checked: plain whole numbers, parts that follow
+    one another (each starting on the last frame of the one before) and end on the last frame,
+    each architecture a known network of the video's size and the part's frames."""
+    try:
+        index = json.loads(metadata["parts"])
+    except (KeyError, json.JSONDecodeError):
+        raise NvwError(f"{name}: bad .nvw metadata: no readable parts index") from None
+    expected_parts = json.loads(metadata["architecture"])["parts"]
+    if not isinstance(index, list) or len(index) != expected_parts:
+        raise NvwError(f"{name}: bad .nvw metadata: parts is not a list of {expected_parts} parts")
+    spans = []
+    first = 0
+    for k, entry in enumerate(index):
+        where = f"{name}: bad .nvw metadata: parts[{k}]"
+        if not isinstance(entry, dict):
+            raise NvwError(f"{where} is not an object")
+        begin, frames, architecture = (
+            entry.get("first"),
+            entry.get("frames"),
+            entry.get("architecture"),
+        )
+        if type(begin) is not int or begin != first:
+            raise NvwError(f"{where}.first = {begin!r}, the part before ends at frame {first}")
+        if type(frames) is not int or not 1 <= frames <= video.frames - begin:
+            raise NvwError(f"{where}.frames = {frames!r} is out of range")
+        try:
+            check_architecture(architecture)
+        except NvwError as err:
+            raise NvwError(f"{where}: {str(err).removeprefix('bad .nvw metadata: ')}") from None
+        assert isinstance(architecture, dict)
+        if architecture["type"] == "parts" or (
+            architecture.get("width"),
+            architecture.get("height"),
+            architecture.get("frames"),
+        ) not in ((video.width, video.height, frames), (None, None, None)):
+            raise NvwError(f"{where}.architecture is not a network of {video.width}x"
+                           f"{video.height}, {frames} frames")  # fmt: skip
+        spans.append(PartSpan(begin, frames, architecture))
+        first = begin + frames - 1
+    if first != video.frames - 1 and not (video.frames == 1 and first == 0):
+        raise NvwError(f"{name}: bad .nvw metadata: the parts end at frame {first}, "
+                       f"the video at {video.frames - 1}")  # fmt: skip
+    return spans
+
+
+def _open_parts(
+    handle: Any, names: list[str], metadata: dict[str, str], video: VideoInfo, name: str
+) -> tuple[PartsField, int]:
+    """A PartsField reading its parts from the open file, once every part's tensors are checked
+    (name for name, shape for shape) against its architecture; and the numbers stored."""
+    spans = parse_parts(metadata, video, name)
+    by_part: dict[int, dict[str, tuple[tuple[int, ...], bool]]] = {}
+    for key in names:
+        head, _, rest = key.partition(".")
+        number, _, tensor = rest.partition(".")
+        if head + "." != PART_PREFIX or not number.isdigit() or int(number) >= len(spans):
+            raise NvwError(f"{name}: .nvw tensor {key} belongs to no part")
+        part = handle.get_slice(key)
+        shape = tuple(int(d) for d in part.get_shape())
+        by_part.setdefault(int(number), {})[tensor] = (shape, part.get_dtype() in FLOAT_DTYPES)
+    known: dict[str, dict[str, tuple[int, ...]]] = {}
+    stored = 0
+    for k, span in enumerate(spans):
+        shapes = by_part.get(k, {})
+        label = f"{name} part {k}"
+        key = json.dumps(span.architecture, sort_keys=True)
+        if key not in known:
+            known[key] = _expected_shapes(span.architecture, shapes, label)
+        _check_tensors(known[key], shapes, label)
+        stored += sum(math.prod(shape) for shape, _ in shapes.values())
+
+    def load_part(k: int) -> VideoField:
+        prefix = f"{PART_PREFIX}{k}."
+        tensors = {key: handle.get_tensor(prefix + key) for key in by_part[k]}
+        return _load_single(spans[k].architecture, tensors, f"{name} part {k}")
+
+    return PartsField(video.frames, spans, load_part), stored
+
+
+def _expected_shapes(
+    architecture: dict[str, Any], shapes: dict[str, tuple[tuple[int, ...], bool]], name: str
+) -> dict[str, tuple[int, ...]]:
+    """Every tensor name and shape the architecture's network has, found on a weightless copy
+    (torch's meta device), and only once its tensor count is near what the file holds."""
     try:
         count = getattr(MODELS[architecture["type"]], "tensor_count", None)
         needed = count(architecture) if count is not None else None
-        if needed is not None and needed > 2 * len(tensors) + 16:  # not worth building
+        if needed is not None and needed > 2 * len(shapes) + 16:  # not worth building
             raise NvwError(
-                f"{name}: .nvw is missing tensors: it holds {len(tensors)}, its architecture "
+                f"{name}: .nvw is missing tensors: it holds {len(shapes)}, its architecture "
                 f"needs {needed}"
             )
         with torch.device("meta"):
             shape_only = build_model(architecture)
-        expected = {key: tuple(value.shape) for key, value in shape_only.state_dict().items()}
+        return {key: tuple(value.shape) for key, value in shape_only.state_dict().items()}
     except (
         KeyError, TypeError, ValueError, RuntimeError, NotImplementedError, ZeroDivisionError
     ) as err:  # fmt: skip
         raise NvwError(f"{name}: unknown architecture in .nvw ({err})") from None
-    missing = sorted(set(expected) - set(tensors))
+
+
+def _check_tensors(
+    expected: dict[str, tuple[int, ...]], shapes: dict[str, tuple[tuple[int, ...], bool]], name: str
+) -> None:
+    """The file's tensors are exactly the expected ones, in shape and floating point."""
+    missing = sorted(set(expected) - set(shapes))
     if missing:
         raise NvwError(
             f"{name}: .nvw is missing tensors: {', '.join(missing[:4])}"
             + (" ..." if len(missing) > 4 else "")
         )
-    for key, value in tensors.items():
-        if key in expected and tuple(value.shape) != expected[key]:
+    for key, (shape, floating) in shapes.items():
+        if key not in expected:
+            raise NvwError(f"{name}: .nvw tensor {key} is not part of its architecture")
+        if shape != expected[key]:
             raise NvwError(
-                f"{name}: .nvw tensor {key} has shape {tuple(value.shape)}, its architecture "
+                f"{name}: .nvw tensor {key} has shape {shape}, its architecture "
                 f"needs {expected[key]}"
             )
-        if not value.is_floating_point():
-            raise NvwError(f"{name}: .nvw tensor {key} is not floating point ({value.dtype})")
-    return build_model(architecture)
+        if not floating:
+            raise NvwError(f"{name}: .nvw tensor {key} is not floating point")
+
+
+SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.uint8: "U8"}
+
+
+def join_parts(
+    part_files: list[Path],
+    video: VideoInfo,
+    training: TrainResult,
+    dtype: str,
+    audio: tuple[bytes, str] | None = None,
+) -> Iterator[bytes]:
+    """The bytes of one version-4 .nvw made of the single-network .nvw files of a video's
+    parts (in order; each learned its own frames), as a stream: the safetensors header, then
+    each tensor's bytes read from its part file, so memory holds one tensor at a time."""
+    index: list[dict[str, Any]] = []
+    entries: list[tuple[str, Path, str, torch.dtype, list[int]]] = []
+    first = 0
+    for k, path in enumerate(part_files):
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata()
+            for key in handle.keys():
+                if key == AUDIO_TENSOR:
+                    continue
+                piece = handle.get_slice(key)
+                stored = DTYPES[dtype]
+                entries.append((f"{PART_PREFIX}{k}.{key}", path, key, stored, piece.get_shape()))
+        frames = int(meta["frames"])
+        index.append(
+            {
+                "first": first,
+                "frames": frames,
+                "architecture": json.loads(meta["architecture"]),
+                "train_steps": int(meta["train_steps"]),
+                "train_seconds": float(meta["train_seconds"]),
+                "train_psnr_db": float(meta["train_psnr_db"]),
+                "train_stopped_by": meta["train_stopped_by"],
+            }
+        )
+        first += frames - 1
+    architecture = {"type": "parts", "frames": video.frames, "parts": len(part_files)}
+    metadata = encode_metadata(architecture, video, training, dtype, audio[1] if audio else None)
+    metadata["parts"] = json.dumps(index, sort_keys=True)
+    header: dict[str, Any] = {"__metadata__": metadata}
+    offset = 0
+    for name, _, _, stored, shape in entries:
+        size = math.prod(shape) * torch.empty(0, dtype=stored).element_size()
+        header[name] = {"dtype": SAFETENSORS_DTYPES[stored], "shape": shape,
+                        "data_offsets": [offset, offset + size]}  # fmt: skip
+        offset += size
+    if audio is not None:
+        header[AUDIO_TENSOR] = {"dtype": "U8", "shape": [len(audio[0])],
+                                "data_offsets": [offset, offset + len(audio[0])]}  # fmt: skip
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    yield struct.pack("<Q", len(blob)) + blob
+    handles: dict[Path, Any] = {}
+    for _, path, key, stored, _ in entries:
+        if path not in handles:
+            handles.clear()  # one part file open at a time
+            handles[path] = safe_open(str(path), framework="pt")
+        yield handles[path].get_tensor(key).to(stored).contiguous().numpy().tobytes()
+    if audio is not None:
+        yield audio[0]

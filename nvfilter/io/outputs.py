@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -83,3 +83,16 @@ def write_bytes(data: bytes, output: str) -> None:
         return
     with atomic_file(Path(output)) as temp:
         temp.write_bytes(data)
+
+
+def write_chunks(chunks: Iterable[bytes], output: str) -> None:
+    """Write a stream of byte strings to a file atomically (nothing is left if it fails), or to
+    standard output for ``-``: one chunk in memory at a time."""
+    if output == "-":
+        for chunk in chunks:
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        return
+    with atomic_file(Path(output)) as temp, temp.open("wb") as handle:
+        for chunk in chunks:
+            handle.write(chunk)

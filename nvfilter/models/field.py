@@ -58,3 +58,11 @@ class VideoField(nn.Module):
     def architecture(self) -> dict[str, Any]:
         """Everything needed to rebuild this network (stored in the .nvw file)."""
         raise NotImplementedError
+
+
+def field_device(model: nn.Module) -> torch.device:
+    """The device a network computes on (a PartsField sets its own before any part is loaded)."""
+    device = getattr(model, "device", None)
+    if isinstance(device, torch.device):
+        return device
+    return next(model.parameters()).device

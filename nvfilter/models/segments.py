@@ -83,18 +83,20 @@ def parameter_count(
 
 
 def auto_channels(
-    width: int, height: int, frames: int, segment_frames: int, levels: int, time_shrink: int
-) -> tuple[int, int]:
+    width: int, height: int, frames: int, segment_frames: int, levels: int, time_shrink: int,
+    own_frames: int | None = None,
+) -> tuple[int, int]:  # fmt: skip
     """(level-0, coarser-level) channels for a video: DEFAULT_CHANNELS for segments of
     ``segment_frames``, fewer (in threes) for shorter segments, and fewer still until the
-    network stores at most one number per pixel of the video."""
+    network stores at most one number per pixel of the video (of its ``own_frames``, when it
+    shares frames with a neighbour: a part of a longer video)."""
     shortest = min(count for _, count in segment_spans(frames, segment_frames)) - 1
     scale = min(1.0, max(shortest, 1) / segment_frames)
     fine, coarse = (max(3, 3 * int(c * scale / 3)) for c in DEFAULT_CHANNELS)
     while fine > 3 or coarse > 3:
         count = parameter_count(width, height, frames, segment_frames,
                                 [fine] + [coarse] * (levels - 1), time_shrink)  # fmt: skip
-        if count <= width * height * frames:
+        if count <= width * height * (own_frames or frames):
             break
         if coarse > 3 and (coarse >= fine or fine <= 3):
             coarse -= 3

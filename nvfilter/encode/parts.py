@@ -1,0 +1,418 @@
+"""Streamed encode: a video of any length learned part by part, in bounded memory.
+
+Frames stream out of ffmpeg and are cut into parts of ``--segment-frames`` frames plus the next
+part's first (``cut_parts``; a short tail joins the last part). Each part is one segments network
+of its own frames (workers.train_part), trained in this process, in ``--jobs N`` local workers or
+as Ray tasks, with its share of ``--time-budget`` by frame count (``BudgetShare``). At most one
+part per worker (plus the one being read) is in memory. Finished parts are written one file each
+to a parts folder (the run's ``--outputs`` folder, else a hidden one beside the output, removed at
+the end); ``--resume`` keeps the finished ones and goes on in the one that was training, from its
+last checkpoint. The .nvw is joined from the part files at the end (nvw.join_parts), streaming,
+and replaces the output all at once.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nvfilter.config import EncodeOptions, TrainConfig, TrainResult, VideoInfo
+from nvfilter.encode.run_folder import RunFolder, read_state, run_config, versions
+from nvfilter.encode.source import OpenedSource, check_raw_memory, read_audio
+from nvfilter.encode.train import Progress, Trainer, stop_requests
+from nvfilter.encode.workers import Executor, LocalPool, PartJob, PartResult, RayPool, train_part
+from nvfilter.errors import OptionError, VideoError
+from nvfilter.eval.metrics import psnr_from_mse
+from nvfilter.io import nvw
+from nvfilter.io.outputs import PARTIAL, write_bytes, write_chunks
+from nvfilter.models.parts import part_spans
+from nvfilter.models.segments import TIME_SHRINK, SegmentField
+from nvfilter.models.segments import auto_channels as auto_segment_channels
+from nvfilter.progress import Console, clock, human_bytes, rate_text
+
+PARTS_RUN = "parts"
+"""config.json's ``kind`` for a streamed run (what --resume looks for)."""
+
+
+def cut_parts(frames: Iterator[np.ndarray], part_frames: int) -> Iterator[np.ndarray]:
+    """Consecutive parts (n, height, width, 3) of a frame stream as models.parts.part_spans
+    cuts them: ``part_frames`` apart, each ending on the next one's first frame, a tail shorter
+    than half a part joined to the last. Holds at most 1.5 parts of frames."""
+    longest = part_frames + 1 + part_frames // 2
+    buffer: list[np.ndarray] = []
+    for frame in frames:
+        buffer.append(frame)
+        if len(buffer) > longest:
+            yield np.stack(buffer[: part_frames + 1])
+            buffer = buffer[part_frames:]
+    if buffer:
+        yield np.stack(buffer)
+
+
+class BudgetShare:
+    """--time-budget shared among parts by frame count: a part gets what is left of the
+    budget (x the workers, which train at once) times its share of the frames left."""
+
+    def __init__(self, budget: float | None, workers: int, frames: int | None) -> None:
+        self.capacity = None if budget is None else budget * workers
+        self.frames_left = frames
+        self.committed: dict[int, float] = {}
+        """Seconds given to parts in flight, then the seconds finished parts took."""
+
+    def give(self, part: int, frames: int) -> float | None:
+        if self.capacity is None:
+            return None
+        left = max(0.0, self.capacity - sum(self.committed.values()))
+        share = left * frames / max(self.frames_left or frames, frames)
+        self.committed[part] = share
+        if self.frames_left is not None:
+            self.frames_left = max(0, self.frames_left - (frames - 1))
+        return share
+
+    def took(self, part: int, seconds: float) -> None:
+        self.committed[part] = seconds
+
+
+class PartStore:
+    """The finished parts (``part_000003.nvw``, written last, with ``part_000003.json`` of its
+    error sums), the training part's checkpoint and optimiser state."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def part(self, k: int) -> Path:
+        return self.path / f"part_{k:06d}.nvw"
+
+    def checkpoint(self, k: int) -> Path:
+        return self.path / f"part_{k:06d}.checkpoint.nvw"
+
+    def state(self, k: int) -> Path:
+        return self.path / f"part_{k:06d}.checkpoint.optim.safetensors"
+
+    def finished(self, k: int) -> dict[str, Any] | None:
+        """A finished part's record (frames, error sums, seconds, steps), or None."""
+        if not self.part(k).is_file():
+            return None
+        return dict(json.loads((self.path / f"part_{k:06d}.json").read_text()))
+
+    def save(self, result: PartResult, frames: int) -> None:
+        record = {"frames": frames, "squared_error": result.squared_error,
+                  "pixels": result.pixels, "seconds": result.seconds, "steps": result.steps,
+                  "stopped_by": result.stopped_by}  # fmt: skip
+        write_bytes(json.dumps(record).encode(), str(self.path / f"part_{result.index:06d}.json"))
+        write_bytes(result.nvw_bytes, str(self.part(result.index)))
+        for stale in (self.checkpoint(result.index), self.state(result.index)):
+            stale.unlink(missing_ok=True)
+
+    def save_checkpoint(self, k: int, trainer: Trainer, job: PartJob) -> None:
+        """The training part's network and optimiser state (the state first: a checkpoint
+        present always has its state)."""
+        from safetensors.torch import save
+
+        tensors, metadata = trainer.state()
+        write_bytes(save(tensors, metadata=metadata), str(self.state(k)))
+        result = TrainResult(trainer.step, trainer.elapsed, math.nan, "checkpoint",
+                             dataclasses.asdict(trainer.config))  # fmt: skip
+        write_bytes(nvw.to_bytes(trainer.model, job.video, result), str(self.checkpoint(k)))
+
+    def resume_point(
+        self, k: int
+    ) -> tuple[Any, tuple[dict[str, torch.Tensor], dict[str, str]]] | None:
+        """Part k's last checkpoint (network, optimiser state), if it has one."""
+        if not (self.checkpoint(k).is_file() and self.state(k).is_file()):
+            return None
+        return nvw.load(self.checkpoint(k)).model, read_state(self.checkpoint(k))
+
+
+@dataclasses.dataclass(frozen=True)
+class PartsPlan:
+    """What every part is learned with: the part length, the channels, the settings."""
+
+    part_frames: int
+    options: EncodeOptions
+    config: TrainConfig
+    width: int
+    height: int
+    frame_rate: Fraction
+
+    def architecture(self, frames: int) -> dict[str, Any]:
+        options = self.options
+        levels = options.setting("levels")
+        if options.channels:
+            fine = coarse = options.channels
+        else:
+            fine, coarse = auto_segment_channels(
+                self.width,
+                self.height,
+                frames,
+                self.part_frames,
+                levels,
+                TIME_SHRINK,
+                own_frames=max(1, frames - 1),
+            )
+        return {"type": "segments", "width": self.width, "height": self.height,
+                "frames": frames, "segment_frames": self.part_frames, "channels": fine,
+                "coarse_channels": coarse, "levels": levels, "time_shrink": TIME_SHRINK}  # fmt: skip
+
+    def describe(self, frames_estimate: int | None) -> str:
+        arch = self.architecture(self.part_frames + 1)
+        with torch.device("meta"):
+            numbers = sum(p.numel() for p in SegmentField(**{k: v for k, v in arch.items()
+                                                            if k != "type"}).parameters())  # fmt: skip
+        count = (
+            f"{len(part_spans(frames_estimate, self.part_frames))} parts"
+            if frames_estimate
+            else "parts"
+        )
+        return (
+            f"segments in {count} of {self.part_frames} frames (+1 shared), {arch['levels']} "
+            f"levels x {arch['channels']}/{arch['coarse_channels']} channels, linear pyramid, "
+            f"{numbers:,} parameters a part"
+        )
+
+
+def make_executor(jobs: int, ray: str | None, device: str) -> Executor | None:
+    """The workers a run asks for: None trains in this process."""
+    if ray:
+        return RayPool(ray, jobs if jobs > 1 else None, device)
+    if jobs > 1:
+        return LocalPool(jobs)
+    return None
+
+
+def parts_folder(output: str, outputs: str | None, stack: ExitStack) -> Path:
+    """Where finished parts go: the --outputs folder, else a hidden folder beside the output
+    (the system's temporary folder for standard output), removed when ``stack`` closes."""
+    if outputs:
+        return Path(outputs)
+    beside = Path(output).parent if output != "-" else None
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix=f".nvfilter-parts{PARTIAL}{os.getpid()}-", dir=beside))
+    stack.callback(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+class PartsEncode:
+    """One streamed encode: reads parts, hands them to the workers, keeps the record."""
+
+    def __init__(self, source: str, plan: PartsPlan, store: PartStore, console: Console,
+                 folder: RunFolder | None, executor: Executor | None,
+                 frames_estimate: int | None) -> None:  # fmt: skip
+        self.source, self.plan, self.store, self.console = source, plan, store, console
+        self.folder, self.executor = folder, executor
+        workers = executor.slots if executor else 1
+        self.budget = BudgetShare(plan.config.time_budget, workers, frames_estimate)
+        self.estimate = frames_estimate
+        self.parts_estimate = (
+            len(part_spans(frames_estimate, plan.part_frames)) if frames_estimate else None
+        )
+        self.began = time.perf_counter()
+        self.frames_done = 0
+        self.records: dict[int, dict[str, Any]] = {}
+        self.interrupted = False
+        self.in_flight: dict[concurrent.futures.Future[PartResult], tuple[int, int, int]] = {}
+        """future -> (part, frames, slot)."""
+        self.free_slots = list(range(workers))
+        self.stop_asked: Callable[[], bool] = lambda: False
+
+    def run(self, parts: Iterator[np.ndarray]) -> int:
+        """Learn every part of the stream; returns the video's frame count."""
+        total = 0
+        for k, frames in enumerate(parts):
+            total = total + len(frames) - (1 if k else 0)
+            record = self.store.finished(k)
+            if record is not None:
+                if record["frames"] != len(frames):
+                    raise OptionError(f"--resume: part {k} of {self.source} has {len(frames)} "
+                                      f"frames, the run learned {record['frames']}: not the same video")  # fmt: skip
+                self.records[k] = record
+                self.budget.give(k, len(frames))
+                self.budget.took(k, record["seconds"])
+                self.frames_done += len(frames) - (1 if k else 0)
+                continue
+            self.learn(k, frames)
+        self.wait(everything=True)
+        return total
+
+    def job(self, k: int, frames: np.ndarray, device: str) -> PartJob:
+        plan = self.plan
+        n = len(frames)
+        share = self.budget.give(k, n)
+        config = dataclasses.replace(plan.config, time_budget=share, seed=plan.config.seed + k,
+                                     device=device)  # fmt: skip
+        if self.interrupted or self.stop_asked():  # the rest keep their start
+            config = dataclasses.replace(config, time_budget=0.0)
+        video = VideoInfo(plan.width, plan.height, n, plan.frame_rate)
+        return PartJob(k, frames, plan.architecture(n), config, video, plan.options.dtype)
+
+    def learn(self, k: int, frames: np.ndarray) -> None:
+        if self.executor is None:
+            job = self.job(k, frames, self.plan.config.device)
+            resume = self.store.resume_point(k)
+            result = train_part(
+                job,
+                on_progress=lambda p: self.show(k, len(frames), p),
+                resume=resume,
+                checkpoint=lambda trainer: (
+                    self.store.save_checkpoint(k, trainer, job) if self.folder is not None else None
+                ),
+            )
+            if result.stopped_by == "interrupt" and not self.interrupted:
+                self.interrupted = True
+                self.console.message("interrupted: the parts left keep their start (no training)")
+            self.finish(result, len(frames))
+            return
+        if not self.free_slots:
+            self.wait()
+        slot = self.free_slots.pop(0)
+        job = self.job(k, frames, self.executor.device(slot, self.plan.config.device))
+        self.in_flight[self.executor.submit(job)] = (k, len(frames), slot)
+
+    def wait(self, everything: bool = False) -> None:
+        """Collect finished parts: until a slot is free, or all of them."""
+        while self.in_flight and (everything or not self.free_slots):
+            done, _ = concurrent.futures.wait(
+                self.in_flight, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            for future in done:
+                k, frames, slot = self.in_flight.pop(future)
+                self.free_slots.append(slot)
+                try:
+                    result = future.result()
+                except (concurrent.futures.process.BrokenProcessPool, OSError) as err:
+                    raise VideoError(f"part {k}: its worker stopped ({err})") from None
+                self.finish(result, frames)
+            self.show(None, 0, None)
+
+    def finish(self, result: PartResult, frames: int) -> None:
+        self.store.save(result, frames)
+        self.budget.took(result.index, result.seconds)
+        self.records[result.index] = self.store.finished(result.index) or {}
+        self.frames_done += frames - (1 if result.index else 0)
+        if self.folder is not None:
+            self.folder.log({"part": result.index, "frames": frames, "steps": result.steps,
+                             "seconds": round(result.seconds, 4),
+                             "psnr_db": round(psnr_from_mse(result.squared_error / max(1, result.pixels), peak=1.0), 4),
+                             "stopped_by": result.stopped_by})  # fmt: skip
+
+    def show(self, k: int | None, frames: int, progress: Progress | None) -> None:
+        """One line for the whole clip: the part, the frames done, the PSNR, elapsed, ETA."""
+        wall = time.perf_counter() - self.began
+        done = float(self.frames_done)
+        if progress is not None and progress.total_steps:
+            part_done = progress.step / progress.total_steps
+            if progress.time_budget:
+                part_done = max(part_done, progress.elapsed / progress.time_budget)
+            done += min(1.0, part_done) * (frames - 1)
+        budget = self.plan.config.time_budget
+        if budget is not None:
+            eta = max(0.0, budget - wall)
+        elif self.estimate and done > 0:
+            eta = wall / done * max(0.0, self.estimate - done)
+        else:
+            eta = math.inf
+        where = f"part {k + 1}" if k is not None else f"parts done {len(self.records)}"
+        of = f"/{self.parts_estimate}" if self.parts_estimate else ""
+        psnr = f"  PSNR {progress.psnr:5.2f} dB" if progress is not None else ""
+        self.console.status(
+            f"{where}{of}  frame {int(done)}/{self.estimate or '?'}{psnr}  "
+            f"elapsed {clock(wall)}  ETA {clock(eta) if math.isfinite(eta) else '?'}"
+        )
+
+    def result(self, config: TrainConfig) -> TrainResult:
+        squared = sum(r["squared_error"] for r in self.records.values())
+        pixels = sum(r["pixels"] for r in self.records.values())
+        stopped = {r["stopped_by"] for r in self.records.values()}
+        stopped_by = "interrupt" if self.interrupted else (
+            "time-budget" if "time-budget" in stopped else sorted(stopped)[0] if stopped else "epochs")  # fmt: skip
+        return TrainResult(
+            steps=sum(r["steps"] for r in self.records.values()),
+            seconds=sum(r["seconds"] for r in self.records.values()),
+            psnr=psnr_from_mse(squared / max(1, pixels), peak=1.0),
+            stopped_by=stopped_by,
+            settings=dataclasses.asdict(config),
+        )
+
+
+def encode_parts(
+    opened: OpenedSource,
+    source: str,
+    output: str,
+    options: EncodeOptions,
+    config: TrainConfig,
+    console: Console,
+    run: Any,
+    output_label: str | None = None,
+    check_video: Callable[[VideoInfo], None] | None = None,
+) -> TrainResult:
+    """Learn ``source`` (``opened``: the encoder's OpenedSource) part by part with the segments
+    model and write the .nvw of parts to ``output``; ``run`` is the encoder's RunOptions
+    (outputs, resume, jobs, ray)."""
+    resuming = bool(run.resume)
+    with ExitStack() as stack:
+        outputs = run.resume if resuming else run.outputs
+        folder = (
+            RunFolder(Path(outputs), resuming_step=0 if resuming else None) if outputs else None
+        )
+        store = PartStore(parts_folder(output, outputs, stack))
+        part_frames = options.setting("segment_frames")
+        check_raw_memory(source, part_frames + 2 + part_frames // 2, opened.width, opened.height,
+                         options, " of a part")  # fmt: skip
+        estimate = opened.kept_estimate(options)
+        if check_video is not None:
+            check_video(opened.video(estimate or 1, options))
+        plan = PartsPlan(part_frames, options, config, opened.width, opened.height,
+                         opened.src.frame_rate / options.frame_step)  # fmt: skip
+        executor = make_executor(run.jobs, run.ray, config.device)
+        if executor is not None:
+            stack.callback(executor.close)
+        if folder is not None and not resuming:
+            folder.write_config({"kind": PARTS_RUN, "options": dataclasses.asdict(options),
+                                 **run_config(source, output, options, config, None,
+                                              opened.video(estimate or 0, options), run,
+                                              versions())})  # fmt: skip
+        workers = f", {executor.slots} at once" + (" on Ray" if run.ray else "") if executor else ""
+        console.message(
+            f"encode: {estimate or '?'} frames {opened.width}x{opened.height} at "
+            f"{rate_text(plan.frame_rate)} fps, streamed -> {plan.describe(estimate)}{workers}; "
+            f"{config.describe()}; each part starts from a principal-component fit of its frames"
+            + ("; resuming after the finished parts" if resuming else "")
+        )
+        encode = PartsEncode(source, plan, store, console, folder, executor, estimate)
+        with stop_requests() as stop_asked:
+            encode.stop_asked = stop_asked
+            frames = encode.run(cut_parts(opened.frames(options, source), part_frames))
+            if stop_asked():
+                encode.interrupted = True
+        console.done()
+        video = opened.video(frames, options)
+        sound = read_audio(opened.path, opened.src, video, options, console)
+        result = encode.result(config)
+        count = len(encode.records)
+        paths = [store.part(k) for k in range(count)]
+        write_chunks(nvw.join_parts(paths, video, result, options.dtype, sound), output)
+    size = Path(output).stat().st_size if output != "-" else None
+    bpp = (
+        f", {size * 8 / (video.width * video.height * video.frames):.3f} bits/pixel" if size else ""
+    )
+    console.message(
+        f"encoded {source} -> {output_label or output}: PSNR {result.psnr:.2f} dB, {frames} "
+        f"frames in {count} parts, {result.steps} steps in {result.seconds:.1f} s of training "
+        f"({time.perf_counter() - encode.began:.1f} s in all, {result.stopped_by}){bpp}"
+        + (f" (audio {human_bytes(len(sound[0]))})" if sound else "")
+    )
+    return result

@@ -1,0 +1,133 @@
+"""The source video: probed once, its learned size picked, its frames read whole or streamed,
+its sound kept; and the memory check that refuses raw frames that would not fit."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from nvfilter.config import EncodeOptions, SourceInfo, VideoInfo
+from nvfilter.errors import OptionError, VideoError
+from nvfilter.io import audio, media
+from nvfilter.io.inputs import input_path
+from nvfilter.progress import Console, human_bytes
+
+MEMORY_MARGIN = 600 * 2**20
+"""Memory kept free for the network, its activations and Python beside the raw frames."""
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (MemAvailable on Linux)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+@dataclass
+class Source:
+    """The frames to learn and what goes with them."""
+
+    frames: torch.Tensor
+    video: VideoInfo
+    audio: tuple[bytes, str] | None
+    """(stored stream, codec) of the source's first audio stream."""
+
+
+@dataclass(frozen=True)
+class OpenedSource:
+    """A probed input and the size its frames are learned at."""
+
+    path: str
+    """What ffmpeg reads (standard input spooled to a file)."""
+    src: SourceInfo
+    width: int
+    height: int
+
+    def kept_estimate(self, options: EncodeOptions) -> int | None:
+        """Frames the encode will learn, from the probe (None when the container does not say)."""
+        estimate = self.src.estimated_frames
+        if estimate is None:
+            return options.max_frames
+        kept = -(-estimate // options.frame_step)
+        return min(kept, options.max_frames) if options.max_frames is not None else kept
+
+    def video(self, frames: int, options: EncodeOptions) -> VideoInfo:
+        """The learned video's facts once its frame count is known."""
+        src, width, height = self.src, self.width, self.height
+        return VideoInfo(
+            width=width,
+            height=height,
+            frames=frames,
+            frame_rate=src.frame_rate / options.frame_step,
+            sample_aspect_ratio=src.sample_aspect_ratio
+            * Fraction(height * src.width, width * src.height),
+            color=src.color,
+        )
+
+    def frames(self, options: EncodeOptions, label: str) -> Iterator[np.ndarray]:
+        """The learned frames one at a time, at the learned size."""
+        return media.iter_frames(
+            self.path, self.src, self.width, self.height, options.frame_step, options.max_frames,
+            label=label,
+        )  # fmt: skip
+
+
+def open_source(source: str, options: EncodeOptions, stack: ExitStack) -> OpenedSource:
+    """Probe ``source`` (``-``: stdin, spooled until ``stack`` closes) and pick the learned size."""
+    path = input_path(source, stack)
+    src = media.probe(path, label=source)
+    width, height = media.training_size(src.width, src.height, options.width, options.height)
+    if width > 16384 or height > 16384:
+        raise OptionError(f"training size {width}x{height} is too large")
+    return OpenedSource(path, src, width, height)
+
+
+def check_raw_memory(source: str, frames: int, width: int, height: int, options: EncodeOptions,
+                     what: str = "") -> None:  # fmt: skip
+    """Refuse raw frames that would not fit in the memory available (or --max-memory)."""
+    raw_bytes = frames * width * height * 3
+    limit = options.max_memory or max(0, available_memory() - MEMORY_MARGIN)
+    if raw_bytes > limit:
+        raise VideoError(
+            f"{source}: {frames} frames{what} at {width}x{height} need about "
+            f"{human_bytes(raw_bytes)} of memory but only {human_bytes(limit)} is available; "
+            "make it smaller with --width, --max-frames or --frame-step"
+        )
+
+
+def read_audio(path: str, src: SourceInfo, video: VideoInfo, options: EncodeOptions,
+               console: Console) -> tuple[bytes, str] | None:  # fmt: skip
+    """The source's first audio stream over the learned video's duration, if it is kept."""
+    if not (options.audio and src.audio_codec):
+        return None
+    data, why = audio.extract(path, video.duration, src.audio_codec)
+    if data is None:
+        console.message(f"note: the {src.audio_codec} audio is not kept ({why})")
+        return None
+    return data, src.audio_codec
+
+
+def read_source(
+    opened: OpenedSource, source: str, options: EncodeOptions, console: Console
+) -> Source:
+    """Read every frame of an opened source at the options' size, step and frame limit."""
+    kept = opened.kept_estimate(options) or 0
+    check_raw_memory(source, kept, opened.width, opened.height, options)
+    frames = media.read_frames(
+        opened.path, opened.src, opened.width, opened.height, options.frame_step,
+        options.max_frames, label=source,
+    )  # fmt: skip
+    video = opened.video(frames.shape[0], options)
+    sound = read_audio(opened.path, opened.src, video, options, console)
+    return Source(frames, video, sound)

@@ -1,0 +1,226 @@
+"""Streamed encode in parts: cutting, budget sharing, the .nvw of parts, joins, sound, memory,
+resume of a killed run, and --jobs / --ray local agreeing with one process."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+
+from nvfilter.config import EncodeOptions
+from nvfilter.encode import encoder
+from nvfilter.encode.parts import BudgetShare, cut_parts
+from nvfilter.encode.run_folder import RunOptions
+from nvfilter.errors import NvwError
+from nvfilter.io import media, nvw
+from nvfilter.models.parts import part_spans
+from nvfilter.progress import Console
+from tests.conftest import make_clip, nvfilter_cmd, read_video, run
+
+
+@pytest.mark.parametrize("frames", [1, 2, 9, 17, 24, 25, 33, 40, 41, 100])
+def test_stream_is_cut_as_part_spans_say(frames):
+    stream = (np.full((2, 2, 3), k, np.uint8) for k in range(frames))
+    parts = list(cut_parts(stream, 8))
+    spans = part_spans(frames, 8)
+    assert [(int(p[0, 0, 0, 0]), len(p)) for p in parts] == spans
+    assert spans[0][0] == 0 and sum(n for _, n in spans) - (len(spans) - 1) == frames
+    assert all(n <= 8 + 1 + 4 for _, n in spans)
+
+
+def test_budget_is_shared_by_frames_and_spent_once():
+    share = BudgetShare(100.0, 1, 97)
+    given = []
+    for k, n in enumerate(n for _, n in part_spans(97, 32)):
+        given.append(share.give(k, n))
+        share.took(k, given[-1])
+    assert sum(given) == pytest.approx(100.0)
+    assert given[0] == pytest.approx(given[1], rel=0.03)
+    early = BudgetShare(10.0, 1, 64)
+    early.give(0, 33)
+    early.took(0, 1.0)  # a part that stops early leaves its time to the rest
+    assert early.give(1, 32) == pytest.approx(9.0)
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """4 s of a moving test picture with a tone, 48x32 at 25 fps: 100 frames, 13 parts of 8."""
+    path = tmp_path_factory.mktemp("parts") / "long.mkv"
+    return make_clip(
+        path, "-f", "lavfi", "-i", "testsrc2=size=48x32:rate=25:duration=4", "-f", "lavfi",
+        "-i", "sine=frequency=440:duration=4", "-c:v", "ffv1", "-c:a", "flac", "-shortest",
+    )  # fmt: skip
+
+
+def encode_parts(clip, out, *flags):
+    result = run("encode", clip, out, "--model", "segments", "--segment-frames", "8",
+                 "--epochs", "2", *flags)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_parts_file_decodes_with_seamless_joins_and_sound_in_sync(long_clip, tmp_path):
+    out = tmp_path / "long.nvw"
+    encode_parts(long_clip, out)
+    loaded = nvw.load(out)
+    assert loaded.metadata["format_version"] == "4"
+    assert loaded.video.frames == 100 and len(loaded.model.spans) == len(part_spans(100, 8))
+    assert loaded.parameters <= 48 * 32 * 100  # at most one number per pixel
+    index = json.loads(loaded.metadata["parts"])
+    assert [e["first"] for e in index] == [s for s, _ in part_spans(100, 8)]
+    played = tmp_path / "played.mkv"
+    assert run("decode", out, played, "--codec", "ffv1").exit_code == 0
+    decoded = read_video(played).astype(np.float64)
+    source = read_video(long_clip).astype(np.float64)
+    assert decoded.shape == source.shape
+    step_decoded = np.abs(np.diff(decoded, axis=0)).mean(axis=(1, 2, 3))
+    step_source = np.abs(np.diff(source, axis=0)).mean(axis=(1, 2, 3))
+    joins = [first + d for first, _ in part_spans(100, 8)[1:] for d in (-1, 0)]  # j -> j + 1
+    assert max(step_decoded[j] - step_source[j] for j in joins) <= 3.0
+    assert len(loaded.model.loaded) <= 2  # parts read one at a time
+    slow = tmp_path / "slow.mkv"
+    assert run("decode", out, slow, "--preset", "slowmo-2x", "--codec", "ffv1").exit_code == 0
+    info = media.probe(str(slow))
+    frames = len(read_video(slow))
+    assert frames == 200
+    audio_seconds = _audio_seconds(slow)
+    assert abs(audio_seconds - frames / float(info.frame_rate)) < 0.05
+
+
+def _audio_seconds(path):
+    from nvfilter.io.media import ffmpeg_exe
+
+    log = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:a:0",
+                          "-f", "null", "-"], capture_output=True, text=True).stderr  # fmt: skip
+    stamp = [part for part in log.split() if part.startswith("time=")][-1][5:]
+    hours, minutes, seconds = stamp.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def test_streamed_encode_memory_does_not_grow_with_length(tmp_path):
+    """Raw frames held by a streamed encode (numpy, traced) stay flat from 40 to 160 frames."""
+    peaks = []
+    for seconds in (1.6, 6.4):
+        clip = make_clip(tmp_path / f"c{seconds}.mkv", "-f", "lavfi", "-i",
+                         f"testsrc2=size=64x48:rate=25:duration={seconds}", "-c:v", "ffv1")  # fmt: skip
+        options = EncodeOptions(model="segments", segment_frames=8, epochs=0.5, audio=False)
+        tracemalloc.start()
+        encoder.encode(str(clip), str(tmp_path / f"c{seconds}.nvw"), options, Console(quiet=True))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    frame = 64 * 48 * 3
+    assert peaks[1] < peaks[0] * 1.25 + 8 * frame, peaks
+    assert peaks[1] < 60 * frame + 2_000_000  # not the 160 frames (and not a copy of them)
+
+
+def test_jobs_and_ray_local_give_the_one_process_result(long_clip, tmp_path):
+    pytest.importorskip("ray")
+    one, two, rayed = tmp_path / "one.nvw", tmp_path / "two.nvw", tmp_path / "ray.nvw"
+    encode_parts(long_clip, one)
+    encode_parts(long_clip, two, "--jobs", "2")
+    encode_parts(long_clip, rayed, "--ray", "local", "--jobs", "2")
+    psnr = [nvw.load(path).training.psnr for path in (one, two, rayed)]
+    assert max(psnr) - min(psnr) <= 0.05, psnr
+    spans = [[(e["first"], e["frames"], e["train_steps"]) for e in
+              json.loads(nvw.load(path).metadata["parts"])] for path in (one, two, rayed)]  # fmt: skip
+    assert spans[0] == spans[1] == spans[2]
+
+
+def test_killed_streamed_run_resumes_at_its_part(long_clip, tmp_path):
+    """SIGKILL mid-run: finished parts are kept as they were, the run goes on from the part it
+    was on, and the training time is the budget, not the budget again."""
+    folder, out = tmp_path / "run", tmp_path / "out.nvw"
+    proc = subprocess.Popen(
+        nvfilter_cmd(
+            "encode",
+            long_clip,
+            out,
+            "--model",
+            "segments",
+            "--segment-frames",
+            "8",
+            "--time-budget",
+            "13",
+            "--outputs",
+            folder,
+        ),  # fmt: skip
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not (folder / "part_000004.nvw").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    kept = {p.name: p.read_bytes() for p in folder.glob("part_*[0-9].nvw")}
+    assert len(kept) >= 5
+    result = run("encode", long_clip, out, "--resume", folder)
+    assert result.exit_code == 0, result.output
+    for name, data in kept.items():
+        assert (folder / name).read_bytes() == data
+    loaded = nvw.load(out)
+    assert loaded.video.frames == 100
+    assert loaded.training.seconds <= 13 * 1.15 + 1.0
+    assert loaded.training.seconds >= 13 * 0.6
+
+
+def test_parts_index_that_lies_is_refused(long_clip, tmp_path):
+    out = tmp_path / "long.nvw"
+    encode_parts(long_clip, out, "--epochs", "0.1")
+    from tests.test_nvw import rewrite_metadata
+
+    index = json.loads(nvw.load(out).metadata["parts"])
+    lies = {
+        "first": lambda e: [{**e[0], "first": 1}] + e[1:],
+        "overlap": lambda e: e[:1] + [{**e[1], "first": e[1]["first"] + 1}] + e[2:],
+        "frames": lambda e: e[:-1] + [{**e[-1], "frames": 10**9}],
+        "size": lambda e: (
+            [{**e[0], "architecture": {**e[0]["architecture"], "width": 4096}}] + e[1:]
+        ),
+        "short": lambda e: e[:-1],
+        "kind": lambda e: [{**e[0], "architecture": {"type": "parts"}}] + e[1:],
+    }
+    for name, lie in lies.items():
+        bad = tmp_path / f"{name}.nvw"
+        bad.write_bytes(out.read_bytes())
+        rewrite_metadata(bad, parts=json.dumps(lie(index)))
+        with pytest.raises(NvwError) as caught:
+            nvw.load(bad)
+        assert "\n" not in str(caught.value), name
+
+
+def test_part_tensors_are_checked_before_any_part_is_built(long_clip, tmp_path):
+    out = tmp_path / "long.nvw"
+    encode_parts(long_clip, out, "--epochs", "0.1")
+    with nvw.safe_open(str(out), framework="pt") as handle:
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+        metadata = handle.metadata()
+    from safetensors.torch import save
+
+    dropped = dict(tensors)
+    dropped.pop(next(k for k in tensors if k.startswith("part.3.")))
+    (tmp_path / "missing.nvw").write_bytes(save(dropped, metadata=metadata))
+    with pytest.raises(NvwError, match="part 3: .nvw is missing"):
+        nvw.load(tmp_path / "missing.nvw")
+    extra = {**tensors, "part.99.x": torch.zeros(1)}
+    (tmp_path / "extra.nvw").write_bytes(save(extra, metadata=metadata))
+    with pytest.raises(NvwError, match="belongs to no part"):
+        nvw.load(tmp_path / "extra.nvw")
+    resized = dict(tensors)
+    key = next(k for k in tensors if k.startswith("part.1.") and tensors[k].dim() == 3)
+    resized[key] = torch.zeros(tensors[key].shape[0], 2, 2)
+    (tmp_path / "resized.nvw").write_bytes(save(resized, metadata=metadata))
+    with pytest.raises(NvwError, match="has shape"):
+        nvw.load(tmp_path / "resized.nvw")
+
+
+def test_jobs_refused_for_one_network(clips, tmp_path):
+    result = run("encode", clips["smooth"], tmp_path / "x.nvw", "--model", "hybrid", "--jobs", "2")
+    assert result.exit_code != 0 and "--jobs" in result.output
+    assert RunOptions().jobs == 1
