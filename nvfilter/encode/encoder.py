@@ -171,10 +171,11 @@ def encode(
     """
     run = run or RunOptions()
     check_file_output(output)
-    if run.resume and is_parts_run(run.resume):
-        options = parts_run_options(run.resume, options.device)
+    parts_resume = bool(run.resume) and is_parts_run(run.resume or "")
+    if parts_resume:
+        options = parts_run_options(run.resume or "", options.device)
     with ExitStack() as stack:
-        if run.resume and is_parts_run(run.resume):
+        if parts_resume:
             opened = open_source(source, options, stack)
             config = train_config(options, resolve_device(options.device))
             return encode_parts(opened, source, output, options, config, console, run,

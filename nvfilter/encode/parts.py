@@ -19,6 +19,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import save
 
 from nvfilter.config import EncodeOptions, TrainConfig, TrainResult, VideoInfo
 from nvfilter.encode.run_folder import RunFolder, read_state, run_config, versions
@@ -39,7 +41,7 @@ from nvfilter.eval.metrics import psnr_from_mse
 from nvfilter.io import nvw
 from nvfilter.io.outputs import PARTIAL, write_bytes, write_chunks
 from nvfilter.models.parts import part_spans
-from nvfilter.models.segments import TIME_SHRINK, SegmentField
+from nvfilter.models.segments import TIME_SHRINK, parameter_count
 from nvfilter.models.segments import auto_channels as auto_segment_channels
 from nvfilter.progress import Console, clock, human_bytes, rate_text
 
@@ -120,8 +122,6 @@ class PartStore:
     def save_checkpoint(self, k: int, trainer: Trainer, job: PartJob) -> None:
         """The training part's network and optimiser state (the state first: a checkpoint
         present always has its state)."""
-        from safetensors.torch import save
-
         tensors, metadata = trainer.state()
         write_bytes(save(tensors, metadata=metadata), str(self.state(k)))
         result = TrainResult(trainer.step, trainer.elapsed, math.nan, "checkpoint",
@@ -169,9 +169,10 @@ class PartsPlan:
 
     def describe(self, frames_estimate: int | None) -> str:
         arch = self.architecture(self.part_frames + 1)
-        with torch.device("meta"):
-            numbers = sum(p.numel() for p in SegmentField(**{k: v for k, v in arch.items()
-                                                            if k != "type"}).parameters())  # fmt: skip
+        numbers = parameter_count(
+            self.width, self.height, self.part_frames + 1, self.part_frames,
+            [arch["channels"]] + [arch["coarse_channels"]] * (arch["levels"] - 1), TIME_SHRINK,
+        )  # fmt: skip
         count = (
             f"{len(part_spans(frames_estimate, self.part_frames))} parts"
             if frames_estimate
@@ -199,8 +200,6 @@ def parts_folder(output: str, outputs: str | None, stack: ExitStack) -> Path:
     if outputs:
         return Path(outputs)
     beside = Path(output).parent if output != "-" else None
-    import tempfile
-
     folder = Path(tempfile.mkdtemp(prefix=f".nvfilter-parts{PARTIAL}{os.getpid()}-", dir=beside))
     stack.callback(shutil.rmtree, folder, ignore_errors=True)
     return folder
