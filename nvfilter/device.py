@@ -1,6 +1,9 @@
-"""Which torch device a run uses: auto picks CUDA, then Apple's MPS, then the CPU."""
+"""Which torch device a run uses (auto picks CUDA, then Apple's MPS, then the CPU), and the
+memory this machine has free."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -20,3 +23,15 @@ def resolve_device(name: str) -> str:
     if name == "mps" and not torch.backends.mps.is_available():
         raise OptionError("--device mps: Apple's MPS is not available here")
     return name
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (MemAvailable on Linux)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import random
 import resource
+import shutil
+import subprocess
 import time
 from fractions import Fraction
 
 import pytest
 import torch
+from conftest import EXAMPLE, nvfilter_cmd, run
 from safetensors import safe_open
 from safetensors.torch import save
 
@@ -100,12 +103,18 @@ def test_mutated_nvw_files_load_or_are_refused(tmp_path):
     "key,value,needle",
     [
         ("architecture", '{"type": "hybrid", "width": 1000000, "height": 1000000, "frames": 5,'
-         ' "channels": 4, "head_features": 8}', "has shape"),
+         ' "channels": 4, "head_features": 8}', "is not the video's"),
+        ("architecture", '{"type": "hybrid", "width": 16, "height": 12, "frames": 5,'
+         ' "channels": 400, "head_features": 8}', "has shape"),
         ("architecture", '{"type": "hybrid", "width": -3}', "out of range"),
         ("architecture", "[1, 2]", "not an object"),
         ("width", "100000000", "larger than any video"),
         ("format_version", "0", "not a version"),
         ("train_settings", "[1, 2]", "train_settings"),
+        ("train_settings", "{oops", "train_settings = '{oops' is malformed"),
+        ("frame_rate", "1/0", "frame_rate = '1/0' is malformed"),
+        ("width", "wide", "width = 'wide' is malformed"),
+        ("train_steps", "-4", "negative"),
     ],
 )  # fmt: skip
 def test_named_lies_are_refused_with_one_line(tmp_path, key, value, needle):
@@ -126,3 +135,76 @@ def test_audio_stored_as_another_dtype_is_refused(tmp_path):
     path.write_bytes(save(tensors, metadata=metadata))
     with pytest.raises(NvwError, match="audio"):
         nvw.load(path)
+
+
+def _limited_run(args: list[str], limits: dict[int, int], seconds: float):
+    """A command in its own process under resource limits; returns (result, seconds taken)."""
+
+    def apply() -> None:
+        for which, value in limits.items():
+            resource.setrlimit(which, (value, value))
+
+    start = time.monotonic()
+    result = subprocess.run(
+        args, preexec_fn=apply, capture_output=True, text=True, timeout=seconds, check=False
+    )
+    return result, time.monotonic() - start
+
+
+def _fuzz_cli(tmp_path, cases: int, seed: int) -> None:
+    """Mutated files through `nvfilter info` and `nvfilter decode` in their own processes: each
+    succeeds or fails with exactly one `nvfilter: error:` line, within 20 s and 1.5 GB, and a
+    failed decode leaves no output behind."""
+    rng = random.Random(seed)
+    files = originals()
+    for case in range(cases):
+        path = tmp_path / f"case{case}.nvw"
+        path.write_bytes(mutate(rng, rng.choice(files), tmp_path))
+        out = tmp_path / "out" / "clip.nut"
+        out.parent.mkdir(exist_ok=True)
+        for args in (["info", path], ["decode", path, out, "--preset", "slowmo-2x"]):
+            result, seconds = _limited_run(nvfilter_cmd(*args), {}, 20)
+            lines = result.stderr.strip().splitlines()
+            errors = [line for line in lines if line.startswith("nvfilter: error:")]
+            assert "Traceback" not in result.stderr, result.stderr
+            assert seconds < 20
+            if result.returncode:
+                assert result.returncode in (1, 2) and len(errors) == 1, result.stderr
+                assert not any(out.parent.iterdir()), "a failed decode left a file"
+            shutil.rmtree(out.parent)
+            out.parent.mkdir()
+        path.unlink()
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    assert peak < 1.5 * 2**30, f"a command peaked at {peak / 2**30:.2f} GB"
+
+
+def test_mutated_nvw_files_through_the_command_line(tmp_path):
+    _fuzz_cli(tmp_path, cases=6, seed=1203)
+
+
+@pytest.mark.slow
+def test_many_mutated_nvw_files_through_the_command_line(tmp_path):
+    _fuzz_cli(tmp_path, cases=150, seed=20261203)
+
+
+@pytest.mark.parametrize("command", ["encode", "decode", "frames"])
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, command):
+    """Writing past what the disk takes (a file size limit stands in for a full disk: the
+    write fails the same way, midway) is one error line naming the user's path; no partial
+    file stays."""
+    folder = tmp_path / "outputs"
+    folder.mkdir()
+    if command == "encode":
+        name = "clip.nvw"
+        args = ["encode", EXAMPLE, folder / name, "--width", "80", "--epochs", "1"]
+    else:
+        nvw_file = tmp_path / "clip.nvw"
+        run("encode", EXAMPLE, nvw_file, "--width", "80", "--epochs", "1", "--no-audio")
+        name = "clip.mkv" if command == "decode" else "frames/"
+        args = ["decode", nvw_file, str(folder / name), "--preset", "lossless", "--width", "320"]
+    result, _ = _limited_run(nvfilter_cmd(*args), {resource.RLIMIT_FSIZE: 50_000}, 120)
+    assert result.returncode == 1, result.stderr
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("nvfilter: error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert name.rstrip("/") in errors[0], errors[0]
+    assert list(folder.iterdir()) == []

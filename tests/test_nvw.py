@@ -30,9 +30,12 @@ TRAINING = TrainResult(steps=12, seconds=3.5, psnr=31.25, stopped_by="time-budge
 def model(request):
     torch.manual_seed(1)
     if request.param == "hybrid":
-        return PlaneField(12, 8, 5, channels=4, head_features=8)
+        return PlaneField(VIDEO.width, VIDEO.height, VIDEO.frames, channels=4, head_features=8)
     if request.param == "segments":
-        return SegmentField(12, 8, 9, segment_frames=4, channels=6, coarse_channels=3, levels=2)
+        return SegmentField(
+            VIDEO.width, VIDEO.height, VIDEO.frames, segment_frames=8, channels=6,
+            coarse_channels=3, levels=2,
+        )  # fmt: skip
     return Siren(hidden_features=16, hidden_layers=2)
 
 

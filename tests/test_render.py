@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from nvfilter.config import VideoInfo, parse_fps
-from nvfilter.decode.render import plan_render, render_frame, source_positions
+from nvfilter.config import ColorTags, VideoInfo, parse_fps
+from nvfilter.decode.render import (
+    check_decode_memory,
+    decode_memory,
+    plan_render,
+    render_frame,
+    source_positions,
+)
 from nvfilter.errors import OptionError
 from nvfilter.models.siren import Siren
 
@@ -69,3 +75,16 @@ def test_render_in_small_batches_equals_one_batch():
     banded = render_frame(model, 33, 17, 0.1, points_per_batch=50)
     assert whole.dtype == np.uint8 and whole.shape == (17, 33, 3)
     assert np.array_equal(whole, banded)
+
+
+def test_decode_memory_grows_with_the_frame_and_refuses_what_does_not_fit():
+    video = VideoInfo(64, 36, 10, Fraction(24), Fraction(1), ColorTags(None, None, None, None))
+    small = plan_render(video, width=640, height=360)
+    huge = plan_render(video, width=16384, height=16384)
+    assert decode_memory(huge, "network", "network") > 100 * decode_memory(
+        small, "network", "network"
+    )
+    assert decode_memory(small, "motion", "network") > decode_memory(small, "network", "network")
+    check_decode_memory(small, "motion", "network", available=2**30)
+    with pytest.raises(OptionError, match="16384x16384 render needs about .* GB of memory"):
+        check_decode_memory(huge, "motion", "network", available=20 * 2**30)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from nvfilter.config import DecodeOptions, RenderSpec, VideoInfo, parse_fps
-from nvfilter.decode.render import backprojects, iter_frames, plan_render
-from nvfilter.device import resolve_device
+from nvfilter.decode.render import backprojects, check_decode_memory, iter_frames, plan_render
+from nvfilter.device import available_memory, resolve_device
 from nvfilter.errors import OptionError
 from nvfilter.io import media
 from nvfilter.io.audio import STORE_SUFFIX, AudioPlan, container_of, store_format
@@ -53,7 +53,8 @@ def render_spec(video: VideoInfo, options: DecodeOptions) -> RenderSpec:
 
 def check_render(video: VideoInfo, options: DecodeOptions) -> None:
     """Refuse, before any learning, a render of this video that ``options`` cannot make."""
-    render_spec(video, options)
+    spec = render_spec(video, options)
+    check_decode_memory(spec, options.between, options.upscaler, available_memory())
 
 
 def decode(
@@ -69,6 +70,7 @@ def decode(
     folder = check_output(output, options.container)
     loaded, _ = open_nvw(source)
     spec = render_spec(loaded.video, options)
+    check_decode_memory(spec, options.between, options.upscaler, available_memory())
     codec = options.codec or media.default_codec(container_of(output, options.container))
     model = loaded.model.to(device)
     start = time.perf_counter()
@@ -91,7 +93,7 @@ def decode(
             audio=sound.stream() if sound else None,
         )
         frames = iter_frames(model, spec, loaded.video.frames, options.between, options.upscaler)
-        _write(frames, media.FrameWriter(args), spec.num_frames, start, console)
+        _write(frames, media.FrameWriter(args, output), spec.num_frames, start, console)
     console.done()
     console.message(_summary(source_label or source, output, spec, options, folder, codec, start))
 

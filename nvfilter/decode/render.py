@@ -96,6 +96,38 @@ def plan_render(
     )
 
 
+RENDER_BYTES_PER_PIXEL = 64
+"""Memory a network render holds per output pixel at its peak: the float RGB frame and the
+resized level pictures summed into it, and the 8-bit frame handed to ffmpeg (59 measured at
+3840x2160 with the segments model)."""
+MOTION_BYTES_PER_PIXEL = 192
+"""What frames made by motion add per pixel of the frames they move: two source frames as
+float planes, the flow both ways and the two warped frames blended (167 measured at 3840x2160)."""
+
+
+def decode_memory(spec: RenderSpec, between: str, upscaler: str) -> int:
+    """Bytes a decode of ``spec`` holds at its peak (an estimate from the frame sizes: the memory
+    does not grow with the number of frames)."""
+    out = spec.width * spec.height
+    made = math.prod(spec.learned_size) if backprojects(spec, upscaler) else out
+    total = RENDER_BYTES_PER_PIXEL * max(out, made)
+    if between == "motion":
+        total += MOTION_BYTES_PER_PIXEL * made
+    if made != out:  # back-projection works at the output size on the frame made smaller
+        total += MOTION_BYTES_PER_PIXEL * out
+    return total
+
+
+def check_decode_memory(spec: RenderSpec, between: str, upscaler: str, available: int) -> None:
+    """Refuse a render that would need more memory than ``available`` bytes."""
+    need = decode_memory(spec, between, upscaler)
+    if need > available:
+        raise OptionError(
+            f"a {spec.width}x{spec.height} render needs about {need / 2**30:.1f} GB of memory "
+            f"and {available / 2**30:.1f} GB is free: ask for a smaller --width/--height"
+        )
+
+
 def source_positions(spec: RenderSpec, source_frames: int) -> list[float]:
     """Source frame position sampled by each output frame: j / temporal_scale, held at the end."""
     last = source_frames - 1

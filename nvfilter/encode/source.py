@@ -3,7 +3,6 @@ its sound kept; and the memory check that refuses raw frames that would not fit.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from nvfilter.config import EncodeOptions, SourceInfo, VideoInfo
+from nvfilter.device import available_memory
 from nvfilter.errors import OptionError, VideoError
 from nvfilter.io import audio, media
 from nvfilter.io.inputs import input_path
@@ -20,18 +20,6 @@ from nvfilter.progress import Console, human_bytes
 
 MEMORY_MARGIN = 600 * 2**20
 """Memory kept free for the network, its activations and Python beside the raw frames."""
-
-
-def available_memory() -> int:
-    """Bytes of memory available to a new allocation (MemAvailable on Linux)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
 @dataclass

@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import threading
@@ -483,7 +484,10 @@ def build_write_args(
 class FrameWriter:
     """Feed rgb24 frames to an ffmpeg process that encodes them (see build_write_args)."""
 
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], name: str | None = None) -> None:
+        self._name = name
+        """The output as the user named it (ffmpeg writes a hidden partial file in its place)."""
+        self._target = args[-1]
         self._log = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=self._log)
 
@@ -513,11 +517,16 @@ class FrameWriter:
         self._log.close()
 
     def _fail(self) -> None:
-        self._proc.wait()
+        status = self._proc.wait()
         self._log.seek(0)
         text = self._log.read().decode(errors="replace")
         self._log.close()
-        raise OutputError(f"ffmpeg could not write the output: {_ffmpeg_complaint(text)}")
+        if self._name:
+            text = text.replace(self._target, self._name)
+        if status < 0 and not text.strip():  # killed: a file size limit (SIGXFSZ), out of memory
+            text = f"ffmpeg was stopped by {signal.Signals(-status).name}"
+        where = f"{self._name}: " if self._name and self._name != "-" else ""
+        raise OutputError(f"{where}ffmpeg could not write the output: {_ffmpeg_complaint(text)}")
 
 
 def spool_stdin(stream: IO[bytes], suffix: str = "") -> Path:

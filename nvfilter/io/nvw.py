@@ -59,7 +59,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -194,33 +194,44 @@ def decode_metadata(metadata: dict[str, str]) -> tuple[dict[str, Any], VideoInfo
             f".nvw format version {version} is newer than this nvfilter reads "
             f"({FORMAT_VERSION}): upgrade nvfilter"
         )
-    try:
-        architecture = json.loads(metadata["architecture"])
-        video = VideoInfo(
-            width=int(metadata["width"]),
-            height=int(metadata["height"]),
-            frames=int(metadata["frames"]),
-            frame_rate=Fraction(metadata["frame_rate"]),
-            sample_aspect_ratio=Fraction(metadata["sample_aspect_ratio"]),
-            color=ColorTags(
-                range=_untag(metadata["color_range"]),
-                primaries=_untag(metadata["color_primaries"]),
-                transfer=_untag(metadata["color_transfer"]),
-                matrix=_untag(metadata["color_matrix"]),
-            ),
-        )
-        settings = json.loads(metadata.get("train_settings", "{}"))
-        if not isinstance(settings, dict):
-            raise ValueError("train_settings is not an object")
-        training = TrainResult(
-            steps=int(metadata["train_steps"]),
-            seconds=float(metadata["train_seconds"]),
-            psnr=float(metadata["train_psnr_db"]),
-            stopped_by=metadata["train_stopped_by"],
-            settings=settings or None,
-        )
-    except (KeyError, ValueError, ZeroDivisionError, json.JSONDecodeError) as err:
-        raise NvwError(f"bad .nvw metadata: {type(err).__name__} {err}") from None
+
+    def field(key: str, parse: Callable[[str], Any]) -> Any:
+        """One metadata value parsed strictly; a missing or malformed one names its key."""
+        if key not in metadata:
+            raise NvwError(f"bad .nvw metadata: no {key}")
+        try:
+            return parse(metadata[key])
+        except (ValueError, TypeError, ZeroDivisionError, json.JSONDecodeError):
+            raise NvwError(
+                f"bad .nvw metadata: {key} = {metadata[key]!r:.60} is malformed"
+            ) from None
+
+    architecture = field("architecture", json.loads)
+    video = VideoInfo(
+        width=field("width", int),
+        height=field("height", int),
+        frames=field("frames", int),
+        frame_rate=field("frame_rate", Fraction),
+        sample_aspect_ratio=field("sample_aspect_ratio", Fraction),
+        color=ColorTags(
+            range=field("color_range", _untag),
+            primaries=field("color_primaries", _untag),
+            transfer=field("color_transfer", _untag),
+            matrix=field("color_matrix", _untag),
+        ),
+    )
+    settings = field("train_settings", json.loads) if "train_settings" in metadata else {}
+    if not isinstance(settings, dict):
+        raise NvwError("bad .nvw metadata: train_settings is not an object")
+    training = TrainResult(
+        steps=field("train_steps", int),
+        seconds=field("train_seconds", float),
+        psnr=field("train_psnr_db", float),
+        stopped_by=field("train_stopped_by", str),
+        settings=settings or None,
+    )
+    if training.steps < 0 or not training.seconds >= 0:
+        raise NvwError("bad .nvw metadata: train_steps or train_seconds is negative")
     if min(video.width, video.height, video.frames) <= 0 or video.frame_rate <= 0:
         raise NvwError("bad .nvw metadata: non-positive size, frame count or rate")
     if max(video.width, video.height) > MAX_SIDE or video.frames > MAX_FRAMES:
@@ -234,6 +245,12 @@ def decode_metadata(metadata: dict[str, str]) -> tuple[dict[str, Any], VideoInfo
         check_parts_architecture(architecture, video)
     else:
         check_architecture(architecture)
+        for key in ("width", "height", "frames"):  # a network learned for another video
+            if key in architecture and architecture[key] != getattr(video, key):
+                raise NvwError(
+                    f"bad .nvw metadata: the network's {key} {architecture[key]} is not "
+                    f"the video's {getattr(video, key)}"
+                )
     return architecture, video, training
 
 
@@ -328,8 +345,14 @@ def _load_single(
     shapes = {
         key: (tuple(value.shape), value.is_floating_point()) for key, value in tensors.items()
     }
-    expected = _expected_shapes(architecture, shapes, name)
-    _check_tensors(expected, shapes, name)
+    _check_tensors(_expected_shapes(architecture, shapes, name), shapes, name)
+    return _build_loaded(architecture, tensors, name)
+
+
+def _build_loaded(
+    architecture: dict[str, Any], tensors: dict[str, torch.Tensor], name: str
+) -> VideoField:
+    """The network built and given its (already checked) tensors, in eval mode."""
     model = build_model(architecture)
     try:
         model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
@@ -418,7 +441,7 @@ def _open_parts(
     def load_part(k: int) -> VideoField:
         prefix = f"{PART_PREFIX}{k}."
         tensors = {key: handle.get_tensor(prefix + key) for key in by_part[k]}
-        return _load_single(spans[k].architecture, tensors, f"{name} part {k}")
+        return _build_loaded(spans[k].architecture, tensors, f"{name} part {k}")  # checked above
 
     return PartsField(video.frames, spans, load_part), stored
 

@@ -41,6 +41,8 @@ def atomic_file(target: Path) -> Iterator[Path]:
     try:
         yield temp
         os.replace(temp, target)
+    except OSError as err:  # a full disk, a quota, a file size limit: the user's path, one line
+        raise OutputError(f"{target}: {err.strerror or err}") from None
     finally:
         temp.unlink(missing_ok=True)
 
@@ -59,6 +61,8 @@ def atomic_folder(target: Path) -> Iterator[Path]:
         if target.exists():
             target.rmdir()
         os.replace(temp, target)
+    except OSError as err:
+        raise OutputError(f"{target}: {err.strerror or err}") from None
     finally:
         shutil.rmtree(temp, ignore_errors=True)
 
