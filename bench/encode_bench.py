@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import math
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -216,6 +217,119 @@ def decode_720p(nvw_path: Path, output: Path, frames: int, *flags: str) -> list[
     ]  # fmt: skip
 
 
+# ---- SIREN sweeps (--part chunks|compile|precision|recipes), quoted in BENCHMARKS.md ----------
+
+SWEEP_RECIPES = [
+    ("bfloat16", 1e-4, "constant", 65536),
+    ("bfloat16", 5e-4, "cosine", 65536),
+    ("bfloat16", 1e-3, "cosine", 65536),
+    ("bfloat16", 3e-4, "cosine", 16384),
+    ("bfloat16", 1e-3, "cosine", 16384),
+    ("bfloat16", 3e-4, "constant", 16384),
+    ("bfloat16", 3e-4, "cosine", 4096),
+    ("bfloat16", 1e-4, "cosine", 4096),
+    ("bfloat16", 6e-4, "cosine", 4096),
+    ("bfloat16", 3e-4, "cosine", 1024),
+    ("float32", 3e-4, "cosine", 16384),
+    ("float32", 3e-4, "cosine", 4096),
+]
+"""(precision, lr, schedule, batch) of the recipe sweep that picked `--model siren`'s CPU steps."""
+
+
+def rate_row(label: str, seconds: float, batch: int, fp32: float, own: float) -> str:
+    """A table row: seconds per step, GFLOP/s, and the share of the float32 and own matmul."""
+    flops = SIREN_FLOPS_PER_PIXEL * batch / seconds
+    return (
+        f"| {label} | {seconds:.3f} | {flops / 1e9:.0f} | {flops / fp32:.0%} | {flops / own:.0%} |"
+    )
+
+
+def chunk_sweep(chunks: list[int], batch: int = 65536) -> None:
+    """Seconds per SIREN 256x5 step at batch 65536 against the chunk size of its passes (train.
+    Trainer's chunked backward and fused Adam), float32 and bfloat16; best of 4 after a warm-up."""
+    fp32, bf16 = matmul_flops(torch.float32), matmul_flops(torch.bfloat16)
+    print("| precision, chunk | s/step | GFLOP/s | of float32 matmul | of its own matmul |")
+    print("| --- | --- | --- | --- | --- |")
+    frames = torch.randint(0, 256, (24, 90, 160, 3), dtype=torch.uint8)
+    for precision, own in (("float32", fp32), ("bfloat16", bf16)):
+        for chunk in chunks:
+            torch.manual_seed(0)
+            model = Siren()
+            model.cpu_chunk_rows = lambda chunk=chunk: chunk  # type: ignore[method-assign]
+            trainer = Trainer(model, frames, TrainConfig(1e9, batch, precision=precision))
+            coords, target = torch.rand(batch, 3) * 2 - 1, torch.rand(batch, 3)
+            best = math.inf
+            for attempt in range(5):
+                start = time.perf_counter()
+                trainer.optimiser.zero_grad(set_to_none=True)
+                trainer._backward(coords, target)
+                trainer.optimiser.step()
+                if attempt:
+                    best = min(best, time.perf_counter() - start)
+            print(rate_row(f"{precision}, {chunk}", best, batch, fp32, own), flush=True)
+
+
+def compile_sweep(batch: int) -> None:
+    """--compile against the fused layers for `--model siren`, side by side in alternating
+    rounds (median of 3), float32 and bfloat16."""
+    fp32, bf16 = matmul_flops(torch.float32), matmul_flops(torch.bfloat16)
+    print(f"batch {batch}\n")
+    print("| precision, compile | s/step | GFLOP/s | of float32 matmul | of its own matmul |")
+    print("| --- | --- | --- | --- | --- |")
+    for precision, own in (("float32", fp32), ("bfloat16", bf16)):
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(3):
+            for compiled in (False, True):
+                times[compiled].append(trainer_step_seconds(precision, batch, compile=compiled))
+        for compiled in (False, True):
+            seconds = statistics.median(times[compiled])
+            label = f"{precision}, {'yes' if compiled else 'no'}"
+            print(rate_row(label, seconds, batch, fp32, own), flush=True)
+
+
+def precision_sweep(budget: float = 180) -> None:
+    """--precision bfloat16 against float32 for SIREN at the original steps: PSNR against time
+    on realshort.mp4 at 160x90, 24 frames."""
+    frames = load("realshort.mp4", 160, 90, 24)
+    marks = [c for c in (15, 30, 60, 120, 180) if c <= budget]
+    print("| precision | steps | pixels/s | " + " | ".join(f"{c} s" for c in marks) + " |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in marks) + " |")
+    for precision in ("float32", "bfloat16"):
+        config = siren_config(budget, precision, **ORIGINAL_SIREN_RECIPE)
+        curve, steps = psnr_curve(Siren(), frames, config, marks)
+        cells = " | ".join(f"{curve[c]:.2f} dB" if c in curve else "" for c in marks)
+        pixels = steps * config.batch_size / budget
+        print(f"| {precision} | {steps} | {pixels:,.0f} | {cells} |", flush=True)
+
+
+def recipe_sweep(budget: float) -> None:
+    """`--model siren` (the same network) under each of SWEEP_RECIPES for ``budget`` seconds:
+    PSNR of realshort.mp4 at 160x90, 24 frames."""
+    frames = load("realshort.mp4", 160, 90, 24)
+    print("| precision | lr | schedule | batch | steps | PSNR |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for precision, lr, schedule, batch in SWEEP_RECIPES:
+        torch.manual_seed(0)
+        model = Siren()
+        config = siren_config(budget, precision, batch_size=batch, lr=lr, lr_schedule=schedule)
+        result = fit(model, frames, config)
+        psnr = psnr_from_mse(reconstruction_mse(model, frames), peak=1.0)
+        print(
+            f"| {precision} | {lr:g} | {schedule} | {batch} | {result.steps} | {psnr:.2f} dB |",
+            flush=True,
+        )
+
+
+SWEEPS = {
+    "chunks": lambda args: chunk_sweep(args.chunks),
+    "compile": lambda args: compile_sweep(
+        args.batch or EncodeOptions(model="siren").setting("batch_size")
+    ),
+    "precision": lambda args: precision_sweep(args.budget or 180),
+    "recipes": lambda args: recipe_sweep(args.budget or 48),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short budgets, to try it out")
@@ -224,13 +338,24 @@ def main() -> None:
     parser.add_argument("--large", default="oa4_launch.webm")
     parser.add_argument(
         "--part",
-        choices=["all", "siren", "throughput"],
+        choices=["all", "siren", "throughput", *SWEEPS],
         default="all",
         help="siren: only the throughput table and the SIREN rows (no hybrid, decode, memory); "
-        "throughput: only the throughput table",
+        "throughput: only the throughput table; chunks, compile, precision, recipes: the SIREN "
+        "sweeps quoted in BENCHMARKS.md",
     )
+    parser.add_argument(
+        "--chunks", type=int, nargs="+", default=[65536, 16384, 8192, 4096, 2048, 1024]
+    )
+    parser.add_argument("--batch", type=int, help="compile: pixels a step [siren's CPU batch]")
+    parser.add_argument("--budget", type=float, help="precision, recipes: seconds [180, 48]")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.part in SWEEPS:
+        print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
+        print(f"{args.threads} threads, torch {torch.__version__}\n")
+        SWEEPS[args.part](args)
+        return
     budgets = [2, 5, 10] if args.quick else [15, 30, 60, 240]
     longest = budgets[-1]
     large_budget = 20 if args.quick else 300

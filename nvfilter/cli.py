@@ -127,7 +127,7 @@ EPOCHS_OPTION = click.option(
     "--epochs",
     type=positive_float,
     help="Training length; one epoch samples as many pixels as the video has "
-    "[segments 3, or the whole --time-budget; hybrid 100 (1600 on a GPU), siren 1000].",
+    "[segments 3, or the whole --time-budget; hybrid 100 (1600 on a CUDA GPU), siren 1000].",
 )
 MAX_FRAMES_OPTION = click.option(
     "--max-frames", type=positive_int, help="Learn at most this many frames."
@@ -209,19 +209,19 @@ NETWORK_OPTIONS = [
     click.option(
         "--batch-size",
         type=positive_int,
-        help="Random pixels per optimiser step [hybrid and siren 4096, 65536 on a GPU; the "
+        help="Random pixels per optimiser step [hybrid and siren 4096, 65536 on a CUDA GPU; the "
         "original design: siren 65536; segments: pixels rounded to whole frames, 1].",
     ),
     click.option(
         "--lr",
         type=positive_float,
-        help="Adam learning rate [siren 3e-4 (1e-4 on a GPU and in the original design); hybrid "
+        help="Adam learning rate [siren 3e-4 (1e-4 on a CUDA GPU and in the original design); hybrid "
         "3e-3 for the head, 10x for the planes; segments 2e-4].",
     ),
     click.option(
         "--lr-schedule",
         type=click.Choice(["constant", "cosine"]),
-        help="Learning rate over the run [cosine; siren on a GPU and in the original design: "
+        help="Learning rate over the run [cosine; siren on a CUDA GPU and in the original design: "
         "constant].",
     ),
     click.option(

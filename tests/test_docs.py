@@ -9,7 +9,8 @@ import click
 import pytest
 
 from nvfilter.cli import main
-from nvfilter.config import MODEL_DEFAULTS
+from nvfilter.config import MODEL_DEFAULTS, DecodeOptions
+from nvfilter.io import media
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -61,3 +62,21 @@ def test_readme_gives_the_model_defaults():
             assert any(f"{model} {text}" in cell or f"{model} and siren {text}" in cell
                        for text in spelled), (model, name, cell)  # fmt: skip
     assert rows["--segment-frames"] == str(MODEL_DEFAULTS["segments"]["segment_frames"])
+
+
+def test_readme_and_help_give_the_decode_defaults():
+    """Decode's defaults live in DecodeOptions (and the codec rules in media); the README's decode
+    table and `nvfilter decode --help` say the same."""
+    rows = readme_defaults("`nvfilter decode IN.nvw OUT`")
+    defaults = DecodeOptions()
+    helps = {max(p.opts, key=len): p.help or "" for p in main.commands["decode"].params}
+    for name in ("between", "upscaler", "audio", "device"):
+        value = getattr(defaults, name)
+        assert same(value, rows["--" + name]), (name, value, rows["--" + name])
+        if name != "device":
+            assert f"{value} (" in helps["--" + name] and "default" in helps["--" + name], name
+    crf = defaults.crf_for(media.default_codec("mp4"))
+    assert same(crf, rows["--crf"]) and f"default {crf}" in helps["--crf"]
+    assert rows["--codec"].startswith(media.default_codec("mp4"))
+    assert f"{media.default_codec('webm')} for `.webm`" in rows["--codec"]
+    assert rows["--pix-fmt"].startswith(str(media.default_pix_fmt(media.default_codec("mp4"))))
