@@ -1,6 +1,6 @@
 """Real sizes: PSNR against training time on the corpus's real-size clips at their own sizes,
 the default model beside today's hybrid in one run, with the machine's matmul rate beside every
-timed figure; then decode frames/s at 1280x720 into a raw pipe.
+timed figure; then decode frames/s at 1280x720 into a raw pipe (alone: --part decode).
 
     python bench/real_size_bench.py                       # the run recorded in BENCHMARKS.md
     python bench/real_size_bench.py --budget 20 --clips oa4_launch.webm   # a quick try
@@ -83,12 +83,16 @@ def curve(model_name: str, frames: torch.Tensor, budget: float, marks: list[floa
     return model, text, points, result, pixels
 
 
-def decode_fps(frames_count: int = 48) -> tuple[float, str]:
-    """End-to-end `nvfilter decode` of a 1280x720 segments .nvw into a raw pipe (frames/s)."""
+def decode_fps(rounds: int = 2) -> list[str]:
+    """End-to-end `nvfilter decode` of a 1280x720 segments .nvw (48 frames of tour.mp4 scaled to
+    1280x720, the model's start from them) into a raw pipe: the start-up (one frame), 240 frames
+    read from the network, and 96 frames of which half are made by motion (`--between motion`);
+    frames/s with the start-up and without it, best of ``rounds`` alternating rounds. Rows of a
+    Markdown table."""
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.nvw"
         src = media.probe(str(CORPUS / "tour.mp4"))
-        frames = media.read_frames(str(CORPUS / "tour.mp4"), src, 1280, 720, 1, frames_count)
+        frames = media.read_frames(str(CORPUS / "tour.mp4"), src, 1280, 720, 1, 48)
         n, h, w, _ = frames.shape
         model, _ = create_model(
             EncodeOptions(model="segments"), SimpleNamespace(width=w, height=h, frames=n)
@@ -97,22 +101,31 @@ def decode_fps(frames_count: int = 48) -> tuple[float, str]:
         video = VideoInfo(w, h, n, src.frame_rate, src.sample_aspect_ratio, src.color)
         result = TrainResult(0, 0.0, 0.0, "epochs", None)
         clip.write_bytes(nvw.to_bytes(model, video, result, "float32", None))
-        command = [
-            *NVFILTER,
-            "decode",
-            str(clip),
-            "-",
-            "-q",
-            "--format",
-            "nut",
-            "--codec",
-            "rawvideo",
+        base = ["decode", str(clip), "-", "-q", "--format", "nut", "--codec", "rawvideo"]
+        runs = {
+            "start-up (1 frame)": [*base, "--num-frames", "1"],
+            "network, 240 frames": [*base, "--num-frames", "240"],
+            "motion, 96 frames (48 new)": [*base, "--num-frames", "96", "--between", "motion"],
+        }
+        best: dict[str, float] = {}
+        for _ in range(rounds):
+            for label, command in runs.items():
+                begin = time.perf_counter()
+                out = subprocess.run([*NVFILTER, *command], capture_output=True, check=True)
+                best[label] = min(best.get(label, math.inf), time.perf_counter() - begin)
+                assert len(out.stdout) >= int(command[-3 if "motion" in label else -1]) * w * h
+        start_up = best["start-up (1 frame)"]
+        rows = [
+            f"| start-up (1 frame) | {start_up:.2f} s | | | `nvfilter {' '.join(runs['start-up (1 frame)'])}` |"
         ]
-        start = time.perf_counter()
-        out = subprocess.run(command, capture_output=True, check=True)
-        seconds = time.perf_counter() - start
-        assert len(out.stdout) >= n * w * h * 3 / 2  # yuv420p at least
-        return n / seconds, " ".join(command[2:])
+        for label, command in list(runs.items())[1:]:
+            count = int(command[command.index("--num-frames") + 1])
+            seconds = best[label]
+            rows.append(
+                f"| {label} | {seconds:.2f} s | {count / seconds:.1f} | "
+                f"{(count - 1) / (seconds - start_up):.1f} | `nvfilter {' '.join(command)}` |"
+            )
+        return rows
 
 
 def ffmpeg(*args: str) -> None:
@@ -200,9 +213,13 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["segments", "hybrid"])
     parser.add_argument("--budget", type=float, default=300)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--part", choices=["all", "curves", "quality"], default="all")
+    parser.add_argument("--part", choices=["all", "curves", "quality", "decode"], default="all")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.part == "decode":
+        print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
+        print_decode()
+        return
     if args.part == "quality":
         print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
         quality(min(args.budget, 120))
@@ -238,10 +255,18 @@ def main() -> None:
                 f"{flops / 1e9:.1f} ({flops / before:.1%}) | {before / 1e9:.0f}/{after / 1e9:.0f} |",
                 flush=True,
             )
-    fps, command = decode_fps()
-    print(f"\ndecode 1280x720 into a raw pipe, segments model (48 frames of tour.mp4 scaled to "
-          f"1280x720): {fps:.1f} frames/s, matmul {matmul_flops() / 1e9:.0f} GFLOP/s "
-          f"(`nvfilter {command}`)")  # fmt: skip
+    print_decode()
+
+
+def print_decode() -> None:
+    """The 1280x720 decoding table, with the matmul rate measured beside it."""
+    before = matmul_flops()
+    rows = decode_fps()
+    print(f"\ndecode at 1280x720 into a raw pipe (matmul {before / 1e9:.0f} GFLOP/s before, "
+          f"{matmul_flops() / 1e9:.0f} after)\n")  # fmt: skip
+    print("| run | seconds | frames/s end to end | frames/s after the start-up | command |")
+    print("| --- | --- | --- | --- | --- |")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -4,10 +4,12 @@ resume of a killed run, and --jobs / --ray local agreeing with one process."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
 import tracemalloc
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -35,17 +37,40 @@ def test_stream_is_cut_as_part_spans_say(frames):
 
 
 def test_budget_is_shared_by_frames_and_spent_once():
-    share = BudgetShare(100.0, 1, 97)
+    now = [0.0]
+    share = BudgetShare(100.0, 1, 97, clock=lambda: now[0])
     given = []
     for k, n in enumerate(n for _, n in part_spans(97, 32)):
         given.append(share.give(k, n))
-        share.took(k, given[-1])
+        now[0] += given[-1]  # each part trains for what it was given
+        share.took(k)
     assert sum(given) == pytest.approx(100.0)
     assert given[0] == pytest.approx(given[1], rel=0.03)
-    early = BudgetShare(10.0, 1, 64)
+    now = [0.0]
+    early = BudgetShare(10.0, 1, 64, clock=lambda: now[0])
     early.give(0, 33)
-    early.took(0, 1.0)  # a part that stops early leaves its time to the rest
+    now[0] = 1.0
+    early.took(0)  # a part that stops early leaves its time to the rest
     assert early.give(1, 32) == pytest.approx(9.0)
+
+
+def test_budget_counts_the_time_between_parts_and_earlier_runs():
+    """Reading, starting and writing parts take wall time too: it comes out of the budget, so
+    a run ends near its budget; parts an earlier run finished count their own seconds."""
+    now = [0.0]
+    share = BudgetShare(60.0, 1, 65, clock=lambda: now[0])
+    now[0] = 2.0  # reading the first part
+    first = share.give(0, 33)
+    assert first == pytest.approx(58.0 * 33 / 65)
+    now[0] += first + 4.0  # trained, then 4 s writing it and reading the next
+    share.took(0)
+    assert share.give(1, 33) == pytest.approx(60.0 - now[0])
+    resumed = BudgetShare(60.0, 1, 65, clock=lambda: 0.0)
+    resumed.kept(33, 25.0)
+    assert resumed.give(1, 33) == pytest.approx(35.0)
+    two = BudgetShare(60.0, 2, 97, clock=lambda: 0.0)
+    in_flight = two.give(0, 33)
+    assert two.give(1, 33) == pytest.approx((120.0 - in_flight) * 33 / 65)
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +249,73 @@ def test_jobs_refused_for_one_network(clips, tmp_path):
     result = run("encode", clips["smooth"], tmp_path / "x.nvw", "--model", "hybrid", "--jobs", "2")
     assert result.exit_code != 0 and "--jobs" in result.output
     assert RunOptions().jobs == 1
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads Linux's /proc")
+def test_playing_a_file_of_parts_keeps_memory_flat(tmp_path):
+    """Every part of a ~100 MB file of parts played in turn: the process's resident memory grows
+    by about the parts kept loaded, not by the file (parts are read, not memory-mapped)."""
+    from nvfilter.config import ColorTags, TrainResult, VideoInfo
+    from nvfilter.decode.render import render_frame
+    from nvfilter.models.segments import SegmentField
+
+    parts, frames_each = 12, 9
+    frames = parts * (frames_each - 1) + 1
+    video = VideoInfo(
+        320, 240, frames, Fraction(25), Fraction(1), ColorTags(None, None, None, None)
+    )
+    training = TrainResult(0, 0.0, 0.0, "epochs", None)
+    files = []
+    for k in range(parts):
+        model = SegmentField(320, 240, frames_each, segment_frames=8)
+        part_video = VideoInfo(320, 240, frames_each, video.frame_rate, Fraction(1), video.color)
+        files.append(tmp_path / f"part{k}.nvw")
+        files[-1].write_bytes(nvw.to_bytes(model, part_video, training))
+    whole = tmp_path / "whole.nvw"
+    with whole.open("wb") as out:
+        for chunk in nvw.join_parts(files, video, training, "float32"):
+            out.write(chunk)
+    size = whole.stat().st_size
+    assert size > 80e6
+    loaded = nvw.load(whole)
+    render_frame(loaded.model, 32, 24, -1.0)
+    before = _resident_bytes()
+    for k in range(frames):
+        render_frame(loaded.model, 32, 24, (2 * k + 1) / frames - 1)
+    grown = _resident_bytes() - before
+    part_bytes = size / parts
+    assert grown < 3 * part_bytes, (grown, size)
+
+
+def test_a_joins_shared_frame_is_both_parts_fits_averaged():
+    """Parts 0..4 and 4..8 share frame 4: it is read from both and averaged (frame reads and
+    point reads alike); every other frame is read from its one part."""
+    from nvfilter.coords import frame_time
+    from nvfilter.decode.render import render_frame
+    from nvfilter.models.field import VideoField
+    from nvfilter.models.parts import PartsField, PartSpan
+
+    class Flat(VideoField):
+        def __init__(self, level: float) -> None:
+            super().__init__()
+            self.level = torch.nn.Parameter(torch.tensor(level))
+
+        def forward(self, coords):
+            return self.level.expand(coords.shape[0], 3) * (coords[:, 2:3] + 2) / 2
+
+    spans = [PartSpan(0, 5, {}), PartSpan(4, 5, {})]
+    field = PartsField(9, spans, lambda k: Flat([0.2, 0.6][k]))
+    shared = frame_time(4, 9)
+    pixel = float(render_frame(field, 2, 2, shared)[0, 0, 0])
+    ending, starting = 0.2 * (0.8 + 2) / 2, 0.6 * (-0.8 + 2) / 2  # each at its own time
+    assert pixel == pytest.approx(255 * (ending + starting) / 2, abs=0.5)
+    point = field(torch.tensor([[0.0, 0.0, shared]]))
+    assert point[0, 0].item() == pytest.approx((ending + starting) / 2, abs=1e-6)
+    before, after = frame_time(3, 9), frame_time(5, 9)
+    assert field.reads_at(before) == [field.part_at(before)]
+    assert [k for k, _ in field.reads_at(after)] == [1]

@@ -147,6 +147,9 @@ def render_frame(
 ) -> np.ndarray:
     """One uint8 (height, width, 3) frame at normalised time t, rendered a band of rows at a time
     (bands of ``points_per_batch`` points; by default sized for the model's device)."""
+    image = model.render_image(t, width, height)
+    if image is not None:  # a model that makes whole frames: one conversion, no bands
+        return to_uint8(image).permute(1, 2, 0).contiguous().cpu().numpy()
     frame = np.empty((height, width, 3), dtype=np.uint8)
     if points_per_batch is None:
         on_cpu = field_device(model).type == "cpu"

@@ -32,10 +32,19 @@ import torch
 from safetensors.torch import save
 
 from nvfilter.config import EncodeOptions, TrainConfig, TrainResult, VideoInfo
+from nvfilter.decode.render import to_uint8
 from nvfilter.encode.run_folder import RunFolder, read_state, run_config, versions
 from nvfilter.encode.source import OpenedSource, check_raw_memory, read_audio
 from nvfilter.encode.train import Progress, Trainer, stop_requests
-from nvfilter.encode.workers import Executor, LocalPool, PartJob, PartResult, RayPool, train_part
+from nvfilter.encode.workers import (
+    Executor,
+    LocalPool,
+    PartJob,
+    PartResult,
+    RayPool,
+    edge_pictures,
+    train_part,
+)
 from nvfilter.errors import OptionError, VideoError
 from nvfilter.eval.metrics import psnr_from_mse
 from nvfilter.io import nvw
@@ -65,27 +74,51 @@ def cut_parts(frames: Iterator[np.ndarray], part_frames: int) -> Iterator[np.nda
 
 
 class BudgetShare:
-    """--time-budget shared among parts by frame count: a part gets what is left of the
-    budget (x the workers, which train at once) times its share of the frames left."""
+    """--time-budget shared among parts by frame count, on the wall clock: a part gets what is
+    left of the budget (x the workers, which train at once) times its share of the frames left.
+    What is left counts everything since the encode began, not only training: reading and
+    starting the parts, writing them, so the run ends near its budget; time a part does not
+    use goes to the rest."""
 
-    def __init__(self, budget: float | None, workers: int, frames: int | None) -> None:
+    def __init__(
+        self,
+        budget: float | None,
+        workers: int,
+        frames: int | None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.capacity = None if budget is None else budget * workers
+        self.workers = workers
         self.frames_left = frames
-        self.committed: dict[int, float] = {}
-        """Seconds given to parts in flight, then the seconds finished parts took."""
+        self.clock = clock
+        self.began = clock()
+        self.earlier = 0.0
+        """Seconds of the parts an earlier run finished (a resumed encode keeps them)."""
+        self.in_flight: dict[int, tuple[float, float]] = {}
+        """part -> (seconds given, when), for parts training now."""
 
     def give(self, part: int, frames: int) -> float | None:
-        if self.capacity is None:
-            return None
-        left = max(0.0, self.capacity - sum(self.committed.values()))
-        share = left * frames / max(self.frames_left or frames, frames)
-        self.committed[part] = share
+        share = None
+        if self.capacity is not None:
+            now = self.clock()
+            spent = self.earlier + self.workers * (now - self.began)
+            pending = sum(max(0.0, given - (now - when)) for given, when in self.in_flight.values())
+            left = max(0.0, self.capacity - spent - pending)
+            share = left * frames / max(self.frames_left or frames, frames)
+            self.in_flight[part] = (share, now)
         if self.frames_left is not None:
             self.frames_left = max(0, self.frames_left - (frames - 1))
         return share
 
-    def took(self, part: int, seconds: float) -> None:
-        self.committed[part] = seconds
+    def took(self, part: int) -> None:
+        """Part ``part`` has finished (its time is in the wall clock)."""
+        self.in_flight.pop(part, None)
+
+    def kept(self, frames: int, seconds: float) -> None:
+        """A part an earlier run finished, which took ``seconds``."""
+        self.earlier += seconds
+        if self.frames_left is not None:
+            self.frames_left = max(0, self.frames_left - (frames - 1))
 
 
 class PartStore:
@@ -205,6 +238,50 @@ def parts_folder(output: str, outputs: str | None, stack: ExitStack) -> Path:
     return folder
 
 
+def kept_video(plan: PartsPlan, frames: int) -> VideoInfo:
+    """A part of ``frames`` frames as a video of its own (its .nvw's)."""
+    return VideoInfo(plan.width, plan.height, frames, plan.frame_rate)
+
+
+class JoinScores:
+    """The 8-bit error of the frames the parts share, as decode plays them: a join's shared
+    frame is the average of the two parts' pictures of it, the video's last frame the last
+    part's own. Parts may finish in any order; a join is scored once both sides are in."""
+
+    def __init__(self) -> None:
+        self.squared = 0.0
+        self.pixels = 0
+        self.sources: dict[int, np.ndarray] = {}
+        """part -> the source's uint8 picture of its last frame, until scored."""
+        self.firsts: dict[int, np.ndarray] = {}
+        self.lasts: dict[int, np.ndarray] = {}
+
+    def source(self, k: int, frame: np.ndarray) -> None:
+        self.sources[k] = frame
+
+    def edges(self, k: int, first: np.ndarray | None, last: np.ndarray) -> None:
+        """Part k's pictures of its first (after part 0) and last frames."""
+        if first is not None:
+            self.firsts[k] = first
+        self.lasts[k] = last
+        for join in (k - 1, k):
+            if join in self.lasts and join + 1 in self.firsts and join in self.sources:
+                shared = (self.lasts.pop(join) + self.firsts.pop(join + 1)) * 0.5
+                self.score(shared, self.sources.pop(join))
+
+    def close(self) -> None:
+        """The end of the stream: the last part's last frame is its own picture."""
+        if self.lasts:
+            last = max(self.lasts)
+            if last in self.sources:
+                self.score(self.lasts.pop(last), self.sources.pop(last))
+
+    def score(self, picture: np.ndarray, source: np.ndarray) -> None:
+        decoded = to_uint8(torch.tensor(picture)).float()
+        self.squared += float(((decoded - torch.from_numpy(source).float()) ** 2).sum()) / 255.0**2
+        self.pixels += picture.size
+
+
 class PartsEncode:
     """One streamed encode: reads parts, hands them to the workers, keeps the record."""
 
@@ -222,6 +299,7 @@ class PartsEncode:
         self.began = time.perf_counter()
         self.frames_done = 0
         self.records: dict[int, dict[str, Any]] = {}
+        self.joins = JoinScores()
         self.interrupted = False
         self.in_flight: dict[concurrent.futures.Future[PartResult], tuple[int, int, int]] = {}
         """future -> (part, frames, slot)."""
@@ -239,12 +317,16 @@ class PartsEncode:
                     raise OptionError(f"--resume: part {k} of {self.source} has {len(frames)} "
                                       f"frames, the run learned {record['frames']}: not the same video")  # fmt: skip
                 self.records[k] = record
-                self.budget.give(k, len(frames))
-                self.budget.took(k, record["seconds"])
+                self.budget.kept(len(frames), record["seconds"])
+                self.joins.source(k, frames[-1])
+                kept = nvw.load(self.store.part(k)).model
+                self.joins.edges(k, *edge_pictures(kept, kept_video(self.plan, len(frames)), k > 0))
                 self.frames_done += len(frames) - (1 if k else 0)
                 continue
+            self.joins.source(k, frames[-1])
             self.learn(k, frames)
         self.wait(everything=True)
+        self.joins.close()
         return total
 
     def job(self, k: int, frames: np.ndarray, device: str) -> PartJob:
@@ -255,7 +337,7 @@ class PartsEncode:
                                      device=device)  # fmt: skip
         if self.interrupted or self.stop_asked():  # the rest keep their start
             config = dataclasses.replace(config, time_budget=0.0)
-        video = VideoInfo(plan.width, plan.height, n, plan.frame_rate)
+        video = kept_video(plan, n)
         return PartJob(k, frames, plan.architecture(n), config, video, plan.options.dtype)
 
     def learn(self, k: int, frames: np.ndarray) -> None:
@@ -298,8 +380,9 @@ class PartsEncode:
             self.show(None, 0, None)
 
     def finish(self, result: PartResult, frames: int) -> None:
+        self.joins.edges(result.index, result.first_frame, result.last_frame)
         self.store.save(result, frames)
-        self.budget.took(result.index, result.seconds)
+        self.budget.took(result.index)
         self.records[result.index] = self.store.finished(result.index) or {}
         self.frames_done += frames - (1 if result.index else 0)
         if self.folder is not None:
@@ -333,8 +416,8 @@ class PartsEncode:
         )
 
     def result(self, config: TrainConfig) -> TrainResult:
-        squared = sum(r["squared_error"] for r in self.records.values())
-        pixels = sum(r["pixels"] for r in self.records.values())
+        squared = sum(r["squared_error"] for r in self.records.values()) + self.joins.squared
+        pixels = sum(r["pixels"] for r in self.records.values()) + self.joins.pixels
         stopped = {r["stopped_by"] for r in self.records.values()}
         stopped_by = "interrupt" if self.interrupted else (
             "time-budget" if "time-budget" in stopped else sorted(stopped)[0] if stopped else "epochs")  # fmt: skip

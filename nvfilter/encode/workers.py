@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from nvfilter.config import TrainConfig, TrainResult, VideoInfo
+from nvfilter.coords import frame_time
 from nvfilter.decode.render import reconstruct
 from nvfilter.encode.train import Progress, Trainer
 from nvfilter.errors import OptionError
@@ -58,10 +59,15 @@ class PartResult:
     seconds: float
     stopped_by: str
     squared_error: float
-    """Sum of squared 8-bit errors (in [0, 1] units) over the frames this part plays: all but
-    its first, which the part before plays, for every part after the first."""
+    """Sum of squared 8-bit errors (in [0, 1] units) over the frames this part alone plays: all
+    but its last and, after the first part, its first (a join's shared frame is played as both
+    parts' average, and the encode scores it from ``first_frame`` and ``last_frame``)."""
     pixels: int
     """Pixel values (x 3 colours) that ``squared_error`` sums over."""
+    first_frame: np.ndarray | None
+    """The part's float (H, W, 3) picture of its first frame (after the first part), else None."""
+    last_frame: np.ndarray
+    """The part's float (H, W, 3) picture of its last frame."""
 
 
 Checkpoint = Callable[[Trainer], None]
@@ -98,7 +104,7 @@ def train_part(
             reconstruct(model, job.video.width, job.video.height, len(frames))
         )
     ]
-    counted = errors[1:] if job.index > 0 and len(errors) > 1 else errors
+    counted = errors[1 if job.index > 0 else 0 : len(errors) - 1]
     pixels_per_frame = job.video.width * job.video.height * 3
     squared = sum(counted) * pixels_per_frame
     own = metrics.psnr_from_mse(sum(errors) / len(errors), peak=1.0)
@@ -106,8 +112,25 @@ def train_part(
         fitted.steps, fitted.seconds, own, fitted.stopped_by, dataclasses.asdict(trainer.config)
     )
     data = nvw.to_bytes(model, job.video, result, job.dtype)
+    first, last = edge_pictures(model, job.video, job.index > 0)
     return PartResult(job.index, data, fitted.steps, fitted.seconds, fitted.stopped_by,
-                      squared, len(counted) * pixels_per_frame)  # fmt: skip
+                      squared, len(counted) * pixels_per_frame, first, last)  # fmt: skip
+
+
+def edge_pictures(
+    model: VideoField, video: VideoInfo, with_first: bool
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """A part's float (H, W, 3) pictures of its first frame (if asked) and its last frame, as
+    decode reads them before averaging a join's shared frame."""
+
+    def picture(k: int) -> np.ndarray:
+        image = model.render_image(frame_time(k, video.frames), video.width, video.height)
+        assert image is not None, "parts are networks that make whole frames"
+        return image.permute(1, 2, 0).numpy().copy()
+
+    model.forget_render_cache()
+    with torch.inference_mode():
+        return (picture(0) if with_first else None), picture(video.frames - 1)
 
 
 class Executor:

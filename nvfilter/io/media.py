@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -482,7 +483,10 @@ def build_write_args(
 
 
 class FrameWriter:
-    """Feed rgb24 frames to an ffmpeg process that encodes them (see build_write_args)."""
+    """Feed rgb24 frames to an ffmpeg process that encodes them (see build_write_args). A thread
+    writes them to ffmpeg's pipe while the caller makes the next one (at most ``QUEUED`` wait)."""
+
+    QUEUED = 2
 
     def __init__(self, args: list[str], name: str | None = None) -> None:
         self._name = name
@@ -490,29 +494,51 @@ class FrameWriter:
         self._target = args[-1]
         self._log = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=self._log)
+        self._frames: queue.Queue[bytes | None] = queue.Queue(self.QUEUED)
+        self._broken = threading.Event()
+        self._thread = threading.Thread(target=self._feed, daemon=True)
+        self._thread.start()
+
+    def _feed(self) -> None:
+        """The writing thread: frames to ffmpeg's stdin until None, or until the pipe breaks."""
+        assert self._proc.stdin is not None
+        while (data := self._frames.get()) is not None:
+            if self._broken.is_set():
+                continue  # keep taking frames so that the caller never blocks on a dead pipe
+            try:
+                self._proc.stdin.write(data)
+            except (BrokenPipeError, OSError):
+                self._broken.set()
 
     def write(self, frame: np.ndarray) -> None:
-        """Write one (height, width, 3) uint8 frame."""
-        assert self._proc.stdin is not None
-        try:
-            self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
-        except (BrokenPipeError, OSError):
+        """Queue one (height, width, 3) uint8 frame."""
+        if self._broken.is_set():
+            self._stop_thread()
             self._fail()
+        self._frames.put(np.ascontiguousarray(frame).tobytes())
+
+    def _stop_thread(self) -> None:
+        self._frames.put(None)
+        self._thread.join()
 
     def close(self) -> None:
         """Finish the stream; raises OutputError with ffmpeg's complaint if it failed."""
+        self._stop_thread()
         assert self._proc.stdin is not None
         try:
             self._proc.stdin.close()
         except (BrokenPipeError, OSError):
             pass
-        if self._proc.wait() != 0:
+        if self._broken.is_set() or self._proc.wait() != 0:
             self._fail()
         self._log.close()
 
     def abort(self) -> None:
         """Stop ffmpeg without finishing the output."""
         self._proc.kill()
+        self._broken.set()
+        if self._thread.is_alive():
+            self._stop_thread()
         self._proc.wait()
         self._log.close()
 

@@ -26,6 +26,11 @@ class VideoField(nn.Module):
         device = next(self.parameters()).device
         return self(rows_coords(width, height, t, row_start, row_stop, device))
 
+    def render_image(self, t: float, width: int, height: int) -> torch.Tensor | None:
+        """The whole frame at time t as (3, height, width) in [0, 1], for models that make frames
+        whole (faster than bands of rows: no per-band copies); None for models read by points."""
+        return None
+
     def cpu_chunk_rows(self) -> int | None:
         """Pixels per forward/backward pass when training on a CPU, gradients summed over the
         passes of a batch (the same gradient as one pass); None: the whole batch at once."""

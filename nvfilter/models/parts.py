@@ -4,7 +4,7 @@ A streamed encode (encode/parts.py) learns a video part by part: part k covers s
 ``first_k .. first_k + frames_k - 1`` and the next part starts on its last frame (neighbours share
 their boundary frame, which both learn, so a join does not jump). ``PartsField`` plays such a
 video: a read at source frame position p goes to the last part whose first frame is before p (a
-boundary frame is played by the part it ends), at its own position p - first. Parts are loaded on demand through ``load_part`` (the .nvw
+boundary frame is played by both parts, their reads averaged), at its own position p - first. Parts are loaded on demand through ``load_part`` (the .nvw
 reader hands one that reads that part's tensors from the file) and at most ``KEEP_PARTS`` are kept,
 so memory stays flat for any length.
 """
@@ -94,22 +94,49 @@ class PartsField(VideoField):
         span = self.spans[k]
         return k, frame_time(position - span.first, span.frames)
 
+    def reads_at(self, t: float) -> list[tuple[int, float]]:
+        """(part, its own normalised time) of each read a time t of the video averages: one, or
+        at a join's shared frame both parts' (their two fits of that frame, averaged, split the
+        step between the parts' fits into two halves, and are closer to the frame than either)."""
+        position = (t + 1) * 0.5 * self.frames - 0.5
+        nearest = round(position)
+        following = bisect.bisect_left(self.firsts, nearest)
+        if 0 < following < len(self.spans) and self.firsts[following] == nearest:
+            if abs(position - nearest) < 1e-6:
+                ending = self.spans[following - 1]
+                return [
+                    (following - 1, frame_time(ending.frames - 1, ending.frames)),
+                    (following, frame_time(0, self.spans[following].frames)),
+                ]
+        return [self.part_at(t)]
+
     def render_rows(
         self, t: float, width: int, height: int, row_start: int, row_stop: int
     ) -> torch.Tensor:
-        k, local = self.part_at(t)
-        return self.part(k).render_rows(local, width, height, row_start, row_stop)
+        reads = [
+            self.part(k).render_rows(local, width, height, row_start, row_stop)
+            for k, local in self.reads_at(t)
+        ]
+        return reads[0] if len(reads) == 1 else (reads[0] + reads[1]) * 0.5
+
+    def render_image(self, t: float, width: int, height: int) -> torch.Tensor | None:
+        reads = [self.part(k).render_image(local, width, height) for k, local in self.reads_at(t)]
+        if len(reads) == 1 or reads[0] is None or reads[1] is None:
+            return reads[0]
+        return (reads[0] + reads[1]) * 0.5
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        """RGB (B, 3) at points (B, 3), each read from the part its time falls in."""
+        """RGB (B, 3) at points (B, 3), each read from the part its time falls in (both parts,
+        averaged, at a join's shared frame)."""
         out = coords.new_zeros(coords.shape[0], 3)
         times = coords[:, 2]
         for time in times.unique().tolist():
             index = (times == time).nonzero().squeeze(1)
-            k, local = self.part_at(time)
-            points = coords[index].clone()
-            points[:, 2] = local
-            out[index] = self.part(k)(points)
+            reads = self.reads_at(time)
+            for k, local in reads:
+                points = coords[index].clone()
+                points[:, 2] = local
+                out[index] += self.part(k)(points) / len(reads)
         return out
 
     def forget_render_cache(self) -> None:

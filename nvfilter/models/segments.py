@@ -268,11 +268,10 @@ class SegmentField(VideoField):
 
     def picture(self, g: int, q: float, width: int, height: int) -> torch.Tensor:
         """The frame (3, height, width) of segment g at frame position q, unclamped."""
-        total = None
-        for level in range(self.levels):
+        total = _resize(self.level_picture(g, 0, q), (height, width))
+        for level in range(1, self.levels):
             part = _resize(self.level_picture(g, level, q), (height, width))
-            total = part if total is None else total + part
-        assert total is not None
+            total = total + part if torch.is_grad_enabled() else total.add_(part)
         return total
 
     def render_view(self, view: int) -> torch.Tensor:
@@ -289,14 +288,18 @@ class SegmentField(VideoField):
         self, t: float, width: int, height: int, row_start: int, row_stop: int
     ) -> torch.Tensor:
         """Rows of the frame at time t; the whole frame is made once per (t, size) and kept
-        until the next one (render_frame asks for it a band of rows at a time)."""
+        until the next one (render_frame reads it whole, through render_image)."""
+        return self.render_image(t, width, height)[:, row_start:row_stop].reshape(3, -1).T
+
+    def render_image(self, t: float, width: int, height: int) -> torch.Tensor:
+        """The frame at time t, (3, height, width) in [0, 1]; kept until the next (t, size)."""
         key = (t, width, height)
         if self._cache_key != key:
             position = (t + 1) * 0.5 * self.frames - 0.5
             g, q = self.segment_at(position)
-            self._cache = self.picture(g, q, width, height).clamp(0, 1)
+            self._cache = self.picture(g, q, width, height).clamp_(0, 1)
             self._cache_key = key
-        return self._cache[:, row_start:row_stop].reshape(3, -1).T
+        return self._cache
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """RGB (B, 3) at points (B, 3): the level pictures at each distinct time, sampled at
