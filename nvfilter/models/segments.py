@@ -132,15 +132,20 @@ def _time_row(plane: torch.Tensor, position: float) -> torch.Tensor:
 
 def _principal_pictures(video: torch.Tensor, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The mean picture and the ``groups - 1`` leading principal pictures of frames (n, 3, h,
-    w), (1 + K, 3, h, w), with each frame's weights (n, K): frame i ~ mean + sum_k w_ik P_k."""
+    w), (1 + K, 3, h, w), with each frame's weights (n, K): frame i ~ mean + sum_k w_ik P_k.
+    The frames are never copied: the centred Gram matrix and the pictures are found from the
+    frames themselves and their mean (a 1080p segment's centred copy alone would be 0.8 GB)."""
     count = video.shape[0]
     flat = video.reshape(count, -1)
     mean = flat.mean(0)
-    centred = flat - mean
     components = min(groups - 1, count - 1)
-    _, vectors = torch.linalg.eigh(centred @ centred.T)  # eigenvalues ascending
+    projected = flat @ mean  # (n,): each frame's product with the mean
+    gram = flat @ flat.T - projected[:, None] - projected[None, :] + mean.dot(mean)
+    _, vectors = torch.linalg.eigh(gram)  # eigenvalues ascending
     weights = vectors[:, count - components :].flip(1) * math.sqrt(count)
-    pictures = torch.cat((mean[None], weights.T @ centred / count))
+    pictures = torch.cat(
+        (mean[None], (weights.T @ flat - torch.outer(weights.sum(0), mean)) / count)
+    )
     return pictures.view(-1, *video.shape[1:]), weights
 
 
@@ -350,7 +355,9 @@ class SegmentField(VideoField):
             return
         for g, (first, count) in enumerate(self.spans):
             segment = self.segment(g)
-            video = frames[first : first + count].permute(0, 3, 1, 2).float() / 255.0
+            video = (
+                frames[first : first + count].permute(0, 3, 1, 2).contiguous().float().div_(255.0)
+            )
             left = video  # what the levels so far do not explain, (n, 3, H, W)
             for level in range(self.levels):
                 xy, xt, yt = segment.xy[level], segment.xt[level], segment.yt[level]
@@ -364,8 +371,9 @@ class SegmentField(VideoField):
                 for k in range(1, len(pictures)):
                     xt[3 * k : 3 * k + 3, :count] = weights[:, k - 1].view(1, count, 1)
                 every = torch.cat((torch.ones(count, 1), weights), 1)
-                fitted = torch.einsum("nk,kchw->nchw", every, pictures)
-                left = left - _resize(fitted.flatten(0, 1), (self.height, self.width)).view_as(left)
+                for i in range(count):  # what this level explains, taken off frame by frame
+                    fitted = torch.einsum("k,kchw->chw", every[i], pictures)
+                    left[i] -= _resize(fitted, (self.height, self.width))
         for level in range(self.levels):
             decoder = self.decoder(level)
             decoder.weight.zero_()
