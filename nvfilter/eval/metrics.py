@@ -19,31 +19,31 @@ def psnr_from_mse(value: float, peak: float = 255.0) -> float:
     return math.inf if value <= 0 else 10.0 * math.log10(peak * peak / value)
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def _gaussian(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """The normalised 1-D Gaussian; the SSIM window is its outer product with itself."""
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(x * x) / (2 * sigma * sigma))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(3, 1, size, size).contiguous()
+    return g / g.sum()
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
     """SSIM (Wang et al. 2004) of two uint8 (height, width, 3) frames: 11x11 Gaussian window,
     sigma 1.5, K1 = 0.01, K2 = 0.03, computed per RGB channel over the valid window positions and
-    averaged (as scikit-image's ``structural_similarity(..., gaussian_weights=True)``)."""
-    x = a.to(torch.float64).permute(2, 0, 1)[None]
-    y = b.to(torch.float64).permute(2, 0, 1)[None]
+    averaged (as scikit-image's ``structural_similarity(..., gaussian_weights=True)``). The window
+    is applied as two 1-D passes (it is separable) to the five maps at once: a 720x405 frame in
+    tens of milliseconds, where one 2-D float64 pass took seconds."""
+    x = a.to(torch.float64).permute(2, 0, 1)
+    y = b.to(torch.float64).permute(2, 0, 1)
     size = min(11, x.shape[-1], x.shape[-2])
     size -= 1 - size % 2
-    window = _gaussian_window(size)
+    g = _gaussian(size)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-
-    def blur(z: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(z, window, groups=3)
-
-    mx, my = blur(x), blur(y)
-    vx = blur(x * x) - mx * mx
-    vy = blur(y * y) - my * my
-    cov = blur(x * y) - mx * my
+    maps = torch.cat((x, y, x * x, y * y, x * y))[None]  # (1, 15, H, W)
+    rows = F.conv2d(maps, g.view(1, 1, size, 1).expand(15, 1, size, 1), groups=15)
+    mx, my, xx, yy, xy = F.conv2d(rows, g.view(1, 1, 1, size).expand(15, 1, 1, size), groups=15)[
+        0
+    ].split(3)
+    vx, vy, cov = xx - mx * mx, yy - my * my, xy - mx * my
     # unbiased covariances, as scikit-image does
     n = size * size
     vx, vy, cov = (v * n / (n - 1) for v in (vx, vy, cov))
