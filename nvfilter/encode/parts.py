@@ -46,7 +46,7 @@ from nvfilter.encode.workers import (
     train_part,
 )
 from nvfilter.errors import OptionError, VideoError
-from nvfilter.eval.metrics import psnr_from_mse
+from nvfilter.eval import metrics
 from nvfilter.io import nvw
 from nvfilter.io.outputs import PARTIAL, write_bytes, write_chunks
 from nvfilter.models.parts import part_spans
@@ -277,8 +277,8 @@ class JoinScores:
                 self.score(self.lasts.pop(last), self.sources.pop(last))
 
     def score(self, picture: np.ndarray, source: np.ndarray) -> None:
-        decoded = to_uint8(torch.tensor(picture)).float()
-        self.squared += float(((decoded - torch.from_numpy(source).float()) ** 2).sum()) / 255.0**2
+        decoded = to_uint8(torch.tensor(picture))
+        self.squared += metrics.mse(decoded, torch.from_numpy(source)) / 255.0**2 * picture.size
         self.pixels += picture.size
 
 
@@ -311,6 +311,7 @@ class PartsEncode:
         total = 0
         for k, frames in enumerate(parts):
             total = total + len(frames) - (1 if k else 0)
+            self.joins.source(k, frames[-1])
             record = self.store.finished(k)
             if record is not None:
                 if record["frames"] != len(frames):
@@ -318,12 +319,10 @@ class PartsEncode:
                                       f"frames, the run learned {record['frames']}: not the same video")  # fmt: skip
                 self.records[k] = record
                 self.budget.kept(len(frames), record["seconds"])
-                self.joins.source(k, frames[-1])
                 kept = nvw.load(self.store.part(k)).model
                 self.joins.edges(k, *edge_pictures(kept, kept_video(self.plan, len(frames)), k > 0))
                 self.frames_done += len(frames) - (1 if k else 0)
                 continue
-            self.joins.source(k, frames[-1])
             self.learn(k, frames)
         self.wait(everything=True)
         self.joins.close()
@@ -388,7 +387,7 @@ class PartsEncode:
         if self.folder is not None:
             self.folder.log({"part": result.index, "frames": frames, "steps": result.steps,
                              "seconds": round(result.seconds, 4),
-                             "psnr_db": round(psnr_from_mse(result.squared_error / max(1, result.pixels), peak=1.0), 4),
+                             "psnr_db": round(metrics.psnr_from_mse(result.squared_error / max(1, result.pixels), peak=1.0), 4),
                              "stopped_by": result.stopped_by})  # fmt: skip
 
     def show(self, k: int | None, frames: int, progress: Progress | None) -> None:
@@ -424,7 +423,7 @@ class PartsEncode:
         return TrainResult(
             steps=sum(r["steps"] for r in self.records.values()),
             seconds=sum(r["seconds"] for r in self.records.values()),
-            psnr=psnr_from_mse(squared / max(1, pixels), peak=1.0),
+            psnr=metrics.psnr_from_mse(squared / max(1, pixels), peak=1.0),
             stopped_by=stopped_by,
             settings=dataclasses.asdict(config),
         )

@@ -364,7 +364,10 @@ def _build_loaded(
     return model.eval()
 
 
-FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
+TORCH_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32,
+                "F64": torch.float64}  # fmt: skip
+"""The floating-point safetensors dtypes a network's tensors may be stored in, as torch's."""
+FLOAT_DTYPES = frozenset(TORCH_DTYPES)
 
 
 def parse_parts(metadata: dict[str, str], video: VideoInfo, name: str) -> list[PartSpan]:
@@ -452,10 +455,6 @@ def _open_parts(
         return _build_loaded(spans[k].architecture, tensors, f"{name} part {k}")  # checked above
 
     return PartsField(video.frames, spans, load_part), stored
-
-
-TORCH_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32,
-                "F64": torch.float64}  # fmt: skip
 
 
 class TensorReader:
