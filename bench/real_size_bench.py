@@ -1,6 +1,7 @@
-"""Real sizes: PSNR against training time on the corpus's real-size clips at their own sizes,
-the default model beside today's hybrid in one run, with the machine's matmul rate beside every
-timed figure; then decode frames/s at 1280x720 into a raw pipe (alone: --part decode).
+"""Real sizes: the default (tiles) model's no-flag encode and fit rate on the corpus's real-size
+clips at their own sizes (alone: --part tiles), then PSNR against training time for the models
+trained by steps (segments and hybrid), with the machine's matmul rate beside every timed figure;
+then decode frames/s at 1280x720 into a raw pipe (alone: --part decode).
 
     python bench/real_size_bench.py                       # the run recorded in BENCHMARKS.md
     python bench/real_size_bench.py --budget 20 --clips oa4_launch.webm   # a quick try
@@ -34,6 +35,7 @@ from nvfilter.encode.train import Trainer  # noqa: E402
 from nvfilter.eval.metrics import psnr_from_mse  # noqa: E402
 from nvfilter.io import media, nvw  # noqa: E402
 from nvfilter.models import count_parameters  # noqa: E402
+from nvfilter.models.tiles import TileField  # noqa: E402
 
 NVFILTER = [sys.executable, "-m", "nvfilter"]
 
@@ -83,9 +85,9 @@ def curve(model_name: str, frames: torch.Tensor, budget: float, marks: list[floa
     return model, text, points, result, pixels
 
 
-def decode_fps(rounds: int = 2) -> list[str]:
-    """End-to-end `nvfilter decode` of a 1280x720 segments .nvw (48 frames of tour.mp4 scaled to
-    1280x720, the model's start from them) into a raw pipe: the start-up (one frame), 240 frames
+def decode_fps(rounds: int = 2, model_name: str = "tiles") -> list[str]:
+    """End-to-end `nvfilter decode` of a 1280x720 .nvw (48 frames of tour.mp4 scaled to 1280x720,
+    one network of the default model fitted to them: tiles; segments: its start) into a raw pipe: the start-up (one frame), 240 frames
     read from the network, and 96 frames of which half are made by motion (`--between motion`);
     frames/s with the start-up and without it, best of ``rounds`` alternating rounds. Rows of a
     Markdown table."""
@@ -94,9 +96,12 @@ def decode_fps(rounds: int = 2) -> list[str]:
         src = media.probe(str(CORPUS / "tour.mp4"))
         frames = media.read_frames(str(CORPUS / "tour.mp4"), src, 1280, 720, 1, 48)
         n, h, w, _ = frames.shape
-        model, _ = create_model(
-            EncodeOptions(model="segments"), SimpleNamespace(width=w, height=h, frames=n)
-        )
+        if model_name == "tiles":
+            model = TileField(w, h, n)
+        else:
+            model, _ = create_model(
+                EncodeOptions(model=model_name), SimpleNamespace(width=w, height=h, frames=n)
+            )
         model.start_from(frames)
         video = VideoInfo(w, h, n, src.frame_rate, src.sample_aspect_ratio, src.color)
         result = TrainResult(0, 0.0, 0.0, "epochs", None)
@@ -207,18 +212,72 @@ def quality(budget: float) -> None:
         print(f"| lanczos | {psnr_of(frames_of(d / 'lanczos.mkv'), big):.2f} |")
 
 
+def tile_fit_flops(model: TileField) -> float:
+    """The tiles fit's floating-point operations: per tile its Gram matrix (2 n^2 P for n
+    frames of P values), its eigen-decomposition (about 9 n^3 with vectors) and its kept
+    pictures (2 n P a component)."""
+    n, values = model.frames, 3 * model.tile * model.tile
+    tiles = model.rows * model.columns
+    return tiles * (2 * n * n * values + 9 * n**3) + model.components * 2 * n * values
+
+
+def tiles_table(clips: list[str], rounds: int = 2) -> None:
+    """The default (tiles) model on each clip at its own size: `nvfilter encode CLIP out.nvw`
+    with no flags (wall, training seconds, PSNR, numbers per pixel, peak memory), and the fit
+    of one 33-frame part in this process: its FLOP/s against matmul measured beside it, pixels
+    fitted per second; best of ``rounds``."""
+    print("| clip (native size) | no-flag encode wall | fit s (in the .nvw) | PSNR | numbers per "
+          "pixel | peak memory | one part's fit | pixels/s | GFLOP/s (% of matmul) | matmul "
+          "GFLOP/s before/after |")  # fmt: skip
+    print("|" + " --- |" * 10)
+    for name in clips:
+        path = str(CORPUS / name)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "out.nvw"
+            begin = time.perf_counter()
+            run = subprocess.run(["/usr/bin/time", "-f", "%M", *NVFILTER, "encode", path,
+                                  str(out), "-q"], capture_output=True, text=True, check=True)  # fmt: skip
+            wall = time.perf_counter() - begin
+            peak = int(run.stderr.strip().splitlines()[-1]) * 1024
+            loaded = nvw.load(out)
+            video = loaded.video
+            stored = loaded.parameters / (video.width * video.height * video.frames)
+            training = loaded.training
+        src = media.probe(path)
+        frames = media.read_frames(path, src, src.width, src.height, 1, 33)
+        n, h, w, _ = frames.shape
+        best, before = math.inf, matmul_flops()
+        for _ in range(rounds):
+            model = TileField(w, h, n)
+            begin = time.perf_counter()
+            model.start_from(frames)
+            best = min(best, time.perf_counter() - begin)
+        after = matmul_flops()
+        flops = tile_fit_flops(model) / best
+        print(f"| {name} ({video.width}x{video.height}, {video.frames} frames) | {wall:.1f} s | "
+              f"{training.seconds:.1f} s | {training.psnr:.2f} dB | {stored:.2f} | "
+              f"{peak / 1e9:.2f} GB | {best:.2f} s | {w * h * n / best:,.0f} | "
+              f"{flops / 1e9:.0f} ({flops / before:.0%}) | {before / 1e9:.0f}/{after / 1e9:.0f} |",
+              flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", nargs="+", default=["tour.mp4", "oa4_launch.webm"])
     parser.add_argument("--models", nargs="+", default=["segments", "hybrid"])
     parser.add_argument("--budget", type=float, default=300)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--part", choices=["all", "curves", "quality", "decode"], default="all")
+    parser.add_argument("--part", choices=["all", "tiles", "curves", "quality", "decode"],
+                        default="all")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.part == "decode":
         print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
         print_decode()
+        return
+    if args.part == "tiles":
+        print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
+        tiles_table(args.clips)
         return
     if args.part == "quality":
         print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
@@ -230,6 +289,8 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, {args.threads} threads, "
         f"torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}\n"
     )
+    tiles_table(args.clips)
+    print()
     heads = " | ".join(f"{m:g} s" for m in [*marks, args.budget])
     print(
         f"| clip (native size) | model | numbers per pixel | PSNR at {heads} | steps | "

@@ -115,13 +115,14 @@ def main() -> None:
 # Options that encode, filter (and decode, for the device and quiet ones) share.
 MODEL_OPTION = click.option(
     "--model",
-    type=click.Choice(["auto", "segments", "hybrid", "siren"]),
+    type=click.Choice(["auto", "tiles", "segments", "hybrid", "siren"]),
     default="auto",
     show_default=True,
-    help="segments: per-segment feature planes started from a principal-component fit, "
-    "refined on whole frames (real sizes); hybrid: one set of feature planes + small head, "
-    "learned from random pixels (small clips); siren: the original SIREN; auto: segments from "
-    "4 million pixels (width x height x frames), hybrid below.",
+    help="tiles: each 8x8 tile the best low-rank fit of its pixels over each part of the "
+    "video, found in closed form (real sizes); segments: per-segment feature planes started "
+    "from a principal-component fit, refined on whole frames; hybrid: one set of feature "
+    "planes + small head, learned from random pixels (small clips); siren: the original "
+    "SIREN; auto: tiles from 4 million pixels (width x height x frames), hybrid below.",
 )
 EPOCHS_OPTION = click.option(
     "--epochs",
@@ -149,7 +150,8 @@ TARGET_PSNR_OPTION = click.option(
     "--target-psnr",
     type=positive_float,
     metavar="DB",
-    help="Stop once the running PSNR estimate reaches this many dB.",
+    help="Stop once the running PSNR estimate reaches this many dB (tiles: keep the fewest "
+    "components that reach it).",
 )
 SEED_OPTION = click.option(
     "--seed",
@@ -204,7 +206,8 @@ NETWORK_OPTIONS = [
     click.option(
         "--segment-frames",
         type=click.IntRange(1, 4096),
-        help="Segments: frames per segment, each with its own planes [16].",
+        help="Tiles and segments: frames per part, each with its own network (+1 shared with "
+        "the next) [32].",
     ),
     click.option(
         "--batch-size",
@@ -276,7 +279,7 @@ PARALLEL_OPTIONS = [
         show_default=True,
         metavar="N",
         help="Train N parts of the video at once in local worker processes (GPUs on a CUDA "
-        "machine); for the segments model.",
+        "machine); for the models learned in parts (tiles, segments).",
     ),
     click.option(
         "--ray",

@@ -39,6 +39,9 @@ class VideoInfo:
     sample_aspect_ratio: Fraction = Fraction(1)
     """Shape of one pixel (width/height); 1 for square pixels."""
     color: ColorTags = ColorTags()
+    chroma: str = "444"
+    """The learned frames' colour layout (chroma.detect): ``420`` or ``422`` when their colour
+    came at half the size of their brightness (a 4:2:0 or 4:2:2 source), else ``444``."""
 
     @property
     def duration(self) -> float:
@@ -122,7 +125,8 @@ class TrainResult:
     psnr: float
     """PSNR in dB of the full reconstruction at the training size, frames quantised to 8 bits."""
     stopped_by: str
-    """``epochs``, ``time-budget``, ``target-psnr`` or ``interrupt``."""
+    """``epochs``, ``time-budget``, ``target-psnr``, ``interrupt`` or ``fitted`` (a network
+    fitted in closed form, no steps)."""
     settings: dict[str, Any] | None = None
     """The TrainConfig it ran with, as a dict; None for a .nvw written before files kept it."""
 
@@ -177,6 +181,9 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
         "levels": 4,
         "segment_frames": 32,
     },
+    # per-tile low-rank fits, found in closed form (no optimiser, so no settings of steps);
+    # parts of 32 frames + 1 shared, as the segments model's
+    "tiles": {"segment_frames": 32},
 }
 """Defaults per model for every setting the user leaves out."""
 
@@ -193,19 +200,21 @@ GPU_DEFAULTS: dict[str, dict[str, Any]] = {
 """What differs from MODEL_DEFAULTS when training on a CUDA GPU."""
 
 
-AUTO_SEGMENTS_FROM = 4_000_000
+AUTO_TILES_FROM = 4_000_000
 """``--model auto`` learns a video of at least this many pixels (width x height x frames) with
-the segments model, a smaller one with the hybrid: the segments model's start from a
-principal-component fit is what a real size needs (tour.mp4 at 720x405, 300 s: 33.2 dB against
-20.6 dB for the hybrid), while on a small clip the hybrid goes on learning for many epochs (160x120,
-24 frames, 30 s: 39.0 against 32.5 dB; BENCHMARKS.md)."""
+the tiles model, a smaller one with the hybrid: the tiles model's closed-form fit is what a real
+size needs (tour.mp4 at 720x405: 52 dB in seconds, against 33.2 dB for the segments model and
+20.6 dB for the hybrid in 300 s), while on a small clip the hybrid's smooth network is what the
+small-clip benchmarks of interpolation were measured on (BENCHMARKS.md)."""
+PARTS_MODELS = ("tiles", "segments")
+"""The networks a streamed encode learns part by part."""
 
 
 def pick_model(model: str, width: int, height: int, frames: int) -> str:
-    """The model ``--model`` names, ``auto`` resolved by the video's size (AUTO_SEGMENTS_FROM)."""
+    """The model ``--model`` names, ``auto`` resolved by the video's size (AUTO_TILES_FROM)."""
     if model != "auto":
         return model
-    return "segments" if width * height * frames >= AUTO_SEGMENTS_FROM else "hybrid"
+    return "tiles" if width * height * frames >= AUTO_TILES_FROM else "hybrid"
 
 
 @dataclass(frozen=True)
@@ -213,7 +222,7 @@ class EncodeOptions:
     """Everything `nvfilter encode` takes, after parsing; None means the model's default."""
 
     model: str = "auto"
-    """``auto`` (pick_model), ``segments``, ``hybrid`` or ``siren``."""
+    """``auto`` (pick_model), ``tiles``, ``segments``, ``hybrid`` or ``siren``."""
     hidden_features: int | None = None
     """SIREN layer width, or the hybrid's head width."""
     hidden_layers: int | None = None

@@ -810,6 +810,37 @@ def test_rgb_source_decodes_to_yuv_with_its_colours(clips, tmp_path):
     assert np.abs(exact - through_yuv).mean() < 2.0  # a wrong matrix is off by tens of levels
 
 
+def test_tiles_model_end_to_end(clips, tmp_path):
+    """--model tiles is fitted without steps, stores at most a number per pixel, reports the
+    PSNR decode gives (far above the segments model's at the same size), plays through the
+    slow-motion and upscale presets; a flag of the other models is refused in one line."""
+    out = tmp_path / "t.nvw"
+    result = run("encode", clips["testsrc"], out, "--model", "tiles", "--segment-frames", "6")
+    assert result.exit_code == 0, result.stderr
+    assert "closed form" in result.stderr and "fitted" in result.stderr
+    loaded = nvw.load(out)
+    assert loaded.metadata["format_version"] == "5" and loaded.training.steps == 0
+    assert loaded.video.chroma == "420"  # a yuv420p clip: its colour at half size
+    assert loaded.model.spans[0].architecture["type"] == "tiles"
+    assert loaded.parameters <= 64 * 48 * loaded.video.frames
+    assert loaded.training.psnr > 35
+    result = run("decode", out, f"{tmp_path}/frames/")
+    assert result.exit_code == 0, result.stderr
+    decoded = read_pngs(tmp_path / "frames")
+    assert psnr(decoded, read_video(clips["testsrc"])) == pytest.approx(
+        loaded.training.psnr, abs=0.05
+    )
+    for preset, frames, size in (("slowmo-2x", 24, (48, 64)), ("upscale-2x", 12, (96, 128))):
+        folder = tmp_path / preset
+        result = run("decode", out, f"{folder}/", "--preset", preset)
+        assert result.exit_code == 0, result.stderr
+        assert read_pngs(folder).shape == (frames, *size, 3)
+    refused = run("encode", clips["testsrc"], tmp_path / "h.nvw", "--model", "tiles",
+                  "--channels", "4")  # fmt: skip
+    assert refused.exit_code != 0 and "not for --model tiles" in refused.stderr
+    assert not (tmp_path / "h.nvw").exists()
+
+
 def test_segments_model_end_to_end(clips, tmp_path):
     """--model segments learns, reports the PSNR decode gives, and plays through the slow-motion
     (motion) and upscale (back-projection) presets; a head flag is refused in one line."""

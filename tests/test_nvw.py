@@ -14,6 +14,7 @@ from nvfilter.io import nvw
 from nvfilter.models.planes import PlaneField
 from nvfilter.models.segments import SegmentField
 from nvfilter.models.siren import Siren
+from nvfilter.models.tiles import TileField
 
 VIDEO = VideoInfo(
     width=97,
@@ -26,9 +27,14 @@ VIDEO = VideoInfo(
 TRAINING = TrainResult(steps=12, seconds=3.5, psnr=31.25, stopped_by="time-budget")
 
 
-@pytest.fixture(params=["siren", "hybrid", "segments"])
+@pytest.fixture(params=["siren", "hybrid", "segments", "tiles"])
 def model(request):
     torch.manual_seed(1)
+    if request.param == "tiles":
+        tiles = TileField(VIDEO.width, VIDEO.height, VIDEO.frames, tile=4)
+        shape = (VIDEO.frames, VIDEO.height, VIDEO.width, 3)
+        tiles.start_from(torch.randint(0, 256, shape, dtype=torch.uint8))
+        return tiles
     if request.param == "hybrid":
         return PlaneField(VIDEO.width, VIDEO.height, VIDEO.frames, channels=4, head_features=8)
     if request.param == "segments":
@@ -59,7 +65,7 @@ def test_plain_safetensors_reads_it_with_documented_keys(tmp_path, model):
         meta = handle.metadata()
         assert set(handle.keys()) == set(model.state_dict())
     assert meta["format"] == "nvfilter.io.nvw"
-    assert meta["format_version"] == "3"
+    assert meta["format_version"] == ("5" if model.kind == "tiles" else "3")
     assert meta["audio_codec"] == "none"
     assert meta["frame_rate"] == "30000/1001"
     assert meta["sample_aspect_ratio"] == "16/15"
@@ -114,8 +120,9 @@ def rewrite_metadata(path, drop=(), **changes):
 
 def test_newer_format_version_is_refused(tmp_path, model):
     path = write(tmp_path, model)
-    rewrite_metadata(path, format_version="5")
-    with pytest.raises(NvwError, match="format version 5 is newer"):
+    newer = str(nvw.FORMAT_VERSION + 1)
+    rewrite_metadata(path, format_version=newer)
+    with pytest.raises(NvwError, match=f"format version {newer} is newer"):
         nvw.load(path)
 
 
@@ -169,3 +176,14 @@ def test_version_2_file_still_loads(tmp_path, model):
     path = write(tmp_path, model)
     rewrite_metadata(path, format_version="2")
     assert nvw.load(path).architecture == model.architecture()
+
+
+def test_chroma_layout_is_stored_and_files_without_it_read_as_full(tmp_path, model):
+    path = tmp_path / "c.nvw"
+    path.write_bytes(nvw.to_bytes(model, dataclasses.replace(VIDEO, chroma="420"), TRAINING))
+    assert nvw.load(path).video.chroma == "420"
+    rewrite_metadata(path, chroma="411")
+    with pytest.raises(NvwError, match="chroma = '411' is malformed"):
+        nvw.load(path)
+    rewrite_metadata(path, drop=["chroma"])
+    assert nvw.load(path).video.chroma == "444"

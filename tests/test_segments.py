@@ -155,7 +155,6 @@ def test_architecture_bounds_are_refused():
         SegmentField.tensor_count({"frames": 10**7, "segment_frames": 1, "levels": 2})
 
 
-def test_auto_picks_segments_for_real_sizes_only():
-    assert pick_model("auto", 640, 360, 194) == "segments"
-    assert pick_model("auto", 160, 90, 24) == "hybrid"
+def test_segments_is_picked_when_named_only():
+    assert pick_model("segments", 640, 360, 194) == "segments"
     assert pick_model("siren", 1920, 1080, 300) == "siren"

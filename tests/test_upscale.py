@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nvfilter import chroma
 from nvfilter.config import VideoInfo
 from nvfilter.coords import frame_time
 from nvfilter.decode import upscale
@@ -117,3 +118,42 @@ def test_an_unknown_upscaler_is_an_option_error():
     spec = plan_render(VideoInfo(width=4, height=4, frames=2, frame_rate=Fraction(1)))
     with pytest.raises(OptionError, match="upscaler 'lanczos'"):
         list(iter_frames(model, spec, 2, upscaler="lanczos"))
+
+
+def as_ffmpeg_gives_420(frame: np.ndarray, matrix: str | None = None) -> np.ndarray:
+    """An RGB frame with its colour averaged over 2x2 blocks and repeated over them, as ffmpeg's
+    RGB of a 4:2:0 video is (the luma unchanged)."""
+    to_ycbcr = chroma.ycbcr_matrix(matrix).double()
+    ycbcr = torch.from_numpy(frame).double() @ to_ycbcr.T
+    colour = ycbcr[..., 1:].permute(2, 0, 1)[None]
+    colour = F.avg_pool2d(colour, 2).repeat_interleave(2, 2).repeat_interleave(2, 3)
+    ycbcr[..., 1:] = colour[0].permute(1, 2, 0)
+    rgb = ycbcr @ torch.linalg.inv(to_ycbcr).T
+    return rgb.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def test_chroma_layout_is_found_in_the_frames():
+    rng = np.random.default_rng(0)
+    full = rng.integers(64, 192, (3, 16, 24, 3), dtype=np.uint8)  # in gamut once shared
+    assert chroma.detect(torch.from_numpy(full), None) == "444"
+    shared = np.stack([as_ffmpeg_gives_420(f, "bt709") for f in full])
+    assert chroma.detect(torch.from_numpy(shared), "bt709") == "420"
+    grey = np.repeat(full[..., :1], 3, axis=-1)
+    assert chroma.detect(torch.from_numpy(grey), None) == "444"  # no colour to tell by
+
+
+def test_colour_at_half_size_is_enlarged_at_its_own_size():
+    """On frames whose colour came at half size, the 420 path is closer to the truth than
+    back-projecting the repeated colour at full size, its luma averages back to the learned
+    luma and its colour is repeated over 2x2 blocks as ffmpeg repeats it."""
+    truth = as_ffmpeg_gives_420(picture(96, 64))
+    learned = as_ffmpeg_gives_420(np.round(area_down(truth, 2)).astype(np.uint8))
+    plain = upscale.backproject(learned, 96, 64)
+    aware = upscale.backproject(learned, 96, 64, chroma="420")
+    assert psnr(aware, truth) > psnr(plain, truth) + 0.5
+    to_ycbcr = chroma.ycbcr_matrix(None).double()
+    luma = torch.from_numpy(aware).double() @ to_ycbcr[0]
+    back = F.avg_pool2d(luma[None, None], 2)[0, 0]
+    assert (back - torch.from_numpy(learned).double() @ to_ycbcr[0]).abs().mean() < 1.0
+    colour = torch.from_numpy(aware).double() @ to_ycbcr[1:].T
+    assert (colour[0::2] - colour[1::2]).abs().mean() < 0.6

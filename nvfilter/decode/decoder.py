@@ -92,7 +92,9 @@ def decode(
             image_sequence=folder,
             audio=sound.stream() if sound else None,
         )
-        frames = iter_frames(model, spec, loaded.video.frames, options.between, options.upscaler)
+        video = loaded.video
+        frames = iter_frames(model, spec, video.frames, options.between, options.upscaler,
+                             (video.chroma, video.color.matrix))  # fmt: skip
         _write(frames, media.FrameWriter(args, output), spec.num_frames, start, console)
     console.done()
     console.message(_summary(source_label or source, output, spec, options, folder, codec, start))

@@ -178,8 +178,10 @@ def iter_frames(
     source_frames: int,
     between: str = "network",
     upscaler: str = "network",
+    colour: tuple[str, str | None] = ("444", None),
 ) -> Iterator[np.ndarray]:
-    """Every frame of a render, one at a time.
+    """Every frame of a render, one at a time; ``colour`` is the video's (chroma layout, YCbCr
+    matrix), which back-projection enlarges the colour by.
 
     Frames between two source frames are the network read at their time (``between="network"``),
     or the two rendered source frames around them moved along their optical flow and blended
@@ -194,7 +196,11 @@ def iter_frames(
     enlarge = backprojects(spec, upscaler)
     width, height = spec.learned_size if enlarge else (spec.width, spec.height)
     for frame in frames_at(model, positions, source_frames, between, width, height):
-        yield backproject(frame, spec.width, spec.height) if enlarge else frame
+        yield (
+            backproject(frame, spec.width, spec.height, chroma=colour[0], matrix=colour[1])
+            if enlarge
+            else frame
+        )
 
 
 def frames_at(

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from nvfilter.config import (
+    PARTS_MODELS,
     UNTIL_BUDGET_EPOCHS,
     EncodeOptions,
     TrainConfig,
@@ -51,13 +52,17 @@ from nvfilter.models.siren import Siren
 from nvfilter.progress import Console, human_bytes, rate_text
 
 
-def check_segments_flags(options: EncodeOptions) -> None:
-    """Refuse the flags of the other networks' heads for the segments model."""
-    for flag, value in (("--footprint", options.footprint),
-                        ("--hidden-features", options.hidden_features),
-                        ("--hidden-layers", options.hidden_layers)):  # fmt: skip
+def check_parts_flags(options: EncodeOptions, model: str) -> None:
+    """Refuse the flags of the other networks for the networks learned in parts."""
+    flags = [("--footprint", options.footprint), ("--hidden-features", options.hidden_features),
+             ("--hidden-layers", options.hidden_layers)]  # fmt: skip
+    why = "its decoder is linear"
+    if model == "tiles":
+        flags += [("--channels", options.channels), ("--levels", options.levels)]
+        why = "it is fitted in closed form, tile by tile"
+    for flag, value in flags:
         if value:
-            raise OptionError(f"{flag} is not for --model segments (its decoder is linear)")
+            raise OptionError(f"{flag} is not for --model {model} ({why})")
 
 
 def create_model(options: EncodeOptions, video: VideoInfo) -> tuple[VideoField, str]:
@@ -95,7 +100,7 @@ def create_model(options: EncodeOptions, video: VideoInfo) -> tuple[VideoField, 
             + (", footprint reads" if options.footprint else "")
         )
     elif options.model == "segments":
-        check_segments_flags(options)
+        check_parts_flags(options, "segments")
         segment_frames, levels = options.setting("segment_frames"), options.setting("levels")
         if options.channels:
             fine = coarse = options.channels
@@ -112,7 +117,7 @@ def create_model(options: EncodeOptions, video: VideoInfo) -> tuple[VideoField, 
             f"{model.levels} levels x {fine}/{coarse} channels{picked}, linear pyramid"
         )
     else:
-        raise OptionError(f"unknown model {options.model!r} (segments, hybrid or siren)")
+        raise OptionError(f"unknown model {options.model!r} (tiles, segments, hybrid or siren)")
     return model, f"{text}, {count_parameters(model):,} parameters"
 
 
@@ -135,15 +140,16 @@ def parts_run_options(resume: str, device: str) -> EncodeOptions:
 
 def train_config(options: EncodeOptions, device: str) -> TrainConfig:
     """The training settings: the options, else the model's defaults; a segments run with a
-    --time-budget and no --epochs trains for the whole budget."""
+    --time-budget and no --epochs trains for the whole budget; a tiles network takes no steps."""
     epochs = options.setting("epochs", device)
     if options.model == "segments" and options.epochs is None and options.time_budget:
         epochs = UNTIL_BUDGET_EPOCHS
+    closed = options.model == "tiles"  # no optimiser steps: their settings are none of its
     return TrainConfig(
-        epochs=epochs,
-        batch_size=options.setting("batch_size", device),
-        lr=options.setting("lr", device),
-        lr_schedule=options.setting("lr_schedule", device),
+        epochs=0 if closed else epochs,
+        batch_size=1 if closed else options.setting("batch_size", device),
+        lr=0.0 if closed else options.setting("lr", device),
+        lr_schedule="constant" if closed else options.setting("lr_schedule", device),
         time_budget=options.time_budget,
         target_psnr=options.target_psnr,
         seed=options.seed,
@@ -186,26 +192,32 @@ def encode(
         device = resolve_device(options.device)
         resolve_precision(options.precision, device, options.model)  # refused before reading
         if run.jobs > 1 or run.ray:
-            if options.model not in ("auto", "segments") or resumed:
-                raise OptionError("--jobs and --ray train the segments model's parts "
-                                  "(--model segments or auto)")  # fmt: skip
+            if options.model not in ("auto", *PARTS_MODELS) or resumed:
+                raise OptionError("--jobs and --ray learn a video in parts "
+                                  "(--model tiles, segments or auto)")  # fmt: skip
         opened = open_source(source, options, stack)
         estimate = opened.kept_estimate(options)
         picked = pick_model(options.model, opened.width, opened.height, estimate or 1 << 62)
-        if not resumed and picked == "segments":
+        if not resumed and picked in PARTS_MODELS:
             if options.model == "auto" and options.footprint:
                 console.message(
-                    "note: footprint reads are the hybrid's; the segments model reads points"
+                    f"note: footprint reads are the hybrid's; the {picked} model reads points"
                 )
-            if options.model == "segments":
-                check_segments_flags(options)
+            if options.model == picked:
+                check_parts_flags(options, picked)
+            steps = [flag for flag, value in (("--epochs", options.epochs), ("--lr", options.lr),
+                     ("--batch-size", options.batch_size), ("--lr-schedule", options.lr_schedule))
+                     if value is not None]  # fmt: skip
+            if picked == "tiles" and steps:
+                console.message(f"note: {', '.join(steps)}: the tiles model takes no optimiser "
+                                "steps (it is fitted in closed form)")  # fmt: skip
             options = dataclasses.replace(options, model=picked, footprint=None)
             config = train_config(options, device)
             return encode_parts(opened, source, output, options, config, console, run,
                                 output_label, check_video)  # fmt: skip
         if run.jobs > 1 or run.ray:
-            raise OptionError("--jobs and --ray train the segments model's parts: this video is "
-                              "small enough for one network (give --model segments to split it)")  # fmt: skip
+            raise OptionError("--jobs and --ray learn a video in parts: this video is small "
+                              "enough for one network (give --model tiles to split it)")  # fmt: skip
         options = dataclasses.replace(options, model=picked)
         return _encode_whole(opened, source, output, options, console, run, output_label,
                              check_video, resumed, device)  # fmt: skip

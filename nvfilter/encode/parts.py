@@ -1,8 +1,8 @@
 """Streamed encode: a video of any length learned part by part, in bounded memory.
 
 Frames stream out of ffmpeg and are cut into parts of ``--segment-frames`` frames plus the next
-part's first (``cut_parts``; a short tail joins the last part). Each part is one segments network
-of its own frames (workers.train_part), trained in this process, in ``--jobs N`` local workers or
+part's first (``cut_parts``; a short tail joins the last part). Each part is one network (tiles or
+segments) of its own frames (workers.train_part), trained in this process, in ``--jobs N`` local workers or
 as Ray tasks, with its share of ``--time-budget`` by frame count (``BudgetShare``). At most one
 part per worker (plus the one being read) is in memory. Finished parts are written one file each
 to a parts folder (the run's ``--outputs`` folder, else a hidden one beside the output, removed at
@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from safetensors.torch import save
 
+from nvfilter import chroma
 from nvfilter.config import EncodeOptions, TrainConfig, TrainResult, VideoInfo
 from nvfilter.decode.render import to_uint8
 from nvfilter.encode.run_folder import RunFolder, read_state, run_config, versions
@@ -52,6 +53,7 @@ from nvfilter.io.outputs import PARTIAL, write_bytes, write_chunks
 from nvfilter.models.parts import part_spans
 from nvfilter.models.segments import TIME_SHRINK, parameter_count
 from nvfilter.models.segments import auto_channels as auto_segment_channels
+from nvfilter.models.tiles import DEFAULT_TILE, NUMBERS_PER_PIXEL
 from nvfilter.progress import Console, clock, human_bytes, rate_text
 
 PARTS_RUN = "parts"
@@ -182,7 +184,13 @@ class PartsPlan:
     frame_rate: Fraction
 
     def architecture(self, frames: int) -> dict[str, Any]:
+        """A part's network before its start (a tiles network's components are its fit's)."""
         options = self.options
+        if options.model == "tiles":
+            return {"type": "tiles", "width": self.width, "height": self.height,
+                    "frames": frames, "tile": DEFAULT_TILE, "components": 0,
+                    "numbers_per_pixel": NUMBERS_PER_PIXEL,
+                    "target_psnr": options.target_psnr}  # fmt: skip
         levels = options.setting("levels")
         if options.channels:
             fine = coarse = options.channels
@@ -201,21 +209,38 @@ class PartsPlan:
                 "coarse_channels": coarse, "levels": levels, "time_shrink": TIME_SHRINK}  # fmt: skip
 
     def describe(self, frames_estimate: int | None) -> str:
-        arch = self.architecture(self.part_frames + 1)
-        numbers = parameter_count(
-            self.width, self.height, self.part_frames + 1, self.part_frames,
-            [arch["channels"]] + [arch["coarse_channels"]] * (arch["levels"] - 1), TIME_SHRINK,
-        )  # fmt: skip
         count = (
             f"{len(part_spans(frames_estimate, self.part_frames))} parts"
             if frames_estimate
             else "parts"
         )
+        arch = self.architecture(self.part_frames + 1)
+        if arch["type"] == "tiles":
+            target = (
+                f", or fewer once {arch['target_psnr']:g} dB is reached"
+                if arch["target_psnr"] is not None
+                else ""
+            )
+            return (
+                f"tiles in {count} of {self.part_frames} frames (+1 shared), {arch['tile']}x"
+                f"{arch['tile']} tiles, each fitted in closed form (its best low-rank fit over "
+                f"time), at most {arch['numbers_per_pixel']:g} stored number a pixel{target}"
+            )
+        numbers = parameter_count(
+            self.width, self.height, self.part_frames + 1, self.part_frames,
+            [arch["channels"]] + [arch["coarse_channels"]] * (arch["levels"] - 1), TIME_SHRINK,
+        )  # fmt: skip
         return (
             f"segments in {count} of {self.part_frames} frames (+1 shared), {arch['levels']} "
             f"levels x {arch['channels']}/{arch['coarse_channels']} channels, linear pyramid, "
             f"{numbers:,} parameters a part"
         )
+
+    def training(self) -> str:
+        """How each part is learned, for the start line."""
+        if self.options.model == "tiles":
+            return "no optimiser steps"
+        return f"{self.config.describe()}; each part starts from a principal-component fit of its frames"
 
 
 def make_executor(jobs: int, ray: str | None, device: str) -> Executor | None:
@@ -305,11 +330,16 @@ class PartsEncode:
         """future -> (part, frames, slot)."""
         self.free_slots = list(range(workers))
         self.stop_asked: Callable[[], bool] = lambda: False
+        self.chroma = "444"
+        """The frames' chroma layout (chroma.detect on the first part)."""
+        self.matrix: str | None = None
 
     def run(self, parts: Iterator[np.ndarray]) -> int:
         """Learn every part of the stream; returns the video's frame count."""
         total = 0
         for k, frames in enumerate(parts):
+            if k == 0:
+                self.chroma = chroma.detect(torch.from_numpy(frames), self.matrix)
             total = total + len(frames) - (1 if k else 0)
             self.joins.source(k, frames[-1])
             record = self.store.finished(k)
@@ -440,8 +470,8 @@ def encode_parts(
     output_label: str | None = None,
     check_video: Callable[[VideoInfo], None] | None = None,
 ) -> TrainResult:
-    """Learn ``source`` (``opened``: the encoder's OpenedSource) part by part with the segments
-    model and write the .nvw of parts to ``output``; ``run`` is the encoder's RunOptions
+    """Learn ``source`` (``opened``: the encoder's OpenedSource) part by part (tiles or segments
+    networks) and write the .nvw of parts to ``output``; ``run`` is the encoder's RunOptions
     (outputs, resume, jobs, ray)."""
     resuming = bool(run.resume)
     with ExitStack() as stack:
@@ -470,17 +500,17 @@ def encode_parts(
         console.message(
             f"encode: {estimate or '?'} frames {opened.width}x{opened.height} at "
             f"{rate_text(plan.frame_rate)} fps, streamed -> {plan.describe(estimate)}{workers}; "
-            f"{config.describe()}; each part starts from a principal-component fit of its frames"
-            + ("; resuming after the finished parts" if resuming else "")
+            f"{plan.training()}" + ("; resuming after the finished parts" if resuming else "")
         )
         encode = PartsEncode(source, plan, store, console, folder, executor, estimate)
+        encode.matrix = opened.src.color.matrix
         with stop_requests() as stop_asked:
             encode.stop_asked = stop_asked
             frames = encode.run(cut_parts(opened.frames(options, source), part_frames))
             if stop_asked():
                 encode.interrupted = True
         console.done()
-        video = opened.video(frames, options)
+        video = opened.video(frames, options, encode.chroma)
         sound = read_audio(opened.path, opened.src, video, options, console)
         result = encode.result(config)
         count = len(encode.records)

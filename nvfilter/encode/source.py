@@ -11,6 +11,7 @@ from fractions import Fraction
 import numpy as np
 import torch
 
+from nvfilter import chroma
 from nvfilter.config import EncodeOptions, SourceInfo, VideoInfo
 from nvfilter.device import available_memory
 from nvfilter.errors import OptionError, VideoError
@@ -50,8 +51,9 @@ class OpenedSource:
         kept = -(-estimate // options.frame_step)
         return min(kept, options.max_frames) if options.max_frames is not None else kept
 
-    def video(self, frames: int, options: EncodeOptions) -> VideoInfo:
-        """The learned video's facts once its frame count is known."""
+    def video(self, frames: int, options: EncodeOptions, chroma: str = "444") -> VideoInfo:
+        """The learned video's facts once its frame count (and the frames' chroma layout,
+        chroma.detect) is known."""
         src, width, height = self.src, self.width, self.height
         return VideoInfo(
             width=width,
@@ -61,6 +63,7 @@ class OpenedSource:
             sample_aspect_ratio=src.sample_aspect_ratio
             * Fraction(height * src.width, width * src.height),
             color=src.color,
+            chroma=chroma,
         )
 
     def frames(self, options: EncodeOptions, label: str) -> Iterator[np.ndarray]:
@@ -116,6 +119,6 @@ def read_source(
         opened.path, opened.src, opened.width, opened.height, options.frame_step,
         options.max_frames, label=source,
     )  # fmt: skip
-    video = opened.video(frames.shape[0], options)
+    video = opened.video(frames.shape[0], options, chroma.detect(frames, opened.src.color.matrix))
     sound = read_audio(opened.path, opened.src, video, options, console)
     return Source(frames, video, sound)

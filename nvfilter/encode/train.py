@@ -109,7 +109,8 @@ class FitResult:
     steps: int
     seconds: float
     stopped_by: str
-    """``epochs``, ``time-budget``, ``target-psnr`` or ``interrupt``."""
+    """``epochs``, ``time-budget``, ``target-psnr``, ``interrupt`` or ``fitted`` (a closed-form
+    network: no steps)."""
 
 
 @contextmanager
@@ -187,6 +188,8 @@ class Trainer:
         if self.views is not None:
             self.views_per_step = views_per_step(config.batch_size, self.width, self.height)
             self.steps = max(1, math.ceil(config.epochs * self.views / self.views_per_step))
+        if model.closed_form:
+            self.steps = 0  # start_from is the whole fit
         began = time.perf_counter()
         if start:
             model.start_from(frames)
@@ -305,7 +308,7 @@ class Trainer:
         self.model.train()
         clock = _Clock(time.perf_counter() - self.elapsed)
         last_report = -math.inf
-        stopped_by = "epochs"
+        stopped_by = "fitted" if self.model.closed_form else "epochs"
         pending = sorted(c for c in checkpoints if c > self.elapsed)
         losses: list[torch.Tensor] = []
         """Batch losses not read back yet (a GPU runs ahead of the loop)."""

@@ -4,8 +4,13 @@ A .nvw file is a plain safetensors file (https://huggingface.co/docs/safetensors
 little-endian header length, a JSON header, then the raw tensor bytes. Nothing in it is pickled.
 
 * Tensors: the network's ``state_dict``, names as PyTorch gives them, stored as float32 or float16
-  (``dtype``): for the hybrid model ``table`` (every plane's cells, layout in hybrid.py) and
-  ``head.*``; for SIREN ``net.0.linear.weight``, ``net.0.linear.bias``, ..., ``final.weight``,
+  (``dtype``): for the tiles model ``basis`` (components, tile, tile, 3: each component's RGB
+  picture of its tile), ``weights`` (components, frames: its weight in each frame) and ``ranks``
+  (tiles: how many of the components, in order, each tile has, tile rows first; whole numbers
+  stored as floats), layout in models/tiles.py; for the segments model each segment's
+  ``segments.g.xy.l``, ``segments.g.xt.l``, ``segments.g.yt.l`` and ``decoders.l.*``; for the
+  hybrid model ``table`` (every plane's cells, layout in planes.py) and ``head.*``; for SIREN
+  ``net.0.linear.weight``, ``net.0.linear.bias``, ..., ``final.weight``,
   ``final.bias``. Optionally ``audio``: uint8, the source's first audio stream as a small MP4 file
   (codecs aac, mp3, alac, opus, flac, ac3, eac3) or else a Matroska file: the compressed packets
   copied, not re-encoded (see audio.py).
@@ -13,11 +18,12 @@ little-endian header length, a JSON header, then the raw tensor bytes. Nothing i
 
   ========================  =====================================================================
   format                    ``nvfilter.io.nvw``
-  format_version            ``4`` for a video learned in parts, ``3`` for one network (``2``,
-                            ``1``: older networks, ``1`` without audio); a reader refuses a
-                            version newer than it knows
+  format_version            ``5`` for a file holding tiles networks, ``4`` for a video learned
+                            in parts of segments networks, ``3`` for one network (``2``, ``1``:
+                            older networks, ``1`` without audio); a reader refuses a version
+                            newer than it knows
   nvfilter_version          version of nvfilter that wrote the file
-  architecture              JSON: ``type`` (``segments``, ``hybrid``, ``siren``) and the
+  architecture              JSON: ``type`` (``tiles``, ``segments``, ``hybrid``, ``siren``) and the
                             network's constructor arguments; ``{"type": "parts", "frames": N,
                             "parts": P}`` for a video learned in parts
   dtype                     ``float32`` or ``float16``: precision of the stored tensors
@@ -30,10 +36,14 @@ little-endian header length, a JSON header, then the raw tensor bytes. Nothing i
   color_primaries           ffmpeg name (``bt709``, ``bt2020``, ...) or ``unknown``
   color_transfer            ffmpeg name (``bt709``, ``smpte2084``, ...) or ``unknown``
   color_matrix              ffmpeg ``colorspace`` name (``bt709``, ``bt470bg``, ...) or ``unknown``
+  chroma                    ``420``, ``422`` or ``444``: the learned frames' colour came at half
+                            the width and height, half the width, or full size (chroma.py;
+                            absent in files written before it: ``444``)
   train_steps               optimiser steps taken
   train_seconds             seconds of training
   train_psnr_db             PSNR in dB of the 8-bit reconstruction of every learned frame
-  train_stopped_by          ``epochs``, ``time-budget``, ``target-psnr`` or ``interrupt``
+  train_stopped_by          ``epochs``, ``time-budget``, ``target-psnr``, ``interrupt`` or
+                            ``fitted`` (a tiles network: fitted in closed form, no steps)
   train_settings            JSON: the training settings (``epochs``, ``batch_size``, ``lr``,
                             ``lr_schedule``, ``time_budget``, ``target_psnr``, ``seed``,
                             ``device``, ``precision``, ``compile``); ``{}`` where not known, and
@@ -72,6 +82,7 @@ from safetensors.torch import save
 from torch import nn
 
 from nvfilter import __version__
+from nvfilter.chroma import LAYOUTS
 from nvfilter.config import MAX_FPS, MAX_FRAMES, MAX_SIDE, ColorTags, TrainResult, VideoInfo
 from nvfilter.errors import NvwError
 from nvfilter.models import MODELS, build_model
@@ -79,11 +90,13 @@ from nvfilter.models.field import VideoField
 from nvfilter.models.parts import PartsField, PartSpan
 
 FORMAT_NAME = "nvfilter.io.nvw"
-FORMAT_VERSION = 4
-"""The version written for a video learned in parts (PARTS_VERSION); a single network is still
-written as SINGLE_VERSION, which every reader since 3 decodes."""
+FORMAT_VERSION = 5
+"""The newest version: a file holding a tiles network (TILES_VERSION); a video learned in parts
+of other networks is still written as PARTS_VERSION and a single one as SINGLE_VERSION, which
+every reader since 3 decodes."""
 SINGLE_VERSION = 3
 PARTS_VERSION = 4
+TILES_VERSION = 5
 PART_PREFIX = "part."
 MAX_PARTS = 1_000_000
 AUDIO_TENSOR = "audio"
@@ -116,6 +129,12 @@ def _untag(value: str) -> str | None:
     return None if value == "unknown" else value
 
 
+def _chroma(value: str) -> str:
+    if value not in LAYOUTS:
+        raise ValueError(value)
+    return value
+
+
 def encode_metadata(
     architecture: dict[str, Any],
     video: VideoInfo,
@@ -124,11 +143,13 @@ def encode_metadata(
     audio_codec: str | None = None,
 ) -> dict[str, str]:
     """The metadata header of a .nvw (see the module docstring for each key)."""
+    kind = architecture.get("type")
+    version = (
+        TILES_VERSION if kind == "tiles" else PARTS_VERSION if kind == "parts" else SINGLE_VERSION
+    )
     return {
         "format": FORMAT_NAME,
-        "format_version": str(
-            PARTS_VERSION if architecture.get("type") == "parts" else SINGLE_VERSION
-        ),
+        "format_version": str(version),
         "nvfilter_version": __version__,
         "architecture": json.dumps(architecture, sort_keys=True),
         "dtype": dtype,
@@ -144,6 +165,7 @@ def encode_metadata(
         "color_primaries": _tag(video.color.primaries),
         "color_transfer": _tag(video.color.transfer),
         "color_matrix": _tag(video.color.matrix),
+        "chroma": video.chroma,
         "train_steps": str(training.steps),
         "train_seconds": f"{training.seconds:.3f}",
         "train_psnr_db": f"{training.psnr:.4f}",
@@ -220,6 +242,7 @@ def decode_metadata(metadata: dict[str, str]) -> tuple[dict[str, Any], VideoInfo
             transfer=field("color_transfer", _untag),
             matrix=field("color_matrix", _untag),
         ),
+        chroma=field("chroma", _chroma) if "chroma" in metadata else "444",
     )
     settings = field("train_settings", json.loads) if "train_settings" in metadata else {}
     if not isinstance(settings, dict):
@@ -267,7 +290,10 @@ def check_parts_architecture(architecture: Any, video: VideoInfo) -> None:
 
 
 ARCHITECTURE_INT_LIMIT = 1 << 20
-"""Largest whole number an architecture field may hold (a size, a width, a count)."""
+"""Largest whole number an architecture field may hold (a size, a width, a count)..."""
+COMPONENTS_LIMIT = 1 << 31
+"""... except a tiles network's component count (1080p: about 300,000 a part; the network
+checks it against its tiles and frames)."""
 
 
 def check_architecture(architecture: Any) -> None:
@@ -281,7 +307,8 @@ def check_architecture(architecture: Any) -> None:
     for key, value in architecture.items():
         if isinstance(value, bool) or value is None or isinstance(value, str):
             continue
-        if isinstance(value, int) and 0 <= value <= ARCHITECTURE_INT_LIMIT:
+        limit = COMPONENTS_LIMIT if key == "components" else ARCHITECTURE_INT_LIMIT
+        if isinstance(value, int) and 0 <= value <= limit:
             continue
         if isinstance(value, float) and math.isfinite(value) and abs(value) <= 1e6:
             continue
@@ -567,6 +594,8 @@ def join_parts(
     architecture = {"type": "parts", "frames": video.frames, "parts": len(part_files)}
     metadata = encode_metadata(architecture, video, training, dtype, audio[1] if audio else None)
     metadata["parts"] = json.dumps(index, sort_keys=True)
+    if any(entry["architecture"].get("type") == "tiles" for entry in index):
+        metadata["format_version"] = str(TILES_VERSION)
     header: dict[str, Any] = {"__metadata__": metadata}
     offset = 0
     for name, _, _, stored, shape in entries:

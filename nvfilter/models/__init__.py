@@ -13,11 +13,13 @@ from nvfilter.models.field import VideoField
 from nvfilter.models.planes import PlaneField
 from nvfilter.models.segments import SegmentField
 from nvfilter.models.siren import Siren
+from nvfilter.models.tiles import TileField
 
 MODELS: dict[str, type[VideoField]] = {
     "siren": Siren,
     "hybrid": PlaneField,
     "segments": SegmentField,
+    "tiles": TileField,
 }
 """Every network a .nvw may hold, by its architecture's ``type``."""
 
@@ -42,6 +44,7 @@ __all__ = [
     "PlaneField",
     "SegmentField",
     "Siren",
+    "TileField",
     "VideoField",
     "build_model",
     "count_parameters",

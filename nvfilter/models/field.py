@@ -14,6 +14,8 @@ class VideoField(nn.Module):
     """A network mapping (x, y, t) in [-1, 1]^3 to RGB in [0, 1]; what the .nvw stores."""
 
     kind = ""
+    closed_form = False
+    """True for a network that ``start_from`` fits exactly (no optimiser steps follow)."""
 
     def render_rows(
         self, t: float, width: int, height: int, row_start: int, row_stop: int

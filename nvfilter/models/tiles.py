@@ -1,0 +1,314 @@
+"""The tiles model: a few frames' worth of video as small tiles, each the best low-rank fit of
+its own pixels over time, fitted in closed form.
+
+A tiles network covers ``frames`` consecutive frames of a ``width`` x ``height`` video (a streamed
+encode gives each part one, encode/parts.py). The frame is cut into ``tile`` x ``tile`` squares
+(the last row and column of tiles run past the edge, filled by repeating the edge pixels). Tile j
+holds ``r_j`` components, each an RGB picture of the tile (``basis``, (tile, tile, 3)) and its
+weight in every frame (``weights``); the tile's picture at frame position q (0 .. frames - 1,
+linear between frames) is
+
+    tile_j(q) = sum over its components c of weights[c](q) * basis[c]
+
+and the frame at the learned size is the tiles side by side, cropped to the frame. Any other size
+is that picture resized (bilinear, pixel-centre convention, coords.py), any point read samples it
+the same way, so reads are continuous in (x, y, t) and frame and point reads agree.
+
+The fit (``start_from``) is exact linear algebra: for each tile, the eigenvectors of the Gram
+matrix of its frames (n x n, n the frame count) give its best rank-r fit for every r (the SVD,
+Eckart-Young); the ranks are then shared out over all tiles by water-filling: the components that
+explain the most squared error are kept, wherever they lie, until the stored numbers reach
+``numbers_per_pixel`` per pixel of the frames the network owns (or the fit reaches
+``target_psnr``). A still or flat tile keeps one component (or none: black), a busy one many, so
+the numbers go where the video needs them. It stores at most one number per pixel by default,
+and is not a copy of the frames: 3 x 8 x 8 = 192 values of a tile at one time become about 9
+components of 192 + n numbers for n frames.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nvfilter.models.field import VideoField
+
+DEFAULT_TILE = 8
+"""Tile side in pixels: 8 keeps 52 dB at one number per pixel on tour.mp4 at 720x405 (16: 45 dB,
+32: 38 dB; BENCHMARKS.md); smaller tiles pay more for their per-frame weights."""
+NUMBERS_PER_PIXEL = 1.0
+"""The ceiling on stored numbers per pixel of the frames a network owns (issue 17's limit)."""
+MAX_TILE = 256
+FIT_TILES_PER_BATCH = 4096
+"""Tiles converted to float and multiplied at once in the fit (bounds its memory at 1080p)."""
+
+
+def tile_grid(width: int, height: int, tile: int) -> tuple[int, int]:
+    """(rows, columns) of tiles covering a frame."""
+    return math.ceil(height / tile), math.ceil(width / tile)
+
+
+def own_frames(frames: int) -> int:
+    """The frames a network's budget counts: all but the one it shares with the next part."""
+    return max(1, frames - 1)
+
+
+def component_budget(
+    width: int, height: int, frames: int, tile: int, numbers_per_pixel: float
+) -> int:
+    """Most components a network may keep and stay within ``numbers_per_pixel`` (each stores
+    its picture and its weight per frame; every tile stores its rank)."""
+    rows, columns = tile_grid(width, height, tile)
+    numbers = numbers_per_pixel * width * height * own_frames(frames) - rows * columns
+    return max(0, int(numbers // (3 * tile * tile + frames)))
+
+
+class TileField(VideoField):
+    """Per-tile low-rank pictures over a few frames, fitted in closed form."""
+
+    kind = "tiles"
+    closed_form = True
+    _cache_key: tuple[float, int, int] | None
+    _cache: torch.Tensor
+    basis: nn.Parameter
+    weights: nn.Parameter
+    ranks: nn.Parameter
+
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        frames: int,
+        tile: int = DEFAULT_TILE,
+        components: int = 0,
+        numbers_per_pixel: float = NUMBERS_PER_PIXEL,
+        target_psnr: float | None = None,
+    ) -> None:
+        super().__init__()
+        if min(width, height, frames, tile) < 1 or components < 0:
+            raise ValueError("every size in the architecture must be positive")
+        if tile > MAX_TILE:
+            raise ValueError(f"tiles of at most {MAX_TILE} pixels")
+        rows, columns = tile_grid(width, height, tile)
+        if components > rows * columns * frames:
+            raise ValueError(f"{components} components: at most {frames} a tile")
+        if not 0 < numbers_per_pixel <= 3:
+            raise ValueError(f"numbers_per_pixel {numbers_per_pixel}: above 0, at most 3")
+        self.width, self.height, self.frames, self.tile = width, height, frames, tile
+        self.rows, self.columns = rows, columns
+        self.numbers_per_pixel, self.target_psnr = numbers_per_pixel, target_psnr
+        self._shape(components)
+        self.register_load_state_dict_post_hook(lambda module, keys: module._check_ranks())
+        self.forget_render_cache()
+
+    def _shape(self, components: int) -> None:
+        """(Re)make the tensors for ``components`` components (zero, no components kept)."""
+        self.components = components
+        tile = self.tile
+        self.basis = nn.Parameter(torch.zeros(components, tile, tile, 3), requires_grad=False)
+        self.weights = nn.Parameter(torch.zeros(components, self.frames), requires_grad=False)
+        self.ranks = nn.Parameter(torch.zeros(self.rows * self.columns), requires_grad=False)
+        """Components per tile, tile rows first; stored as floats (safetensors networks are
+        floating point), whole numbers checked on load."""
+        self._layout: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _check_ranks(self) -> None:
+        """Refuse ranks that are not whole numbers from 0 to ``frames`` adding up to the
+        components (raised as a RuntimeError, which the .nvw reader reports in one line)."""
+        if self.ranks.device.type == "meta":
+            return
+        ranks = self.ranks.detach()
+        whole = torch.isfinite(ranks).all() and bool((ranks == ranks.round()).all())
+        if not whole or ranks.min() < 0 or ranks.max() > self.frames:
+            raise RuntimeError(f"tile ranks must be whole numbers from 0 to {self.frames}")
+        if int(ranks.sum()) != self.components:
+            raise RuntimeError(
+                f"tile ranks add up to {int(ranks.sum())}, not the {self.components} components"
+            )
+        self._layout = None
+
+    @staticmethod
+    def tensor_count(architecture: dict[str, Any]) -> int:
+        return 3
+
+    # ---- reads ----------------------------------------------------------------------------
+
+    def layout(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row offsets and columns of the sparse (tiles x components) matrix that sums each
+        tile's components (a compressed-sparse-row layout, made once)."""
+        if self._layout is None:
+            ranks = self.ranks.detach().round().long()
+            offsets = torch.zeros(len(ranks) + 1, dtype=torch.int64, device=ranks.device)
+            offsets[1:] = ranks.cumsum(0)
+            self._layout = (offsets, torch.arange(self.components, device=ranks.device))
+        return self._layout
+
+    def native_picture(self, position: float) -> torch.Tensor:
+        """The frame (3, height, width) at a frame position (0 .. frames - 1, linear between
+        frames) at the learned size, unclamped."""
+        n = self.frames
+        position = min(max(position, 0.0), n - 1.0)
+        before = min(int(math.floor(position)), max(n - 2, 0))
+        frac = position - before
+        weights = self.weights.detach()
+        if frac == 0.0 or n == 1:
+            weight = weights[:, before].contiguous()
+        else:
+            weight = torch.lerp(weights[:, before], weights[:, before + 1], frac)
+        tile = self.tile
+        values = 3 * tile * tile
+        if self.components == 0:
+            tiles = self.basis.new_zeros(self.rows * self.columns, values)
+        else:
+            offsets, columns = self.layout()
+            with warnings.catch_warnings():  # torch calls its sparse CSR tensors beta
+                warnings.simplefilter("ignore")
+                summing = torch.sparse_csr_tensor(
+                    offsets, columns, weight, size=(self.rows * self.columns, self.components)
+                )
+                tiles = summing @ self.basis.detach().view(self.components, values)
+        picture = (
+            tiles.view(self.rows, self.columns, tile, tile, 3)
+            .permute(4, 0, 2, 1, 3)
+            .reshape(3, self.rows * tile, self.columns * tile)
+        )
+        return picture[:, : self.height, : self.width]
+
+    def picture(self, position: float, width: int, height: int) -> torch.Tensor:
+        """The frame (3, height, width) at a frame position, resized from the learned size."""
+        picture = self.native_picture(position)
+        if (height, width) == (self.height, self.width):
+            return picture.contiguous()
+        return F.interpolate(
+            picture.unsqueeze(0), size=(height, width), mode="bilinear", align_corners=False
+        )[0]
+
+    def render_image(self, t: float, width: int, height: int) -> torch.Tensor:
+        """The frame at time t, (3, height, width) in [0, 1]; kept until the next (t, size)."""
+        key = (t, width, height)
+        if self._cache_key != key:
+            position = (t + 1) * 0.5 * self.frames - 0.5
+            self._cache = self.picture(position, width, height).clamp_(0, 1)
+            self._cache_key = key
+        return self._cache
+
+    def render_rows(
+        self, t: float, width: int, height: int, row_start: int, row_stop: int
+    ) -> torch.Tensor:
+        return self.render_image(t, width, height)[:, row_start:row_stop].reshape(3, -1).T
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        """RGB (B, 3) at points (B, 3): the picture at each distinct time, sampled at the
+        points (bilinear, as frame reads resize it)."""
+        x, y, t = coords.unbind(-1)
+        out = coords.new_zeros(coords.shape[0], 3)
+        for time in t.unique().tolist():
+            index = (t == time).nonzero().squeeze(1)
+            position = (time + 1) * 0.5 * self.frames - 0.5
+            grid = torch.stack((x[index], y[index]), -1).view(1, 1, -1, 2)
+            rgb = F.grid_sample(
+                self.native_picture(position).unsqueeze(0),
+                grid,
+                mode="bilinear",
+                padding_mode="border",
+                align_corners=False,
+            )[0, :, 0]
+            out[index] = rgb.T
+        return out.clamp(0, 1)
+
+    def forget_render_cache(self) -> None:
+        self._cache_key = None
+        self._cache = torch.empty(0)
+
+    # ---- the fit --------------------------------------------------------------------------
+
+    def _tiles(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (n, H, W, 3) as tiles (tiles, n, tile * tile * 3), tile rows first,
+        the edge pixels repeated to whole tiles (one uint8 copy of the frames)."""
+        n, tile = frames.shape[0], self.tile
+        padded_h, padded_w = self.rows * tile, self.columns * tile
+        if (padded_h, padded_w) != (self.height, self.width):
+            padded = frames.new_empty(n, padded_h, padded_w, 3)
+            padded[:, : self.height, : self.width] = frames
+            padded[:, self.height :, : self.width] = frames[:, -1:]
+            padded[:, :, self.width :] = padded[:, :, self.width - 1 : self.width]
+            frames = padded
+        view = frames.view(n, self.rows, tile, self.columns, tile, 3).permute(1, 3, 0, 2, 4, 5)
+        return view.reshape(self.rows * self.columns, n, 3 * tile * tile)
+
+    @torch.no_grad()
+    def start_from(self, frames: torch.Tensor) -> None:
+        """Fit the network to uint8 frames (n, H, W, 3) at the learned size: every tile's
+        eigen-decomposition, the components shared out by water-filling, their pictures and
+        weights. Replaces the tensors (their count is the fit's)."""
+        if tuple(frames.shape) != (self.frames, self.height, self.width, 3):
+            raise ValueError("the frames are not the network's")
+        n = self.frames
+        tiles = self._tiles(frames)
+        count = self.rows * self.columns
+        values = 3 * self.tile * self.tile
+        eigenvalues = torch.empty(count, n, dtype=torch.float64)
+        vectors = torch.empty(count, n, n)
+        for first in range(0, count, FIT_TILES_PER_BATCH):
+            last = min(count, first + FIT_TILES_PER_BATCH)
+            pixels = tiles[first:last].float().div_(255.0)
+            gram = torch.bmm(pixels, pixels.transpose(1, 2)).double()
+            found, directions = torch.linalg.eigh(gram)  # ascending
+            eigenvalues[first:last] = found.flip(1).clamp_min(0)
+            vectors[first:last] = directions.flip(2).float()
+        ranks = self._share_out(eigenvalues)
+        kept = int(ranks.sum())
+        self._shape(kept)
+        self.ranks.copy_(ranks.float())
+        scale = math.sqrt(n)
+        done = 0
+        for first in range(0, count, FIT_TILES_PER_BATCH):
+            last = min(count, first + FIT_TILES_PER_BATCH)
+            rank = ranks[first:last]
+            widest = int(rank.max()) if len(rank) else 0
+            if widest == 0:
+                continue
+            pixels = tiles[first:last].float().div_(255.0)
+            directions = vectors[first:last, :, :widest]  # (tiles, n, widest)
+            pictures = torch.bmm(directions.transpose(1, 2), pixels) / scale
+            keep = torch.arange(widest)[None, :] < rank[:, None]  # (tiles, widest)
+            total = int(keep.sum())
+            self.basis.view(kept, values)[done : done + total] = pictures[keep]
+            self.weights[done : done + total] = directions.transpose(1, 2)[keep] * scale
+            done += total
+        self.forget_render_cache()
+
+    def _share_out(self, eigenvalues: torch.Tensor) -> torch.Tensor:
+        """Ranks per tile: the components that explain the most squared error, kept in that
+        order up to the budget of numbers, or until the error is under the target PSNR's."""
+        budget = component_budget(
+            self.width, self.height, self.frames, self.tile, self.numbers_per_pixel
+        )
+        order = eigenvalues.flatten().sort(descending=True)
+        keep = min(budget, order.values.numel())
+        if self.target_psnr is not None:
+            allowed = 10 ** (-self.target_psnr / 10) * self.frames * self.height * self.width * 3
+            left = order.values.sum() - order.values.cumsum(0)  # error after each component
+            enough = int(torch.searchsorted(-left, torch.tensor([-allowed], dtype=left.dtype)))
+            keep = min(keep, enough + 1)
+        chosen = torch.zeros(eigenvalues.numel(), dtype=torch.bool)
+        chosen[order.indices[:keep]] = True
+        return chosen.view_as(eigenvalues).sum(1)
+
+    # ---- storage --------------------------------------------------------------------------
+
+    def architecture(self) -> dict[str, Any]:
+        return {
+            "type": self.kind,
+            "width": self.width,
+            "height": self.height,
+            "frames": self.frames,
+            "tile": self.tile,
+            "components": self.components,
+            "numbers_per_pixel": self.numbers_per_pixel,
+            "target_psnr": self.target_psnr,
+        }

@@ -1,0 +1,186 @@
+"""The tiles model: its fit is each tile's best low-rank fit with the ranks shared out by the error
+they explain, it stores at most a number per pixel, frame and point reads agree, and a file of it
+reads back the same (a tampered one is refused in one line)."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+import torch
+
+from nvfilter.config import TrainConfig, TrainResult, VideoInfo, pick_model
+from nvfilter.coords import frame_time, rows_coords
+from nvfilter.decode.render import reconstruction_mse
+from nvfilter.encode.train import Trainer
+from nvfilter.errors import NvwError
+from nvfilter.eval.metrics import psnr_from_mse
+from nvfilter.io import nvw
+from nvfilter.models import count_parameters
+from nvfilter.models.tiles import TileField, component_budget, own_frames
+
+
+def moving_video(frames=9, height=21, width=37, seed=0) -> torch.Tensor:
+    """uint8 (N, H, W, 3): a random texture drifting sideways over a still half, a black band
+    at the bottom (sizes that are not whole tiles)."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, height // 3, (width + 2 * frames) // 3, generator=generator)
+    texture = torch.nn.functional.interpolate(
+        coarse, size=(height, width + 2 * frames), mode="bilinear"
+    )[0].permute(1, 2, 0)
+    video = torch.stack([texture[:, 2 * k : 2 * k + width] for k in range(frames)])
+    video[:, :, : width // 2] = texture[None, :, : width // 2]  # the left half stands still
+    video[:, -5:] = 0.0
+    return (video * 255).round().to(torch.uint8)
+
+
+def fitted(video: torch.Tensor, **arch) -> TileField:
+    n, h, w, _ = video.shape
+    model = TileField(w, h, n, **arch)
+    model.start_from(video)
+    return model.eval()
+
+
+def psnr(model: TileField, video: torch.Tensor) -> float:
+    return psnr_from_mse(reconstruction_mse(model, video), peak=1.0)
+
+
+def numbers_per_own_pixel(model: TileField) -> float:
+    return count_parameters(model) / (model.width * model.height * own_frames(model.frames))
+
+
+def test_fit_is_each_tiles_best_low_rank_fit():
+    """The fit's error is what the SVD of each tile's frames says the kept ranks leave."""
+    video = moving_video()
+    model = fitted(video, tile=4)
+    n, h, w, _ = video.shape
+    tiles = model._tiles(video).double() / 255  # (tiles, n, values)
+    singular = torch.linalg.svdvals(tiles)  # (tiles, n), descending
+    ranks = model.ranks.long()
+    left = sum(float((singular[j, ranks[j] :] ** 2).sum()) for j in range(len(ranks)))
+    padded = model.rows * 4 * model.columns * 4
+    pictures = torch.stack([model.native_picture(k) for k in range(n)])  # unclamped
+    source = video.permute(0, 3, 1, 2).double() / 255
+    error = float(((pictures.double() - source) ** 2).sum())
+    assert error <= left + 1e-6  # cropping the padding only drops error
+    assert error >= left * (h * w) / padded * 0.5
+
+
+def test_ranks_go_where_the_video_needs_them():
+    video = moving_video()
+    model = fitted(video, tile=4)
+    ranks = model.ranks.view(model.rows, model.columns)
+    moving, still, black = ranks[:3, -3:], ranks[:3, :3], ranks[-1, :]
+    assert moving.float().mean() > still.float().mean() >= 1
+    assert int(black.max()) == 0  # a black tile needs no component
+
+
+@pytest.mark.parametrize("ceiling", [1.0, 0.5, 0.25])
+def test_stores_at_most_its_numbers_per_pixel(ceiling):
+    video = moving_video(frames=12)
+    model = fitted(video, numbers_per_pixel=ceiling)
+    assert 0.7 * ceiling < numbers_per_own_pixel(model) <= ceiling
+    assert model.components == component_budget(37, 21, 12, 8, ceiling)
+
+
+def test_more_numbers_fit_better_and_a_target_stops_early():
+    video = moving_video(frames=12)
+    scores = [psnr(fitted(video, numbers_per_pixel=c), video) for c in (0.25, 0.5, 1.0)]
+    assert scores[0] < scores[1] < scores[2]
+    still = video.float().mean(0, keepdim=True).round()  # every frame as the mean frame
+    assert scores[2] > psnr_from_mse(float(((video - still) ** 2).mean()) / 255**2, peak=1.0) + 5
+    aimed = fitted(video, target_psnr=scores[1] - 3)
+    assert aimed.components < fitted(video).components
+    assert psnr(aimed, video) >= scores[1] - 3 - 0.3  # the estimate counts the padding too
+
+
+@pytest.mark.parametrize("size", [(37, 21), (74, 42), (20, 11)])
+@pytest.mark.parametrize("position", [0.0, 2.0, 3.5, 8.0])
+def test_frame_reads_and_point_reads_agree(size, position):
+    model = fitted(moving_video())
+    width, height = size
+    t = frame_time(position, model.frames)
+    with torch.inference_mode():
+        model.forget_render_cache()
+        frame = model.render_rows(t, width, height, 0, height)
+        points = model(rows_coords(width, height, t, 0, height))
+    assert torch.allclose(frame, points, atol=1e-5)
+
+
+def test_between_frames_the_weights_are_linear():
+    model = fitted(moving_video())
+    halfway = model.native_picture(3.5)
+    assert torch.allclose(
+        halfway, (model.native_picture(3.0) + model.native_picture(4.0)) / 2, atol=1e-5
+    )
+
+
+def test_the_trainer_takes_no_steps_and_says_so():
+    video = moving_video()
+    model = TileField(37, 21, 9)
+    trainer = Trainer(model, video, TrainConfig(epochs=0, batch_size=1, lr=0.0))
+    result = trainer.run()
+    assert (result.steps, result.stopped_by) == (0, "fitted")
+    assert psnr(model, video) == pytest.approx(psnr(fitted(video), video), abs=1e-9)
+
+
+def to_file(model: TileField, path: Path, dtype: str = "float32") -> Path:
+    video = VideoInfo(model.width, model.height, model.frames, Fraction(24))
+    path.write_bytes(nvw.to_bytes(model, video, TrainResult(0, 0.0, 0.0, "fitted"), dtype))
+    return path
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_a_file_reads_back_the_same_frames(tmp_path, dtype):
+    model = fitted(moving_video())
+    loaded = nvw.load(to_file(model, tmp_path / "t.nvw", dtype))
+    assert loaded.metadata["format_version"] == "5"
+    assert loaded.architecture["components"] == model.components
+    tolerance = 1e-6 if dtype == "float32" else 4e-3
+    for t in (frame_time(0, 9), frame_time(4.5, 9)):
+        model.forget_render_cache()
+        a = model.render_image(t, 50, 30)
+        b = loaded.model.render_image(t, 50, 30)
+        assert torch.allclose(a, b, atol=tolerance)
+
+
+def tampered(path: Path, change) -> Path:
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(path))
+    change(tensors)
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda t: t["ranks"].add_(0.5),
+        lambda t: t["ranks"].__setitem__(0, t["ranks"][0] + 1),
+        lambda t: t["ranks"].__setitem__(0, -1.0),
+        lambda t: t["ranks"].__setitem__(0, math.nan),
+    ],
+    ids=["fractional", "sum", "negative", "nan"],
+)
+def test_ranks_that_do_not_add_up_are_refused(tmp_path, change):
+    path = tampered(to_file(fitted(moving_video()), tmp_path / "t.nvw"), change)
+    with pytest.raises(NvwError, match="do not fit its architecture.*ranks"):
+        nvw.load(path)
+
+
+def test_architecture_bounds_are_refused():
+    with pytest.raises(ValueError, match="components"):
+        TileField(16, 16, 4, tile=8, components=4 * 4 + 1)
+    with pytest.raises(ValueError, match="tiles of at most"):
+        TileField(16, 16, 4, tile=1000)
+
+
+def test_auto_picks_tiles_for_real_sizes_only():
+    assert pick_model("auto", 640, 360, 194) == "tiles"
+    assert pick_model("auto", 160, 90, 24) == "hybrid"
