@@ -29,12 +29,13 @@ import torch
 from common import CORPUS  # noqa: E402  (puts the checkout on sys.path)
 
 from nvfilter.config import EncodeOptions, TrainResult, VideoInfo  # noqa: E402
-from nvfilter.decode.render import reconstruction_mse  # noqa: E402
+from nvfilter.decode.render import reconstruct, reconstruction_mse  # noqa: E402
 from nvfilter.encode.encoder import create_model, train_config  # noqa: E402
 from nvfilter.encode.train import Trainer  # noqa: E402
 from nvfilter.eval.metrics import psnr_from_mse  # noqa: E402
 from nvfilter.io import media, nvw  # noqa: E402
 from nvfilter.models import count_parameters  # noqa: E402
+from nvfilter.models.parts import part_spans  # noqa: E402
 from nvfilter.models.tiles import TileField  # noqa: E402
 
 NVFILTER = [sys.executable, "-m", "nvfilter"]
@@ -261,19 +262,56 @@ def tiles_table(clips: list[str], rounds: int = 2) -> None:
               flush=True)  # fmt: skip
 
 
+def tiles_sweep(clips: list[str]) -> None:
+    """The tiles model's design choices on each clip at its own size: tile side, part length
+    and numbers per pixel, PSNR of every frame of the 8-bit reconstruction (parts fitted as the
+    encoder cuts them, a join's shared frame from the earlier part)."""
+    print("| clip (native size) | tile | frames a part | numbers per pixel (ceiling) | stored | "
+          "PSNR | fit s |")  # fmt: skip
+    print("|" + " --- |" * 7)
+    settings = [(8, 32, 1.0), (16, 32, 1.0), (32, 32, 1.0), (8, 16, 1.0), (8, 64, 1.0),
+                (8, 32, 0.5), (8, 32, 0.25), (16, 32, 0.25)]  # fmt: skip
+    for name in clips:
+        path = str(CORPUS / name)
+        src = media.probe(path)
+        frames = media.read_frames(path, src, src.width, src.height)
+        n, h, w, _ = frames.shape
+        for tile, length, ceiling in settings:
+            squared, stored, seconds = 0.0, 0, 0.0
+            for first, count in part_spans(n, length):
+                model = TileField(w, h, count, tile=tile, numbers_per_pixel=ceiling)
+                begin = time.perf_counter()
+                model.start_from(frames[first : first + count])
+                seconds += time.perf_counter() - begin
+                stored += count_parameters(model)
+                own = count if first + count == n else count - 1
+                for k, picture in enumerate(reconstruct(model, w, h, count)):
+                    if k == own:
+                        break
+                    error = torch.from_numpy(picture).float() - frames[first + k].float()
+                    squared += float(error.square().mean()) / 255.0**2
+            print(f"| {name} ({w}x{h}, {n} frames) | {tile} | {length} | {ceiling:g} | "
+                  f"{stored / (w * h * n):.2f} | {psnr_from_mse(squared / n, peak=1.0):.2f} dB | "
+                  f"{seconds:.1f} |", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", nargs="+", default=["tour.mp4", "oa4_launch.webm"])
     parser.add_argument("--models", nargs="+", default=["segments", "hybrid"])
     parser.add_argument("--budget", type=float, default=300)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--part", choices=["all", "tiles", "curves", "quality", "decode"],
+    parser.add_argument("--part", choices=["all", "tiles", "sweep", "curves", "quality", "decode"],
                         default="all")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.part == "decode":
         print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
         print_decode()
+        return
+    if args.part == "sweep":
+        print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
+        tiles_sweep(args.clips)
         return
     if args.part == "tiles":
         print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")

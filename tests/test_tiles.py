@@ -19,7 +19,13 @@ from nvfilter.errors import NvwError
 from nvfilter.eval.metrics import psnr_from_mse
 from nvfilter.io import nvw
 from nvfilter.models import count_parameters
-from nvfilter.models.tiles import TileField, component_budget, own_frames
+from nvfilter.models.tiles import (
+    TileField,
+    component_budget,
+    from_shared,
+    own_frames,
+    to_shared,
+)
 
 
 def moving_video(frames=9, height=21, width=37, seed=0) -> torch.Tensor:
@@ -184,3 +190,44 @@ def test_architecture_bounds_are_refused():
 def test_auto_picks_tiles_for_real_sizes_only():
     assert pick_model("auto", 640, 360, 194) == "tiles"
     assert pick_model("auto", 160, 90, 24) == "hybrid"
+
+
+@pytest.mark.parametrize("layout", [(2, 2), (1, 2)], ids=["420", "422"])
+def test_shared_colour_coordinates_are_an_orthogonal_projection(layout):
+    pixels = torch.rand(6, 8, 8, 3, dtype=torch.float64)
+    coords = to_shared(pixels, *layout)
+    projected = from_shared(coords, *layout)
+    assert torch.allclose(to_shared(projected, *layout), coords)  # idempotent
+    assert torch.allclose(coords.square().sum(), projected.square().sum())  # no scaling
+    blocks = projected.unflatten(1, (4, 2)).unflatten(3, (4, 2)) if layout == (2, 2) else None
+    if blocks is not None:  # the colour (RGB less its grey mean) is the same over each block
+        colour = blocks - blocks.mean(-1, keepdim=True)
+        assert torch.allclose(colour, colour[:, :, :1, :, :1].expand_as(colour))
+
+
+def shared_colour_video(frames=9, height=24, width=40) -> torch.Tensor:
+    """uint8 frames whose colour is shared by each 2x2 block (as ffmpeg gives a 4:2:0 video)."""
+    video = moving_video(frames, height, width).double()
+    blocks = video.unflatten(1, (height // 2, 2)).unflatten(3, (width // 2, 2))
+    grey = blocks.mean(-1, keepdim=True)
+    colour = (blocks - grey).mean((2, 4), keepdim=True)
+    shared = (grey + colour).flatten(3, 4).flatten(1, 2)
+    return shared.clamp(0, 255).round().to(torch.uint8)
+
+
+def test_a_420_network_holds_more_of_a_420_video_in_the_same_numbers(tmp_path):
+    video = shared_colour_video()
+    rgb, shared = fitted(video), fitted(video, chroma="420")
+    assert shared.components > 1.5 * rgb.components
+    assert numbers_per_own_pixel(shared) <= 1.0
+    assert psnr(shared, video) > psnr(rgb, video) + 1.0
+    loaded = nvw.load(to_file(shared, tmp_path / "s.nvw"))
+    assert loaded.architecture["chroma"] == "420"
+    t = frame_time(2.5, 9)
+    shared.forget_render_cache()
+    assert torch.allclose(shared.render_image(t, 80, 48), loaded.model.render_image(t, 80, 48),
+                          atol=1e-6)  # fmt: skip
+    with torch.inference_mode():
+        frame = shared.render_rows(t, 50, 30, 0, 30)
+        points = shared(rows_coords(50, 30, t, 0, 30))
+    assert torch.allclose(frame, points, atol=1e-5)

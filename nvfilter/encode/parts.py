@@ -183,14 +183,15 @@ class PartsPlan:
     height: int
     frame_rate: Fraction
 
-    def architecture(self, frames: int) -> dict[str, Any]:
-        """A part's network before its start (a tiles network's components are its fit's)."""
+    def architecture(self, frames: int, chroma: str = "444") -> dict[str, Any]:
+        """A part's network before its start (a tiles network's components are its fit's; it
+        stores them in the frames' ``chroma`` layout)."""
         options = self.options
         if options.model == "tiles":
             return {"type": "tiles", "width": self.width, "height": self.height,
                     "frames": frames, "tile": DEFAULT_TILE, "components": 0,
                     "numbers_per_pixel": NUMBERS_PER_PIXEL,
-                    "target_psnr": options.target_psnr}  # fmt: skip
+                    "target_psnr": options.target_psnr, "chroma": chroma}  # fmt: skip
         levels = options.setting("levels")
         if options.channels:
             fine = coarse = options.channels
@@ -367,7 +368,8 @@ class PartsEncode:
         if self.interrupted or self.stop_asked():  # the rest keep their start
             config = dataclasses.replace(config, time_budget=0.0)
         video = kept_video(plan, n)
-        return PartJob(k, frames, plan.architecture(n), config, video, plan.options.dtype)
+        return PartJob(k, frames, plan.architecture(n, self.chroma), config, video,
+                       plan.options.dtype)  # fmt: skip
 
     def learn(self, k: int, frames: np.ndarray) -> None:
         if self.executor is None:

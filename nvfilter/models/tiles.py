@@ -23,6 +23,15 @@ explain the most squared error are kept, wherever they lie, until the stored num
 the numbers go where the video needs them. It stores at most one number per pixel by default,
 and is not a copy of the frames: 3 x 8 x 8 = 192 values of a tile at one time become about 9
 components of 192 + n numbers for n frames.
+
+Frames whose colour came at half size (``chroma="420"``: a 4:2:0 source, which ffmpeg gives as RGB
+with each colour sample repeated over a 2x2 block, chroma.py; ``422``: over 1x2) hold only 6
+independent values per 2x2 block (4 per 1x2), whatever the source's YCbCr matrix: a colour common
+to the block, plus a grey offset per pixel (RGB = Y (1, 1, 1) + a colour term). Such a network
+stores each component in those coordinates, orthonormal so that its squared error is the RGB one
+(``to_shared``): per block the colour sum / sqrt(k) (3 values) and the k - 1 differences of its
+grey sums (Haar for 2x2), a component of (tile / 2, tile / 2, 6) numbers for 420, half of RGB's
+(tile, tile, 3). The same numbers then hold up to twice the components.
 """
 
 from __future__ import annotations
@@ -57,14 +66,59 @@ def own_frames(frames: int) -> int:
     return max(1, frames - 1)
 
 
+CHROMA_LAYOUTS = {"444": (1, 1), "422": (1, 2), "420": (2, 2)}
+"""How a network stores its components: RGB, or the coordinates of pictures whose colour is
+shared by each block of (rows, columns) pixels (module docstring); chroma.LAYOUTS's blocks."""
+
+
+def tile_values(tile: int, chroma: str) -> int:
+    """Numbers in one component's picture of a tile: per block of k pixels, 3 + k - 1."""
+    rows, columns = CHROMA_LAYOUTS[chroma]
+    k = rows * columns
+    return 3 * tile * tile if k == 1 else tile * tile // k * (k + 2)
+
+
 def component_budget(
-    width: int, height: int, frames: int, tile: int, numbers_per_pixel: float
-) -> int:
+    width: int, height: int, frames: int, tile: int, numbers_per_pixel: float,
+    chroma: str = "444",
+) -> int:  # fmt: skip
     """Most components a network may keep and stay within ``numbers_per_pixel`` (each stores
     its picture and its weight per frame; every tile stores its rank)."""
     rows, columns = tile_grid(width, height, tile)
     numbers = numbers_per_pixel * width * height * own_frames(frames) - rows * columns
-    return max(0, int(numbers // (3 * tile * tile + frames)))
+    return max(0, int(numbers // (tile_values(tile, chroma) + frames)))
+
+
+_DETAILS = {
+    2: torch.tensor([[1.0, -1.0]]) / math.sqrt(2),
+    4: torch.tensor([[1.0, 1.0, -1.0, -1.0], [1.0, -1.0, 1.0, -1.0], [1.0, -1.0, -1.0, 1.0]]) / 2,
+}
+"""Orthonormal differences of a block's k pixels (rows first): for 2x2, top - bottom, left -
+right and the diagonal (Haar)."""
+
+
+def to_shared(pixels: torch.Tensor, rows: int, columns: int) -> torch.Tensor:
+    """RGB tiles (..., tile, tile, 3) -> coordinates (..., tile/rows, tile/columns, k + 2) of
+    their orthogonal projection onto the pictures whose colour each block of k = rows x columns
+    pixels shares: the block's colour sum / sqrt(k) (3), then the differences of its grey sums
+    (R + G + B) / sqrt(3) (k - 1)."""
+    *rest, tile, _, _ = pixels.shape
+    k = rows * columns
+    blocks = pixels.reshape(*rest, tile // rows, rows, tile // columns, columns, 3)
+    flat = blocks.transpose(-4, -3).reshape(*rest, tile // rows, tile // columns, k, 3)
+    colour = flat.sum(-2) / math.sqrt(k)
+    details = flat.sum(-1) @ _DETAILS[k].to(pixels).T / math.sqrt(3)
+    return torch.cat((colour, details), -1)
+
+
+def from_shared(coords: torch.Tensor, rows: int, columns: int) -> torch.Tensor:
+    """Coordinates (..., tile/rows, tile/columns, k + 2) -> RGB tiles (..., tile, tile, 3)."""
+    *rest, down, across, _ = coords.shape
+    k = rows * columns
+    grey = coords[..., 3:] @ _DETAILS[k].to(coords) / math.sqrt(3)  # (..., k)
+    flat = coords[..., None, :3] / math.sqrt(k) + grey[..., None]  # (..., k, 3)
+    blocks = flat.reshape(*rest, down, across, rows, columns, 3).transpose(-4, -3)
+    return blocks.reshape(*rest, down * rows, across * columns, 3)
 
 
 class TileField(VideoField):
@@ -87,12 +141,15 @@ class TileField(VideoField):
         components: int = 0,
         numbers_per_pixel: float = NUMBERS_PER_PIXEL,
         target_psnr: float | None = None,
+        chroma: str = "444",
     ) -> None:
         super().__init__()
         if min(width, height, frames, tile) < 1 or components < 0:
             raise ValueError("every size in the architecture must be positive")
         if tile > MAX_TILE:
             raise ValueError(f"tiles of at most {MAX_TILE} pixels")
+        if chroma not in CHROMA_LAYOUTS or tile % max(CHROMA_LAYOUTS[chroma]):
+            raise ValueError(f"chroma {chroma!r}: 444, or 422 or 420 with an even tile")
         rows, columns = tile_grid(width, height, tile)
         if components > rows * columns * frames:
             raise ValueError(f"{components} components: at most {frames} a tile")
@@ -101,6 +158,7 @@ class TileField(VideoField):
         self.width, self.height, self.frames, self.tile = width, height, frames, tile
         self.rows, self.columns = rows, columns
         self.numbers_per_pixel, self.target_psnr = numbers_per_pixel, target_psnr
+        self.chroma = chroma
         self._shape(components)
         self.register_load_state_dict_post_hook(lambda module, keys: module._check_ranks())
         self.forget_render_cache()
@@ -109,7 +167,9 @@ class TileField(VideoField):
         """(Re)make the tensors for ``components`` components (zero, no components kept)."""
         self.components = components
         tile = self.tile
-        self.basis = nn.Parameter(torch.zeros(components, tile, tile, 3), requires_grad=False)
+        rows, columns = CHROMA_LAYOUTS[self.chroma]
+        shape = (tile // rows, tile // columns, 3 + rows * columns - 1 if rows * columns > 1 else 3)
+        self.basis = nn.Parameter(torch.zeros(components, *shape), requires_grad=False)
         self.weights = nn.Parameter(torch.zeros(components, self.frames), requires_grad=False)
         self.ranks = nn.Parameter(torch.zeros(self.rows * self.columns), requires_grad=False)
         """Components per tile, tile rows first; stored as floats (safetensors networks are
@@ -160,7 +220,7 @@ class TileField(VideoField):
         else:
             weight = torch.lerp(weights[:, before], weights[:, before + 1], frac)
         tile = self.tile
-        values = 3 * tile * tile
+        values = tile_values(tile, self.chroma)
         if self.components == 0:
             tiles = self.basis.new_zeros(self.rows * self.columns, values)
         else:
@@ -171,6 +231,8 @@ class TileField(VideoField):
                     offsets, columns, weight, size=(self.rows * self.columns, self.components)
                 )
                 tiles = summing @ self.basis.detach().view(self.components, values)
+        if self.chroma != "444":
+            tiles = from_shared(tiles.view(-1, *self.basis.shape[1:]), *CHROMA_LAYOUTS[self.chroma])
         picture = (
             tiles.view(self.rows, self.columns, tile, tile, 3)
             .permute(4, 0, 2, 1, 3)
@@ -240,6 +302,16 @@ class TileField(VideoField):
         view = frames.view(n, self.rows, tile, self.columns, tile, 3).permute(1, 3, 0, 2, 4, 5)
         return view.reshape(self.rows * self.columns, n, 3 * tile * tile)
 
+    def _coords(self, tiles: torch.Tensor) -> torch.Tensor:
+        """uint8 tiles (count, n, tile * tile * 3) as the floats the components are made of:
+        RGB in [0, 1], or its 4:2:0 coordinates, (count, n, values)."""
+        pixels = tiles.float().div_(255.0)
+        if self.chroma == "444":
+            return pixels
+        count, n = tiles.shape[:2]
+        grid = pixels.view(count, n, self.tile, self.tile, 3)
+        return to_shared(grid, *CHROMA_LAYOUTS[self.chroma]).reshape(count, n, -1)
+
     @torch.no_grad()
     def start_from(self, frames: torch.Tensor) -> None:
         """Fit the network to uint8 frames (n, H, W, 3) at the learned size: every tile's
@@ -250,12 +322,12 @@ class TileField(VideoField):
         n = self.frames
         tiles = self._tiles(frames)
         count = self.rows * self.columns
-        values = 3 * self.tile * self.tile
+        values = tile_values(self.tile, self.chroma)
         eigenvalues = torch.empty(count, n, dtype=torch.float64)
         vectors = torch.empty(count, n, n)
         for first in range(0, count, FIT_TILES_PER_BATCH):
             last = min(count, first + FIT_TILES_PER_BATCH)
-            pixels = tiles[first:last].float().div_(255.0)
+            pixels = self._coords(tiles[first:last])
             gram = torch.bmm(pixels, pixels.transpose(1, 2)).double()
             found, directions = torch.linalg.eigh(gram)  # ascending
             eigenvalues[first:last] = found.flip(1).clamp_min(0)
@@ -272,7 +344,7 @@ class TileField(VideoField):
             widest = int(rank.max()) if len(rank) else 0
             if widest == 0:
                 continue
-            pixels = tiles[first:last].float().div_(255.0)
+            pixels = self._coords(tiles[first:last])
             directions = vectors[first:last, :, :widest]  # (tiles, n, widest)
             pictures = torch.bmm(directions.transpose(1, 2), pixels) / scale
             keep = torch.arange(widest)[None, :] < rank[:, None]  # (tiles, widest)
@@ -286,7 +358,7 @@ class TileField(VideoField):
         """Ranks per tile: the components that explain the most squared error, kept in that
         order up to the budget of numbers, or until the error is under the target PSNR's."""
         budget = component_budget(
-            self.width, self.height, self.frames, self.tile, self.numbers_per_pixel
+            self.width, self.height, self.frames, self.tile, self.numbers_per_pixel, self.chroma
         )
         order = eigenvalues.flatten().sort(descending=True)
         keep = min(budget, order.values.numel())
@@ -311,4 +383,5 @@ class TileField(VideoField):
             "components": self.components,
             "numbers_per_pixel": self.numbers_per_pixel,
             "target_psnr": self.target_psnr,
+            "chroma": self.chroma,
         }
