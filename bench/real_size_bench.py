@@ -28,6 +28,7 @@ from types import SimpleNamespace
 import torch
 from common import CORPUS  # noqa: E402  (puts the checkout on sys.path)
 
+from nvfilter import chroma  # noqa: E402
 from nvfilter.config import EncodeOptions, TrainResult, VideoInfo  # noqa: E402
 from nvfilter.decode.render import reconstruct, reconstruction_mse  # noqa: E402
 from nvfilter.encode.encoder import create_model, train_config  # noqa: E402
@@ -266,20 +267,24 @@ def tiles_sweep(clips: list[str]) -> None:
     """The tiles model's design choices on each clip at its own size: tile side, part length
     and numbers per pixel, PSNR of every frame of the 8-bit reconstruction (parts fitted as the
     encoder cuts them, a join's shared frame from the earlier part)."""
-    print("| clip (native size) | tile | frames a part | numbers per pixel (ceiling) | stored | "
-          "PSNR | fit s |")  # fmt: skip
-    print("|" + " --- |" * 7)
-    settings = [(8, 32, 1.0), (16, 32, 1.0), (32, 32, 1.0), (8, 16, 1.0), (8, 64, 1.0),
-                (8, 32, 0.5), (8, 32, 0.25), (16, 32, 0.25)]  # fmt: skip
+    print("| clip (native size) | tile | frames a part | numbers per pixel (ceiling) | colour "
+          "layout | stored | PSNR | fit s |")  # fmt: skip
+    print("|" + " --- |" * 8)
+    settings = [(8, 32, 1.0, "444"), (16, 32, 1.0, "444"), (32, 32, 1.0, "444"),
+                (8, 16, 1.0, "444"), (8, 64, 1.0, "444"), (8, 32, 0.5, "444"),
+                (8, 32, 0.25, "444"), (16, 32, 0.25, "444"), (8, 32, 1.0, "found"),
+                (8, 32, 0.5, "found"), (8, 32, 0.25, "found")]  # fmt: skip
     for name in clips:
         path = str(CORPUS / name)
         src = media.probe(path)
         frames = media.read_frames(path, src, src.width, src.height)
         n, h, w, _ = frames.shape
-        for tile, length, ceiling in settings:
+        found = chroma.detect(frames, src.color.matrix)
+        for tile, length, ceiling, layout in settings:
+            layout = found if layout == "found" else layout
             squared, stored, seconds = 0.0, 0, 0.0
             for first, count in part_spans(n, length):
-                model = TileField(w, h, count, tile=tile, numbers_per_pixel=ceiling)
+                model = TileField(w, h, count, tile=tile, numbers_per_pixel=ceiling, chroma=layout)
                 begin = time.perf_counter()
                 model.start_from(frames[first : first + count])
                 seconds += time.perf_counter() - begin
@@ -290,7 +295,7 @@ def tiles_sweep(clips: list[str]) -> None:
                         break
                     error = torch.from_numpy(picture).float() - frames[first + k].float()
                     squared += float(error.square().mean()) / 255.0**2
-            print(f"| {name} ({w}x{h}, {n} frames) | {tile} | {length} | {ceiling:g} | "
+            print(f"| {name} ({w}x{h}, {n} frames) | {tile} | {length} | {ceiling:g} | {layout} | "
                   f"{stored / (w * h * n):.2f} | {psnr_from_mse(squared / n, peak=1.0):.2f} dB | "
                   f"{seconds:.1f} |", flush=True)  # fmt: skip
 

@@ -231,3 +231,15 @@ def test_a_420_network_holds_more_of_a_420_video_in_the_same_numbers(tmp_path):
         frame = shared.render_rows(t, 50, 30, 0, 30)
         points = shared(rows_coords(50, 30, t, 0, 30))
     assert torch.allclose(frame, points, atol=1e-5)
+
+
+def test_frames_far_off_the_shared_colour_layout_are_fitted_in_rgb():
+    """Colours clipped hard (as a saturated 4:2:0 video's are when ffmpeg makes RGB) leave the
+    shared-colour layout; the fit then keeps RGB, which holds them better."""
+    video = (shared_colour_video().double() * 3 - 200).clamp(0, 255).round().to(torch.uint8)
+    shared = fitted(video, chroma="420", numbers_per_pixel=2.0)
+    rgb = fitted(video, numbers_per_pixel=2.0)
+    assert shared.chroma == "444"
+    assert psnr(shared, video) == pytest.approx(psnr(rgb, video), abs=1e-9)
+    tight = fitted(video, chroma="420")  # at one number a pixel the layout still pays here
+    assert tight.chroma == "420" and psnr(tight, video) > psnr(fitted(video), video)
