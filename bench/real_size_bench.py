@@ -229,7 +229,7 @@ def tiles_table(clips: list[str], rounds: int = 2) -> None:
     of one 33-frame part in this process: its FLOP/s against matmul measured beside it, pixels
     fitted per second; best of ``rounds``."""
     print("| clip (native size) | no-flag encode wall | fit s (in the .nvw) | PSNR | numbers per "
-          "pixel | peak memory | one part's fit | pixels/s | GFLOP/s (% of matmul) | matmul "
+          "pixel | peak memory | one part's RGB fit | pixels/s | GFLOP/s (% of matmul) | matmul "
           "GFLOP/s before/after |")  # fmt: skip
     print("|" + " --- |" * 10)
     for name in clips:
