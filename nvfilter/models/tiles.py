@@ -39,6 +39,7 @@ outweigh the components it leaves out, the fit is made in RGB too and the better
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import Any
@@ -122,6 +123,14 @@ def from_shared(coords: torch.Tensor, rows: int, columns: int) -> torch.Tensor:
     flat = coords[..., None, :3] / math.sqrt(k) + grey[..., None]  # (..., k, 3)
     blocks = flat.reshape(*rest, down, across, rows, columns, 3).transpose(-4, -3)
     return blocks.reshape(*rest, down * rows, across * columns, 3)
+
+
+@functools.lru_cache(maxsize=8)
+def _projection(tile: int, chroma: str) -> torch.Tensor:
+    """to_shared of every unit RGB tile: the matrix taking a flattened RGB tile to its
+    shared-colour coordinates, (tile * tile * 3, values)."""
+    unit = torch.eye(3 * tile * tile, dtype=torch.float64).view(-1, tile, tile, 3)
+    return to_shared(unit, *CHROMA_LAYOUTS[chroma]).reshape(3 * tile * tile, -1).float()
 
 
 class TileField(VideoField):
@@ -235,7 +244,7 @@ class TileField(VideoField):
                 )
                 tiles = summing @ self.basis.detach().view(self.components, values)
         if self.chroma != "444":
-            tiles = from_shared(tiles.view(-1, *self.basis.shape[1:]), *CHROMA_LAYOUTS[self.chroma])
+            tiles = tiles @ self.projection().T
         picture = (
             tiles.view(self.rows, self.columns, tile, tile, 3)
             .permute(4, 0, 2, 1, 3)
@@ -305,15 +314,15 @@ class TileField(VideoField):
         view = frames.view(n, self.rows, tile, self.columns, tile, 3).permute(1, 3, 0, 2, 4, 5)
         return view.reshape(self.rows * self.columns, n, 3 * tile * tile)
 
-    def _coords(self, tiles: torch.Tensor) -> torch.Tensor:
-        """uint8 tiles (count, n, tile * tile * 3) as the floats the components are made of:
-        RGB in [0, 1], or its 4:2:0 coordinates, (count, n, values)."""
-        pixels = tiles.float().div_(255.0)
-        if self.chroma == "444":
-            return pixels
-        count, n = tiles.shape[:2]
-        grid = pixels.view(count, n, self.tile, self.tile, 3)
-        return to_shared(grid, *CHROMA_LAYOUTS[self.chroma]).reshape(count, n, -1)
+    def _coords(self, pixels: torch.Tensor) -> torch.Tensor:
+        """RGB tiles (count, n, tile * tile * 3) in [0, 1] as the floats the components are
+        made of: themselves, or their shared-colour coordinates (count, n, values)."""
+        return pixels if self.chroma == "444" else pixels @ self.projection()
+
+    def projection(self) -> torch.Tensor:
+        """(tile * tile * 3, values): RGB tile -> shared-colour coordinates (to_shared as one
+        matrix; its transpose takes them back, the projection being orthonormal)."""
+        return _projection(self.tile, self.chroma).to(self.basis.device)
 
     @torch.no_grad()
     def start_from(self, frames: torch.Tensor) -> None:
@@ -326,10 +335,14 @@ class TileField(VideoField):
         tiles = self._tiles(frames)
         count = self.rows * self.columns
         eigenvalues, vectors, floor = self._decompose(tiles)
-        ranks = self._share_out(eigenvalues)
+        ranks = self._share_out(eigenvalues, floor)
         error = floor + self._dropped(eigenvalues, ranks)
-        if self.chroma != "444" and floor > error - floor:  # the layout's own error outweighs
-            layout, self.chroma = self.chroma, "444"  # what it leaves out: try RGB too
+        if self.chroma != "444" and (
+            floor > error - floor  # the layout's own error outweighs what it leaves out
+            if self.target_psnr is None
+            else floor >= self._allowed()  # it alone misses the target
+        ):  # then RGB too, and the better of the two
+            layout, self.chroma = self.chroma, "444"
             rgb = self._decompose(tiles)
             rgb_ranks = self._share_out(rgb[0])
             if self._dropped(rgb[0], rgb_ranks) < error:
@@ -349,7 +362,7 @@ class TileField(VideoField):
             widest = int(rank.max()) if len(rank) else 0
             if widest == 0:
                 continue
-            pixels = self._coords(tiles[first:last])
+            pixels = self._coords(tiles[first:last].float().div_(255.0))
             directions = vectors[first:last, :, :widest]  # (tiles, n, widest)
             pictures = torch.bmm(directions.transpose(1, 2), pixels) / scale
             keep = torch.arange(widest)[None, :] < rank[:, None]  # (tiles, widest)
@@ -369,11 +382,11 @@ class TileField(VideoField):
         floor = 0.0
         for first in range(0, count, FIT_TILES_PER_BATCH):
             last = min(count, first + FIT_TILES_PER_BATCH)
-            pixels = self._coords(tiles[first:last])
-            gram = torch.bmm(pixels, pixels.transpose(1, 2)).double()
-            if self.chroma != "444":
-                rgb = tiles[first:last].double().div_(255.0)
-                floor += float(rgb.square().sum() - gram.diagonal(dim1=1, dim2=2).sum())
+            pixels = tiles[first:last].float().div_(255.0)
+            coords = self._coords(pixels)
+            gram = torch.bmm(coords, coords.transpose(1, 2)).double()
+            if self.chroma != "444":  # what the projection drops
+                floor += float(pixels.square().sum()) - float(gram.diagonal(0, 1, 2).sum())
             found, directions = torch.linalg.eigh(gram)  # ascending
             eigenvalues[first:last] = found.flip(1).clamp_min(0)
             vectors[first:last] = directions.flip(2).float()
@@ -385,16 +398,22 @@ class TileField(VideoField):
         left_out = torch.arange(eigenvalues.shape[1])[None, :] >= ranks[:, None]
         return float(eigenvalues[left_out].sum())
 
-    def _share_out(self, eigenvalues: torch.Tensor) -> torch.Tensor:
+    def _allowed(self) -> float:
+        """The squared error (in [0, 1] units, summed) the target PSNR allows."""
+        assert self.target_psnr is not None
+        return 10 ** (-self.target_psnr / 10) * self.frames * self.height * self.width * 3
+
+    def _share_out(self, eigenvalues: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
         """Ranks per tile: the components that explain the most squared error, kept in that
-        order up to the budget of numbers, or until the error is under the target PSNR's."""
+        order up to the budget of numbers, or until the error (with ``floor``, the layout's
+        own) is under the target PSNR's."""
         budget = component_budget(
             self.width, self.height, self.frames, self.tile, self.numbers_per_pixel, self.chroma
         )
         order = eigenvalues.flatten().sort(descending=True)
         keep = min(budget, order.values.numel())
         if self.target_psnr is not None:
-            allowed = 10 ** (-self.target_psnr / 10) * self.frames * self.height * self.width * 3
+            allowed = self._allowed() - floor
             left = order.values.sum() - order.values.cumsum(0)  # error after each component
             enough = int(torch.searchsorted(-left, torch.tensor([-allowed], dtype=left.dtype)))
             keep = min(keep, enough + 1)
