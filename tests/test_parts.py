@@ -160,6 +160,26 @@ def test_jobs_and_ray_local_give_the_one_process_result(long_clip, tmp_path, mod
     assert spans[0] == spans[1] == spans[2]
 
 
+def test_a_stopped_tiles_run_resumes_after_its_finished_parts(long_clip, tmp_path):
+    """A tiles run stopped after some parts (here: the later part files removed, as a kill
+    leaves them missing) keeps the finished parts byte for byte and ends with the file an
+    unbroken run writes."""
+    folder, out, whole = tmp_path / "run", tmp_path / "out.nvw", tmp_path / "whole.nvw"
+    encode_parts(long_clip, whole, model="tiles")
+    encode_parts(long_clip, tmp_path / "first.nvw", "--outputs", folder, model="tiles")
+    for k in range(6, 13):
+        for path in folder.glob(f"part_{k:06d}.*"):
+            path.unlink()
+    kept = {p.name: p.read_bytes() for p in folder.glob("part_*[0-9].nvw")}
+    assert len(kept) == 6
+    result = run("encode", long_clip, out, "--resume", folder)
+    assert result.exit_code == 0, result.output
+    for name, data in kept.items():
+        assert (folder / name).read_bytes() == data
+    a, b = nvw.load(out), nvw.load(whole)
+    assert a.video.frames == 100 and a.training.psnr == pytest.approx(b.training.psnr, abs=1e-6)
+
+
 def test_killed_streamed_run_resumes_at_its_part(long_clip, tmp_path):
     """SIGKILL mid-run: finished parts are kept as they were, the run goes on from the part it
     was on, and the training time is the budget, not the budget again."""

@@ -333,6 +333,7 @@ class PartsEncode:
         self.stop_asked: Callable[[], bool] = lambda: False
         self.chroma = "444"
         """The frames' chroma layout (chroma.detect on the first part)."""
+        self.told_fits_go_on = False
         self.matrix: str | None = None
 
     def run(self, parts: Iterator[np.ndarray]) -> int:
@@ -367,6 +368,10 @@ class PartsEncode:
                                      device=device)  # fmt: skip
         if self.interrupted or self.stop_asked():  # the rest keep their start
             config = dataclasses.replace(config, time_budget=0.0)
+            if plan.options.model == "tiles" and not self.told_fits_go_on:
+                self.told_fits_go_on = True
+                self.console.message("interrupted: a tiles part is its fit, so the parts left are "
+                                     "still fitted; Ctrl-C again stops at once, writing nothing")  # fmt: skip
         video = kept_video(plan, n)
         return PartJob(k, frames, plan.architecture(n, self.chroma), config, video,
                        plan.options.dtype)  # fmt: skip
