@@ -122,7 +122,8 @@ MODEL_OPTION = click.option(
     "video, found in closed form (real sizes); segments: per-segment feature planes started "
     "from a principal-component fit, refined on whole frames; hybrid: one set of feature "
     "planes + small head, learned from random pixels (small clips); siren: the original "
-    "SIREN; auto: tiles from 4 million pixels (width x height x frames), hybrid below.",
+    "SIREN; auto: tiles from 4 million pixels (width x height x frames) and 8 frames, else "
+    "hybrid.",
 )
 EPOCHS_OPTION = click.option(
     "--epochs",

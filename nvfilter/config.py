@@ -210,11 +210,18 @@ PARTS_MODELS = ("tiles", "segments")
 """The networks a streamed encode learns part by part."""
 
 
+AUTO_TILES_MIN_FRAMES = 8
+"""...and at least this many frames: one stored number a pixel holds a third of a single frame's
+values (64x48, one frame: 11.7 dB), so a still or a few frames go to the hybrid."""
+
+
 def pick_model(model: str, width: int, height: int, frames: int) -> str:
-    """The model ``--model`` names, ``auto`` resolved by the video's size (AUTO_TILES_FROM)."""
+    """The model ``--model`` names, ``auto`` resolved by the video's size (AUTO_TILES_FROM,
+    AUTO_TILES_MIN_FRAMES)."""
     if model != "auto":
         return model
-    return "tiles" if width * height * frames >= AUTO_TILES_FROM else "hybrid"
+    real_size = width * height * frames >= AUTO_TILES_FROM and frames >= AUTO_TILES_MIN_FRAMES
+    return "tiles" if real_size else "hybrid"
 
 
 @dataclass(frozen=True)

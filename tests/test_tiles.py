@@ -190,6 +190,12 @@ def test_architecture_bounds_are_refused():
 def test_auto_picks_tiles_for_real_sizes_only():
     assert pick_model("auto", 640, 360, 194) == "tiles"
     assert pick_model("auto", 160, 90, 24) == "hybrid"
+    assert pick_model("auto", 3840, 2160, 1) == "hybrid"  # a still: a number a pixel is too few
+
+
+def test_a_black_video_keeps_no_components():
+    model = fitted(torch.zeros(9, 21, 37, 3, dtype=torch.uint8))
+    assert model.components == 0 and psnr(model, torch.zeros(9, 21, 37, 3)) == math.inf
 
 
 @pytest.mark.parametrize("layout", [(2, 2), (1, 2)], ids=["420", "422"])

@@ -56,6 +56,9 @@ DEFAULT_TILE = 8
 NUMBERS_PER_PIXEL = 1.0
 """The ceiling on stored numbers per pixel of the frames a network owns (issue 17's limit)."""
 MAX_TILE = 256
+NEGLIGIBLE = 1e-9
+"""Components explaining less squared error than this (in [0, 1] units) are not kept: on a
+black or still tile they would hold nothing."""
 FIT_TILES_PER_BATCH = 4096
 """Tiles converted to float and multiplied at once in the fit (bounds its memory at 1080p)."""
 
@@ -411,7 +414,8 @@ class TileField(VideoField):
             self.width, self.height, self.frames, self.tile, self.numbers_per_pixel, self.chroma
         )
         order = eigenvalues.flatten().sort(descending=True)
-        keep = min(budget, order.values.numel())
+        useful = int((order.values > NEGLIGIBLE).sum())  # a black tile needs no component
+        keep = min(budget, useful)
         if self.target_psnr is not None:
             allowed = self._allowed() - floor
             left = order.values.sum() - order.values.cumsum(0)  # error after each component
