@@ -421,6 +421,8 @@ class PartsEncode:
         self.budget.took(result.index)
         self.records[result.index] = self.store.finished(result.index) or {}
         self.frames_done += frames - (1 if result.index else 0)
+        if self.executor is None:  # the progress line after every part (tiles: no steps to show)
+            self.show(None, 0, None)
         if self.folder is not None:
             self.folder.log({"part": result.index, "frames": frames, "steps": result.steps,
                              "seconds": round(result.seconds, 4),
@@ -437,7 +439,7 @@ class PartsEncode:
                 part_done = max(part_done, progress.elapsed / progress.time_budget)
             done += min(1.0, part_done) * (frames - 1)
         budget = self.plan.config.time_budget
-        if budget is not None:
+        if budget is not None and self.plan.options.model != "tiles":  # tiles take no budget
             eta = max(0.0, budget - wall)
         elif self.estimate and done > 0:
             eta = wall / done * max(0.0, self.estimate - done)
