@@ -810,6 +810,21 @@ def test_rgb_source_decodes_to_yuv_with_its_colours(clips, tmp_path):
     assert np.abs(exact - through_yuv).mean() < 2.0  # a wrong matrix is off by tens of levels
 
 
+def plays_as_learned(out, learned_psnr, source, tmp_path):
+    """The .nvw decodes to the PSNR its encode reported, and through the slow-motion (motion)
+    and upscale (back-projection) presets at their frame counts and sizes (a 12-frame 64x48
+    clip)."""
+    result = run("decode", out, f"{tmp_path}/frames/")
+    assert result.exit_code == 0, result.stderr
+    decoded = read_pngs(tmp_path / "frames")
+    assert psnr(decoded, read_video(source)) == pytest.approx(learned_psnr, abs=0.05)
+    for preset, frames, size in (("slowmo-2x", 24, (48, 64)), ("upscale-2x", 12, (96, 128))):
+        folder = tmp_path / preset
+        result = run("decode", out, f"{folder}/", "--preset", preset)
+        assert result.exit_code == 0, result.stderr
+        assert read_pngs(folder).shape == (frames, *size, 3)
+
+
 def test_tiles_model_end_to_end(clips, tmp_path):
     """--model tiles is fitted without steps, stores at most a number per pixel, reports the
     PSNR decode gives (far above the segments model's at the same size), plays through the
@@ -825,17 +840,7 @@ def test_tiles_model_end_to_end(clips, tmp_path):
     assert loaded.model.spans[0].architecture["type"] == "tiles"
     assert loaded.parameters <= 64 * 48 * loaded.video.frames
     assert loaded.training.psnr > 35
-    result = run("decode", out, f"{tmp_path}/frames/")
-    assert result.exit_code == 0, result.stderr
-    decoded = read_pngs(tmp_path / "frames")
-    assert psnr(decoded, read_video(clips["testsrc"])) == pytest.approx(
-        loaded.training.psnr, abs=0.05
-    )
-    for preset, frames, size in (("slowmo-2x", 24, (48, 64)), ("upscale-2x", 12, (96, 128))):
-        folder = tmp_path / preset
-        result = run("decode", out, f"{folder}/", "--preset", preset)
-        assert result.exit_code == 0, result.stderr
-        assert read_pngs(folder).shape == (frames, *size, 3)
+    plays_as_learned(out, loaded.training.psnr, clips["testsrc"], tmp_path)
     refused = run("encode", clips["testsrc"], tmp_path / "h.nvw", "--model", "tiles",
                   "--channels", "4")  # fmt: skip
     assert refused.exit_code != 0 and "not for --model tiles" in refused.stderr
@@ -854,17 +859,7 @@ def test_segments_model_end_to_end(clips, tmp_path):
     assert loaded.architecture["type"] == "parts" and loaded.training.psnr > 20
     assert loaded.model.spans[0].architecture["type"] == "segments"
     assert loaded.parameters <= 64 * 48 * loaded.video.frames
-    result = run("decode", out, f"{tmp_path}/frames/")
-    assert result.exit_code == 0, result.stderr
-    decoded = read_pngs(tmp_path / "frames")
-    assert psnr(decoded, read_video(clips["testsrc"])) == pytest.approx(
-        loaded.training.psnr, abs=0.05
-    )
-    for preset, frames, size in (("slowmo-2x", 24, (48, 64)), ("upscale-2x", 12, (96, 128))):
-        folder = tmp_path / preset
-        result = run("decode", out, f"{folder}/", "--preset", preset)
-        assert result.exit_code == 0, result.stderr
-        assert read_pngs(folder).shape == (frames, *size, 3)
+    plays_as_learned(out, loaded.training.psnr, clips["testsrc"], tmp_path)
     refused = run("encode", clips["testsrc"], tmp_path / "h.nvw", *flags, "--hidden-layers", "2")
     assert refused.exit_code != 0 and "not for --model segments" in refused.stderr
     assert not (tmp_path / "h.nvw").exists()
