@@ -21,8 +21,8 @@ from nvfilter.io import nvw
 from nvfilter.models import count_parameters
 from nvfilter.models.tiles import (
     TileField,
+    _projection,
     component_budget,
-    from_shared,
     own_frames,
     to_shared,
 )
@@ -200,9 +200,13 @@ def test_a_black_video_keeps_no_components():
 
 @pytest.mark.parametrize("layout", [(2, 2), (1, 2)], ids=["420", "422"])
 def test_shared_colour_coordinates_are_an_orthogonal_projection(layout):
+    matrix = _projection(8, {(2, 2): "420", (1, 2): "422"}[layout]).double()
+    assert torch.allclose(matrix.T @ matrix, torch.eye(matrix.shape[1], dtype=torch.float64),
+                          atol=1e-6)  # orthonormal: the render's transpose takes them back  # fmt: skip
     pixels = torch.rand(6, 8, 8, 3, dtype=torch.float64)
     coords = to_shared(pixels, *layout)
-    projected = from_shared(coords, *layout)
+    assert torch.allclose(pixels.reshape(6, -1) @ matrix, coords.reshape(6, -1), atol=1e-6)
+    projected = (coords.reshape(6, -1) @ matrix.T).view(6, 8, 8, 3)
     assert torch.allclose(to_shared(projected, *layout), coords)  # idempotent
     assert torch.allclose(coords.square().sum(), projected.square().sum())  # no scaling
     blocks = projected.unflatten(1, (4, 2)).unflatten(3, (4, 2)) if layout == (2, 2) else None

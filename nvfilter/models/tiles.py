@@ -118,20 +118,11 @@ def to_shared(pixels: torch.Tensor, rows: int, columns: int) -> torch.Tensor:
     return torch.cat((colour, details), -1)
 
 
-def from_shared(coords: torch.Tensor, rows: int, columns: int) -> torch.Tensor:
-    """Coordinates (..., tile/rows, tile/columns, k + 2) -> RGB tiles (..., tile, tile, 3)."""
-    *rest, down, across, _ = coords.shape
-    k = rows * columns
-    grey = coords[..., 3:] @ _DETAILS[k].to(coords) / math.sqrt(3)  # (..., k)
-    flat = coords[..., None, :3] / math.sqrt(k) + grey[..., None]  # (..., k, 3)
-    blocks = flat.reshape(*rest, down, across, rows, columns, 3).transpose(-4, -3)
-    return blocks.reshape(*rest, down * rows, across * columns, 3)
-
-
 @functools.lru_cache(maxsize=8)
 def _projection(tile: int, chroma: str) -> torch.Tensor:
     """to_shared of every unit RGB tile: the matrix taking a flattened RGB tile to its
-    shared-colour coordinates, (tile * tile * 3, values)."""
+    shared-colour coordinates, (tile * tile * 3, values); orthonormal columns, so its transpose
+    takes coordinates back to RGB (the render does)."""
     unit = torch.eye(3 * tile * tile, dtype=torch.float64).view(-1, tile, tile, 3)
     return to_shared(unit, *CHROMA_LAYOUTS[chroma]).reshape(3 * tile * tile, -1).float()
 
