@@ -157,3 +157,27 @@ def test_colour_at_half_size_is_enlarged_at_its_own_size():
     assert (back - torch.from_numpy(learned).double() @ to_ycbcr[0]).abs().mean() < 1.0
     colour = torch.from_numpy(aware).double() @ to_ycbcr[1:].T
     assert (colour[0::2] - colour[1::2]).abs().mean() < 0.6
+
+
+def test_clipped_pixels_do_not_pull_the_colour_towards_grey():
+    """A pixel ffmpeg clipped to black has lost its colour: the colour of its 2x2 sample comes
+    from the others, so a red area cut by a black one keeps its colour at the cut when enlarged
+    (the plain average of the cut sample is half grey)."""
+    learned = np.zeros((16, 16, 3), np.uint8)
+    learned[..., :] = (200, 60, 40)  # a saturated red, far from 0 and 255
+    learned[:, :5] = 0  # black on the left, cutting the 2x2 samples of columns 4 and 5
+    to_ycbcr = chroma.ycbcr_matrix(None)
+    red = torch.tensor([200.0, 60.0, 40.0]) @ to_ycbcr[1:].T
+
+    def colour_error_at_the_cut() -> float:
+        large = upscale.backproject(learned, 32, 32, chroma="420")
+        colour = torch.from_numpy(large[:, 10:12].astype(np.float32)) @ to_ycbcr[1:].T
+        return float((colour.mean((0, 1)) - red).abs().max())  # learned column 5, enlarged
+
+    kept_out = colour_error_at_the_cut()
+    upscale.CLIPPED_MARGIN, margin = -1, upscale.CLIPPED_MARGIN  # every pixel counted
+    try:
+        counted = colour_error_at_the_cut()
+    finally:
+        upscale.CLIPPED_MARGIN = margin
+    assert kept_out < 0.6 * counted
