@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 
 import numpy as np
@@ -100,9 +101,11 @@ RENDER_BYTES_PER_PIXEL = 64
 """Memory a network render holds per output pixel at its peak: the float RGB frame and the
 resized level pictures summed into it, and the 8-bit frame handed to ffmpeg (59 measured at
 3840x2160 with the segments model)."""
-MOTION_BYTES_PER_PIXEL = 192
-"""What frames made by motion add per pixel of the frames they move: two source frames as
-float planes, the flow both ways and the two warped frames blended (167 measured at 3840x2160)."""
+MOTION_BYTES_PER_PIXEL = 384
+"""What frames made by motion add per pixel of the frames they move: for each of two pairs (the
+one whose frames are made, and the next, whose flows a worker thread finds meanwhile) two source
+frames as float planes, the flow both ways and the two warped frames blended (167 measured for
+one pair at 3840x2160)."""
 
 
 def decode_memory(spec: RenderSpec, between: str, upscaler: str) -> int:
@@ -225,15 +228,35 @@ def frames_at(
             rendered[index] = render_frame(model, width, height, frame_time(index, source_frames))
         return rendered[index]
 
+    pairs = list(dict.fromkeys(math.floor(p) for p in positions if p != math.floor(p)))
+    estimates: dict[int, Future[FramePair]] = {}
+    worker = ThreadPoolExecutor(1, thread_name_prefix="nvfilter-flows")
+
+    def estimate(order: int) -> None:
+        """Start finding the flows of the ``order``-th pair in the worker, if there is one."""
+        if order < len(pairs) and pairs[order] not in estimates:
+            first = pairs[order]
+            frames = source_frame(first), source_frame(first + 1)
+            estimates[first] = worker.submit(FramePair.estimate, *frames)
+
     pair: tuple[int, FramePair] | None = None
-    for position in positions:
-        whole = math.floor(position)
-        if position == whole:
-            yield source_frame(whole)
-            continue
-        if pair is None or pair[0] != whole:
-            pair = (whole, FramePair.estimate(source_frame(whole), source_frame(whole + 1)))
-        yield pair[1].at(position - whole)
+    started = 0
+    try:
+        for position in positions:
+            whole = math.floor(position)
+            if position == whole:
+                yield source_frame(whole)
+                continue
+            if pair is None or pair[0] != whole:
+                estimate(started)
+                started += 1
+                estimate(
+                    started
+                )  # the next pair's flows are found while this one's frames are made
+                pair = (whole, estimates.pop(whole).result())
+            yield pair[1].at(position - whole)
+    finally:
+        worker.shutdown(wait=True, cancel_futures=True)
 
 
 def reconstruct(
