@@ -215,7 +215,9 @@ class TileField(VideoField):
 
     def native_picture(self, position: float) -> torch.Tensor:
         """The frame (3, height, width) at a frame position (0 .. frames - 1, linear between
-        frames) at the learned size, unclamped."""
+        frames) at the learned size, unclamped; a view of (height, width, 3) memory, which the
+        8-bit frame for ffmpeg takes without a copy (gathering the tiles into planes instead cost
+        9 ms a 1280x720 frame, and turning them back 2 more)."""
         n = self.frames
         position = min(max(position, 0.0), n - 1.0)
         before = min(int(math.floor(position)), max(n - 2, 0))
@@ -239,18 +241,18 @@ class TileField(VideoField):
                 tiles = summing @ self.basis.detach().view(self.components, values)
         if self.chroma != "444":
             tiles = tiles @ self.projection().T
-        picture = (
+        rows_of_pixels = (  # laid out (height, width, 3), as the frames go to ffmpeg
             tiles.view(self.rows, self.columns, tile, tile, 3)
-            .permute(4, 0, 2, 1, 3)
-            .reshape(3, self.rows * tile, self.columns * tile)
+            .permute(0, 2, 1, 3, 4)
+            .reshape(self.rows * tile, self.columns * tile, 3)
         )
-        return picture[:, : self.height, : self.width]
+        return rows_of_pixels[: self.height, : self.width].permute(2, 0, 1)
 
     def picture(self, position: float, width: int, height: int) -> torch.Tensor:
         """The frame (3, height, width) at a frame position, resized from the learned size."""
         picture = self.native_picture(position)
         if (height, width) == (self.height, self.width):
-            return picture.contiguous()
+            return picture
         return F.interpolate(
             picture.unsqueeze(0), size=(height, width), mode="bilinear", align_corners=False
         )[0]
