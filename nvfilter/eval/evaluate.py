@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import re
 import tempfile
 from fractions import Fraction
@@ -31,33 +31,39 @@ def evaluate(original: str, nvw_path: str, vmaf: bool = False) -> dict[str, Any]
         raise VideoError(f"{original}: no such file")
     src = media.probe(original)
     step = same_video(original, src, video)
-    reference = media.read_frames(original, src, video.width, video.height, step, video.frames)
-    if reference.shape[0] < video.frames:
-        raise VideoError(
-            f"{original}: gives {reference.shape[0]} frames at {video.frame_rate} fps, the .nvw "
-            f"learned {video.frames}: not the video it learned"
-        )
     count = video.frames
     rows = []
     total = 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        distorted = Path(tmp) / "dist.rgb"
-        with distorted.open("wb") as kept:
+        distorted, kept_reference = Path(tmp) / "dist.rgb", Path(tmp) / "ref.rgb"
+        with (
+            distorted.open("wb") as kept,
+            kept_reference.open("wb") as kept_real,
+            contextlib.closing(
+                media.iter_frames(original, src, video.width, video.height, step, count)
+            ) as references,
+        ):  # both streamed: memory for a frame of each, whatever the length
             frames = reconstruct(loaded.model, video.width, video.height, video.frames)
-            for k, frame in enumerate(itertools.islice(frames, count)):
+            for k, (frame, real) in enumerate(zip(frames, references, strict=False)):
                 if vmaf:
                     kept.write(frame.tobytes())
-                recon = torch.from_numpy(frame)
-                error = metrics.mse(recon, reference[k])
+                    kept_real.write(real.tobytes())
+                recon, reference = torch.from_numpy(frame), torch.from_numpy(real)
+                error = metrics.mse(recon, reference)
                 total += error
                 rows.append(
                     {
                         "frame": k,
                         "psnr_db": metrics.psnr_from_mse(error),
-                        "ssim": metrics.ssim(recon, reference[k]),
+                        "ssim": metrics.ssim(recon, reference),
                     }
                 )
-        vmaf_score = libvmaf_score(distorted, reference[:count], video) if vmaf else None
+        if len(rows) < count:
+            raise VideoError(
+                f"{original}: gives {len(rows)} frames at {video.frame_rate} fps, the .nvw "
+                f"learned {video.frames}: not the video it learned"
+            )
+        vmaf_score = libvmaf_score(distorted, kept_reference, video) if vmaf else None
     result: dict[str, Any] = {
         "original": original,
         "nvw": nvw_path,
@@ -96,39 +102,36 @@ def same_video(original: str, src: SourceInfo, video: VideoInfo) -> int:
     return step
 
 
-def libvmaf_score(distorted: Path, reference: torch.Tensor, video: VideoInfo) -> float:
-    """VMAF of raw rgb24 frames in ``distorted`` against ``reference``, through ffmpeg's libvmaf
-    (its built-in model)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        ref_path = Path(tmp) / "ref.rgb"
-        ref_path.write_bytes(reference.numpy().tobytes())
-        raw = [
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            f"{video.width}x{video.height}",
-            "-framerate",
-            str(video.frame_rate),
-        ]
-        args = [
-            media.ffmpeg_exe(),
-            "-hide_banner",
-            "-nostdin",
-            *raw,
-            "-i",
-            str(distorted),
-            *raw,
-            "-i",
-            str(ref_path),
-            "-lavfi",
-            "[0:v]format=yuv420p[d];[1:v]format=yuv420p[r];[d][r]libvmaf",
-            "-f",
-            "null",
-            "-",
-        ]
-        log = media.run_ffmpeg(args).stderr.decode(errors="replace")
+def libvmaf_score(distorted: Path, reference: Path, video: VideoInfo) -> float:
+    """VMAF of raw rgb24 frames in ``distorted`` against those in ``reference``, through ffmpeg's
+    libvmaf (its built-in model)."""
+    raw = [
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{video.width}x{video.height}",
+        "-framerate",
+        str(video.frame_rate),
+    ]
+    args = [
+        media.ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        *raw,
+        "-i",
+        str(distorted),
+        *raw,
+        "-i",
+        str(reference),
+        "-lavfi",
+        "[0:v]format=yuv420p[d];[1:v]format=yuv420p[r];[d][r]libvmaf",
+        "-f",
+        "null",
+        "-",
+    ]
+    log = media.run_ffmpeg(args).stderr.decode(errors="replace")
     match = re.search(r"VMAF score: ([\d.]+)", log)
     if match is None:
         raise OutputError("ffmpeg's libvmaf gave no score: " + log.strip().splitlines()[-1])

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
@@ -269,7 +269,7 @@ def iter_frames(
     frame_step: int = 1,
     max_frames: int | None = None,
     label: str | None = None,
-) -> Iterator[np.ndarray]:
+) -> Generator[np.ndarray, None, None]:
     """The frames one at a time as uint8 arrays (height, width, 3), every frame_step-th: a
     stream that holds one raw frame, whatever the video's length. Raises VideoError when ffmpeg
     cannot decode the file or it has no frames."""
