@@ -151,6 +151,25 @@ def test_motion_renders_keep_the_source_frames_and_count():
     assert all(np.array_equal(frame, moved[8]) for frame in moved[9:])  # held at the end
 
 
+def test_each_new_frame_is_made_from_its_own_pair_while_the_next_pair_is_found_ahead():
+    """The flows of the next pair are found in a worker thread: every frame of a render at an
+    uneven rate (pairs skipped, some with two new frames) is still its own pair's frame."""
+    torch.manual_seed(0)
+    model = Siren(hidden_features=16, hidden_layers=1)
+    video = VideoInfo(width=24, height=16, frames=6, frame_rate=Fraction(10))
+    spec = plan_render(video, temporal_scale=Fraction(5, 3))
+    moved = list(iter_frames(model, spec, video.frames, between="motion"))
+    sources = [render_frame(model, 24, 16, frame_time(k, video.frames)) for k in range(6)]
+    for j, frame in enumerate(moved):
+        position = min(j * 3 / 5, video.frames - 1)
+        whole = int(position)
+        if position == whole:
+            assert np.array_equal(frame, sources[whole])
+        else:
+            pair = motion.FramePair.estimate(sources[whole], sources[whole + 1])
+            assert np.array_equal(frame, pair.at(position - whole)), j
+
+
 def test_an_unknown_rule_is_an_option_error():
     model = Siren(hidden_features=8, hidden_layers=1)
     spec = plan_render(VideoInfo(width=4, height=4, frames=2, frame_rate=Fraction(1)))
