@@ -9,6 +9,7 @@ from nvfilter.decode.render import (
     check_decode_memory,
     decode_memory,
     plan_render,
+    reconstruct,
     render_frame,
     source_positions,
 )
@@ -88,3 +89,13 @@ def test_decode_memory_grows_with_the_frame_and_refuses_what_does_not_fit():
     check_decode_memory(small, "motion", "network", available=2**30)
     with pytest.raises(OptionError, match="16384x16384 render needs about .* GB of memory"):
         check_decode_memory(huge, "motion", "network", available=20 * 2**30)
+
+
+def test_stopping_a_reconstruction_early_leaves_gradients_on():
+    """reconstruct renders in inference mode; a caller that stops early (eval, on an original
+    that ends short) must not be left with gradients off."""
+    model = Siren(hidden_features=8, hidden_layers=1)
+    frames = reconstruct(model, 8, 6, 3)
+    next(frames)
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    frames.close()

@@ -262,11 +262,15 @@ def frames_at(
 def reconstruct(
     model: VideoField, width: int, height: int, num_frames: int
 ) -> Iterator[np.ndarray]:
-    """The 8-bit reconstruction of source frames 0..num_frames-1 at width x height, in order."""
+    """The 8-bit reconstruction of source frames 0..num_frames-1 at width x height, in order.
+    Each frame is made in inference mode and handed out after it: a generator suspended inside
+    the mode would leave it on in the caller's thread (gradients off for the rest of the process
+    when the caller stops early, as eval does on an original that ends short)."""
     model.forget_render_cache()
-    with torch.inference_mode():
-        for k in range(num_frames):
-            yield render_frame(model, width, height, frame_time(k, num_frames))
+    for k in range(num_frames):
+        with torch.inference_mode():
+            frame = render_frame(model, width, height, frame_time(k, num_frames))
+        yield frame
 
 
 def reconstruction_mse(model: VideoField, frames: torch.Tensor) -> float:
