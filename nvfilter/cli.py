@@ -315,10 +315,11 @@ def with_options(options: list[Any]) -> Any:
 STORAGE_OPTIONS = [
     click.option(
         "--dtype",
-        type=click.Choice(sorted(nvw.DTYPES)),
+        type=click.Choice(["auto", *sorted(nvw.DTYPES)]),
         default=EncodeOptions.dtype,
         show_default=True,
-        help="Precision of the weights stored in the .nvw.",
+        help="Precision of the weights stored in the .nvw; auto: float16 for the tiles model "
+        "(half the size, within 0.02 dB), float32 for the others.",
     ),
     click.option(
         "--max-memory",

@@ -23,6 +23,7 @@ from nvfilter.config import (
     TrainResult,
     VideoInfo,
     pick_model,
+    storage_dtype,
 )
 from nvfilter.coords import frame_time
 from nvfilter.decode.render import reconstruction_mse, render_frame
@@ -211,14 +212,18 @@ def encode(
             if picked == "tiles" and steps:
                 console.message(f"note: {', '.join(steps)}: the tiles model takes no optimiser "
                                 "steps (it is fitted in closed form)")  # fmt: skip
-            options = dataclasses.replace(options, model=picked, footprint=None)
+            options = dataclasses.replace(
+                options, model=picked, footprint=None, dtype=storage_dtype(options.dtype, picked)
+            )
             config = train_config(options, device)
             return encode_parts(opened, source, output, options, config, console, run,
                                 output_label, check_video)  # fmt: skip
         if run.jobs > 1 or run.ray:
             raise OptionError("--jobs and --ray learn a video in parts: this video is small "
                               "enough for one network (give --model tiles to split it)")  # fmt: skip
-        options = dataclasses.replace(options, model=picked)
+        options = dataclasses.replace(
+            options, model=picked, dtype=storage_dtype(options.dtype, picked)
+        )
         return _encode_whole(opened, source, output, options, console, run, output_label,
                              check_video, resumed, device)  # fmt: skip
 
@@ -305,6 +310,7 @@ def _encode_whole(
     console.done()
     if fitted.stopped_by == "interrupt":
         console.message("interrupted: saving what was learned so far")
+    nvw.round_to_stored(model, options.dtype)  # scored as it is stored
     psnr = psnr_from_mse(reconstruction_mse(model, frames), peak=1.0)
     result = TrainResult(
         fitted.steps, fitted.seconds, psnr, fitted.stopped_by, dataclasses.asdict(trainer.config)

@@ -98,6 +98,7 @@ def train_part(
         hooks = {"checkpoints": times, "on_checkpoint": lambda step, seconds: checkpoint(trainer)}
     fitted = trainer.run(on_progress, **hooks)
     model = trainer.model.cpu()
+    nvw.round_to_stored(model, job.dtype)  # scored, and its join pictures made, as it is stored
     errors = [
         metrics.mse(torch.from_numpy(recon), frames[k]) / 255.0**2
         for k, recon in enumerate(

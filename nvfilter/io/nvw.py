@@ -175,6 +175,20 @@ def encode_metadata(
     }
 
 
+def round_to_stored(model: nn.Module, dtype: str) -> None:
+    """Round ``model``'s floating-point tensors, in place, to the precision ``dtype`` stores them
+    in, so that what is scored is what the file holds."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}")
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.to(DTYPES[dtype]))
+    forget = getattr(model, "forget_render_cache", None)
+    if forget is not None:
+        forget()
+
+
 def to_bytes(
     model: nn.Module,
     video: VideoInfo,
