@@ -447,11 +447,14 @@ class FramePair:
         share_first = enlarge(share_first[None], height, width)[0]
         from_first = warp(self.first, enlarge_flow(to_first, height, width), "bicubic")
         from_second = warp(self.second, enlarge_flow(to_second, height, width), "bicubic")
-        moved = share_first * from_first + (1 - share_first) * from_second
-        faded = (1 - s) * self.first + s * self.second
-        moved_error = local_mean((from_first - from_second).abs().mean(0))
+        # the same mix as share * from_first + (1 - share) * from_second, then use_moved *
+        # moved + (1 - use_moved) * faded, in place: fewer passes over the whole frame
+        moved = from_first.sub_(from_second)  # from_first - from_second, for now
+        moved_error = local_mean(moved.abs().mean(0))
+        moved.mul_(share_first).add_(from_second)
+        faded = torch.lerp(self.first, self.second, s)
         faded_error = self.faded_error
         use_moved = faded_error / (moved_error + faded_error).clamp_min(1e-6)
         use_moved = torch.where(moved_error + faded_error < 1e-6, 0.5, use_moved)
-        frame = use_moved * moved + (1 - use_moved) * faded
-        return frame.permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+        frame = moved.sub_(faded).mul_(use_moved).add_(faded)
+        return frame.permute(1, 2, 0).round_().clamp_(0, 255).to(torch.uint8).numpy()

@@ -101,11 +101,15 @@ RENDER_BYTES_PER_PIXEL = 64
 """Memory a network render holds per output pixel at its peak: the float RGB frame and the
 resized level pictures summed into it, and the 8-bit frame handed to ffmpeg (59 measured at
 3840x2160 with the segments model)."""
-MOTION_BYTES_PER_PIXEL = 384
-"""What frames made by motion add per pixel of the frames they move: for each of two pairs (the
-one whose frames are made, and the next, whose flows a worker thread finds meanwhile) two source
-frames as float planes, the flow both ways and the two warped frames blended (167 measured for
-one pair at 3840x2160)."""
+MOTION_WORKERS = 2
+"""Threads that make the frames between pairs of source frames (each a whole pair: its flows,
+then its new frames), while this thread renders the source frames and hands frames on: OpenCV
+and torch release the interpreter, and the two cores overlap (1280x720 slowmo-2x: 2.7 frames/s
+in one thread, 4.7 with the flows alone in a worker, BENCHMARKS.md)."""
+MOTION_BYTES_PER_PIXEL = 192 * (MOTION_WORKERS + 1)
+"""What frames made by motion add per pixel of the frames they move: for each pair in hand (one
+a worker makes and the one whose frames are handed on) two source frames as float planes, the
+flow both ways and the two warped frames blended (167 measured for one pair at 3840x2160)."""
 
 
 def decode_memory(spec: RenderSpec, between: str, upscaler: str) -> int:
@@ -219,44 +223,55 @@ def frames_at(
         for position in positions:
             yield render_frame(model, width, height, frame_time(position, source_frames))
         return
-    rendered: dict[int, np.ndarray] = {}  # the last source frames rendered
+    rendered: dict[int, np.ndarray] = {}  # the source frames still to be used
 
     def source_frame(index: int) -> np.ndarray:
         if index not in rendered:
-            for old in [kept for kept in rendered if kept < index - 1]:
-                del rendered[old]
             rendered[index] = render_frame(model, width, height, frame_time(index, source_frames))
         return rendered[index]
 
-    pairs = list(dict.fromkeys(math.floor(p) for p in positions if p != math.floor(p)))
-    estimates: dict[int, Future[FramePair]] = {}
-    worker = ThreadPoolExecutor(1, thread_name_prefix="nvfilter-flows")
+    wanted: dict[int, list[float]] = {}  # pair (its first frame) -> fractions wanted, in order
+    for position in positions:
+        whole = math.floor(position)
+        if position != whole:
+            wanted.setdefault(whole, []).append(position - whole)
+    pairs = list(wanted)
+    made: dict[int, Future[list[np.ndarray]]] = {}
+    workers = ThreadPoolExecutor(MOTION_WORKERS, thread_name_prefix="nvfilter-motion")
 
-    def estimate(order: int) -> None:
-        """Start finding the flows of the ``order``-th pair in the worker, if there is one."""
-        if order < len(pairs) and pairs[order] not in estimates:
+    def start(order: int) -> None:
+        """Have a worker make the ``order``-th pair's new frames, if there is such a pair."""
+        if order < len(pairs) and pairs[order] not in made:
             first = pairs[order]
             frames = source_frame(first), source_frame(first + 1)
-            estimates[first] = worker.submit(FramePair.estimate, *frames)
+            made[first] = workers.submit(frames_between, *frames, wanted[first])
 
-    pair: tuple[int, FramePair] | None = None
-    started = 0
+    entered = -1  # the pairs whose frames have been handed on (their order)
+    current: tuple[int, Iterator[np.ndarray]] | None = None
     try:
         for position in positions:
             whole = math.floor(position)
+            for old in [kept for kept in rendered if kept < whole]:
+                del rendered[old]
             if position == whole:
                 yield source_frame(whole)
                 continue
-            if pair is None or pair[0] != whole:
-                estimate(started)
-                started += 1
-                estimate(
-                    started
-                )  # the next pair's flows are found while this one's frames are made
-                pair = (whole, estimates.pop(whole).result())
-            yield pair[1].at(position - whole)
+            if current is None or current[0] != whole:
+                entered += 1
+                for order in range(entered, entered + MOTION_WORKERS + 1):
+                    start(order)  # this pair, and the next ones while its frames go out
+                current = (whole, iter(made.pop(whole).result()))
+            yield next(current[1])
     finally:
-        worker.shutdown(wait=True, cancel_futures=True)
+        workers.shutdown(wait=True, cancel_futures=True)
+
+
+def frames_between(
+    first: np.ndarray, second: np.ndarray, fractions: list[float]
+) -> list[np.ndarray]:
+    """The frames at ``fractions`` of the way from ``first`` to ``second`` (motion.FramePair)."""
+    pair = FramePair.estimate(first, second)
+    return [pair.at(fraction) for fraction in fractions]
 
 
 def reconstruct(
