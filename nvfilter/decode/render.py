@@ -105,11 +105,12 @@ MOTION_WORKERS = 2
 """Threads that make the frames between pairs of source frames (each a whole pair: its flows,
 then its new frames), while this thread renders the source frames and hands frames on: OpenCV
 and torch release the interpreter, and the two cores overlap (1280x720 slowmo-2x: 2.7 frames/s
-in one thread, 4.7 with the flows alone in a worker, BENCHMARKS.md)."""
+in one thread, 5.1 this way, BENCHMARKS.md)."""
 MOTION_BYTES_PER_PIXEL = 192 * (MOTION_WORKERS + 1)
-"""What frames made by motion add per pixel of the frames they move: for each pair in hand (one
-a worker makes and the one whose frames are handed on) two source frames as float planes, the
-flow both ways and the two warped frames blended (167 measured for one pair at 3840x2160)."""
+"""What frames made by motion add per pixel of the frames they move: for each pair in hand (those
+the workers make and the one whose frames are handed on) two source frames as float planes, the
+flow both ways, the two warped frames blended and the frames made (167 measured for one pair at
+3840x2160)."""
 
 
 def decode_memory(spec: RenderSpec, between: str, upscaler: str) -> int:
