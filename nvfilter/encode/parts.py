@@ -210,11 +210,8 @@ class PartsPlan:
                 "coarse_channels": coarse, "levels": levels, "time_shrink": TIME_SHRINK}  # fmt: skip
 
     def describe(self, frames_estimate: int | None) -> str:
-        count = (
-            f"{len(part_spans(frames_estimate, self.part_frames))} parts"
-            if frames_estimate
-            else "parts"
-        )
+        parts = len(part_spans(frames_estimate, self.part_frames)) if frames_estimate else 0
+        count = f"{parts} part{'s' * (parts != 1)}" if frames_estimate else "parts"
         arch = self.architecture(self.part_frames + 1)
         if arch["type"] == "tiles":
             target = (
@@ -531,7 +528,7 @@ def encode_parts(
     )
     console.message(
         f"encoded {source} -> {output_label or output}: PSNR {result.psnr:.2f} dB, {frames} "
-        f"frames in {count} parts, {result.steps} steps in {result.seconds:.1f} s of training "
+        f"frames in {count} part{'s' * (count != 1)}, {result.steps} steps in {result.seconds:.1f} s of training "
         f"({time.perf_counter() - encode.began:.1f} s in all, {result.stopped_by}){bpp}"
         + (f" (audio {human_bytes(len(sound[0]))})" if sound else "")
     )
