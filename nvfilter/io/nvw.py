@@ -180,10 +180,11 @@ def round_to_stored(model: nn.Module, dtype: str) -> None:
     in, so that what is scored is what the file holds."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}")
+    stored = DTYPES[dtype]
     with torch.no_grad():
         for tensor in model.state_dict().values():
-            if tensor.is_floating_point():
-                tensor.copy_(tensor.to(DTYPES[dtype]))
+            if tensor.is_floating_point() and tensor.dtype != stored:  # float32 in float32: as is
+                tensor.copy_(tensor.to(stored))
     forget = getattr(model, "forget_render_cache", None)
     if forget is not None:
         forget()
