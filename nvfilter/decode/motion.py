@@ -67,9 +67,9 @@ SEARCH_HEIGHT = 48
 """The block search runs on frames shrunk (area average) to this many rows, and tries every
 displacement up to half of them (SEARCH_HEIGHT // 2 rows or columns) each way."""
 SEARCH_BLOCK = 8
+"""Side in (shrunk) pixels of the blocks the search matches; they overlap by half."""
 SEARCH_ROWS_AT_ONCE = 7
 """Vertical displacements whose costs block_search makes in one go."""
-"""Side in (shrunk) pixels of the blocks the search matches; they overlap by half."""
 SEARCHED_BELOW = 0.7
 """A searched vector replaces DIS's where its block's mean absolute difference is under this
 fraction of DIS's (0.5 and 0.6 measured a little worse). With the search, on the real kept frames
