@@ -43,6 +43,8 @@ from nvfilter.models.parts import part_spans  # noqa: E402
 from nvfilter.models.tiles import TileField  # noqa: E402
 
 NVFILTER = [sys.executable, "-m", "nvfilter"]
+LOSSLESS = ["-c:v", "ffv1"]
+"""ffmpeg output options for the clips the quality tables make and score."""
 
 
 def matmul_flops(size: int = 2048, repeats: int = 5) -> float:
@@ -164,13 +166,12 @@ def slow_motion(
     """The slow-motion table (quality) for ``count`` frames of ``clip`` from ``start`` at
     ``size``, in the folder ``d``: every second one kept, learned for ``budget`` s, played at
     twice the frames with --between motion, beside minterpolate (mci) from the kept frames."""
-    lossless = ["-c:v", "ffv1"]
     width, height = size
     window = f"trim=start_frame={start},setpts=PTS-STARTPTS,scale={width}:{height}:flags=area"
-    ffmpeg("-i", str(clip), "-an", "-vf", window, "-frames:v", str(count), *lossless,
+    ffmpeg("-i", str(clip), "-an", "-vf", window, "-frames:v", str(count), *LOSSLESS,
            str(d / "full.mkv"))  # fmt: skip
     ffmpeg("-i", str(d / "full.mkv"), "-vf", "select='not(mod(n,2))',setpts=N/12/TB", "-r",
-           "12", *lossless, str(d / "kept.mkv"))  # fmt: skip
+           "12", *LOSSLESS, str(d / "kept.mkv"))  # fmt: skip
     subprocess.run([*NVFILTER, "encode", str(d / "kept.mkv"), str(d / "kept.nvw"), "-q",
                     "--time-budget", str(budget)], check=True)  # fmt: skip
     begin = time.perf_counter()
@@ -178,7 +179,7 @@ def slow_motion(
                     "--temporal-scale", "2", "--fps", "24", "--between", "motion",
                     "--preset", "lossless"], check=True)  # fmt: skip
     decode = time.perf_counter() - begin
-    ffmpeg("-i", str(d / "kept.mkv"), "-vf", "minterpolate=fps=24:mi_mode=mci", *lossless,
+    ffmpeg("-i", str(d / "kept.mkv"), "-vf", "minterpolate=fps=24:mi_mode=mci", *LOSSLESS,
            str(d / "mi.mkv"))  # fmt: skip
     real = frames_of(d / "full.mkv")
     ours, theirs = frames_of(d / "slow.mkv"), frames_of(d / "mi.mkv")
@@ -207,10 +208,9 @@ def upscaling(
     """The upscaling table (quality): ``clip`` at ``big`` (area), learned at ``small`` for
     ``budget`` s, played at ``big`` with back-projection, beside lanczos from the same small
     frames, both against the real ``big`` frames; in the folder ``d``."""
-    lossless = ["-c:v", "ffv1"]
-    ffmpeg("-i", str(clip), "-an", "-vf", f"scale={big[0]}:{big[1]}:flags=area", *lossless,
+    ffmpeg("-i", str(clip), "-an", "-vf", f"scale={big[0]}:{big[1]}:flags=area", *LOSSLESS,
            str(d / "big.mkv"))  # fmt: skip
-    ffmpeg("-i", str(d / "big.mkv"), "-vf", f"scale={small[0]}:{small[1]}:flags=area", *lossless,
+    ffmpeg("-i", str(d / "big.mkv"), "-vf", f"scale={small[0]}:{small[1]}:flags=area", *LOSSLESS,
            str(d / "small.mkv"))  # fmt: skip
     subprocess.run([*NVFILTER, "encode", str(d / "small.mkv"), str(d / "small.nvw"), "-q",
                     "--time-budget", str(budget)], check=True)  # fmt: skip
@@ -218,7 +218,7 @@ def upscaling(
                     "--width", str(big[0]), "--height", str(big[1]), "--upscaler", "backproject",
                     "--codec", "ffv1"], check=True)  # fmt: skip
     ffmpeg("-i", str(d / "small.mkv"), "-vf", f"scale={big[0]}:{big[1]}:flags=lanczos",
-           *lossless, str(d / "lanczos.mkv"))  # fmt: skip
+           *LOSSLESS, str(d / "lanczos.mkv"))  # fmt: skip
     real = frames_of(d / "big.mkv")
     print(
         f"\nupscaling, {clip.name}: learned at {small[0]}x{small[1]} for {budget:g} s, played at "
