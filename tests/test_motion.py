@@ -55,6 +55,39 @@ def test_motion_beyond_dis_is_found_by_the_block_search():
     assert psnr(made, truth) > psnr(faded, truth) + 3
 
 
+def pooled_block_search(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """block_search written plainly: every displacement's absolute differences pooled by
+    block_means, the least per block, the 3 x 3 median, enlarged."""
+    height, width = first.shape
+    reach = height // 2
+    side = 2 * reach + 1
+    padded = torch.nn.functional.pad(second[None, None], (reach,) * 4, mode="replicate")[0, 0]
+    costs = torch.stack(
+        [
+            motion.block_means(
+                (first - padded[dy : dy + height, dx : dx + width]).abs()[None, None]
+            )[0, 0]
+            for dy in range(side)
+            for dx in range(side)
+        ]
+    )
+    best = costs.argmin(0)
+    flow = torch.stack([best % side, best // side]).float() - reach
+    rows, cols = flow.shape[1:]
+    smooth = torch.nn.functional.pad(flow[None], (1, 1, 1, 1), mode="replicate")[0]
+    flow = smooth.unfold(1, 3, 1).unfold(2, 3, 1).reshape(2, rows, cols, 9).median(-1).values
+    return torch.nn.functional.interpolate(flow[None], size=(height, width))[0].permute(1, 2, 0)
+
+
+@pytest.mark.parametrize("size", [(96, 64), (83, 47), (53, 30), (12, 9)])
+def test_the_block_search_by_cells_chooses_as_pooling_every_block(size):
+    width, height = size
+    first = torch.from_numpy(scene(0, width, height)[..., 0].astype(np.float32))
+    second = torch.from_numpy(scene(5, width, height)[..., 0].astype(np.float32))
+    second = second.roll(2, 0)  # the square 5 right, everything 2 down
+    assert torch.equal(motion.block_search(first, second), pooled_block_search(first, second))
+
+
 def test_the_block_search_keeps_what_dis_found():
     still = scene(0)
     small = motion.shrink(still)
@@ -232,3 +265,10 @@ def test_motion_under_a_pixel_of_the_frame_counts_as_none_at_half_size():
     flow[..., 0] = 0.6  # in pixels of a flow at half size: 1.2 of the frame's
     assert torch.equal(motion.still_as_zero(flow, pixel=2.0), flow)
     assert motion.still_as_zero(flow).abs().sum() == 0
+
+
+def test_the_mean_difference_in_eight_bits_is_the_float_planes_one():
+    rng = np.random.default_rng(3)
+    first, second = (rng.integers(0, 256, (37, 53, 3), dtype=np.uint8) for _ in range(2))
+    expected = (motion.planes(first) - motion.planes(second)).abs().mean(0)
+    assert torch.equal(motion.mean_difference(first, second), expected)

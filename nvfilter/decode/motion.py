@@ -20,6 +20,7 @@ as none, and so does motion under two pixels among motion under one (STILL_BELOW
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -63,13 +64,19 @@ flow equals, to the last bit, the flow from the 640x360 frames searched to their
 the rest of the work on the flows costs a quarter."""
 
 
+FINEST_REFINEMENT_ITERATIONS = 2
+"""DIS's variational refinement iterations on frames shrunk for their flows (the medium preset's 5
+elsewhere): the refinement is 40% of a DIS run at 640x360, and 2 iterations make the run 1.2x
+faster (115 -> 97 ms) with in-between frames as good (tour.mp4 and the native clip at 1280x720,
+as SEARCH_GAIN: 34.823 -> 34.829 dB; at the proxy's small sizes, which keep 5, 2 moved its
+means by -0.09 to +0.03 dB)."""
+
+
 SEARCH_HEIGHT = 48
 """The block search runs on frames shrunk (area average) to this many rows, and tries every
 displacement up to half of them (SEARCH_HEIGHT // 2 rows or columns) each way."""
 SEARCH_BLOCK = 8
 """Side in (shrunk) pixels of the blocks the search matches; they overlap by half."""
-SEARCH_ROWS_AT_ONCE = 7
-"""Vertical displacements whose costs block_search makes in one go."""
 SEARCHED_BELOW = 0.7
 """A searched vector replaces DIS's where its block's mean absolute difference is under this
 fraction of DIS's (0.5 and 0.6 measured a little worse). With the search, on the real kept frames
@@ -83,6 +90,16 @@ SEARCH_BEYOND = 2.0
 """...and where it differs from DIS's by at least this many (shrunk) pixels on an axis: motion DIS
 can reach is left to DIS. Without it a flame that grows (oa4_launch.webm from frame 40) matched
 itself a few pixels off and k = 4 fell from 40.61 to 40.11 dB."""
+
+
+SEARCH_GAIN = 2.0
+"""...and where it lowers the block's mean absolute difference by at least this many grey levels
+(0-255): a vector that matches better by less than that is noise, and a second DIS run for it
+costs a tenth of a 1280x720 pair's work. On tour.mp4 at 1280x720 (every second frame held out,
+frames 0-24 and 128-152, and the native 1280x720 clip of BENCHMARKS.md) the second runs fell
+from 2.39 to 2.00 a pair and the in-between frames gained 0.001 dB; the proxy of STILL_BELOW
+(four clips, 160x90 and 320x180, k = 2 and 4) moved by at most 0.01 dB on its mean (g1.avi,
+whose cyclist the search is for, 30.84 -> 30.80 dB at 160x90 k = 2, the same elsewhere)."""
 
 
 SPLAT_SHARPNESS = 0.1
@@ -131,29 +148,57 @@ def block_cost(cost: torch.Tensor) -> torch.Tensor:
     return F.interpolate(pooled, size=(height, width), mode="nearest")[0, 0]
 
 
+def cells_across(length: int) -> int:
+    """How many cells of SEARCH_BLOCK // 2 pixels, the first starting a quarter block before the
+    frame, hold every block of a side ``length`` pixels long (block_means's blocks: a block is two
+    cells, and each starts a cell after the one before)."""
+    cell = SEARCH_BLOCK // 2
+    blocks = max(1, math.ceil((length - cell) / cell) + 1)
+    if (blocks - 1) * cell >= length + cell // 2:  # a last block would start past the frame
+        blocks -= 1
+    return blocks + 1
+
+
 def block_search(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     """Flow (h, w, 2) from the shrunk luma ``first`` to ``second`` by exhaustive block matching:
     each block's displacement (whole pixels, up to h // 2 each way) with the least mean absolute
-    difference, then the median of each 3 x 3 blocks (in the block grid). The costs are made
-    SEARCH_ROWS_AT_ONCE vertical displacements at a time, which stay in cache (2.4x faster than
-    all at once, the same vectors)."""
+    difference, then the median of each 3 x 3 blocks (in the block grid).
+
+    A block (block_means's) is 2 x 2 cells of SEARCH_BLOCK // 2 pixels, so each displacement's
+    absolute differences are summed once per cell and each block adds up its four cells; the
+    buffers are made once and filled in place (4.6x faster than pooling every block from fresh
+    tensors; the same costs to float rounding). A block's pixel count is the same at every
+    displacement, so the least sum is the least mean."""
     height, width = first.shape
     reach = height // 2
     side = 2 * reach + 1
-    padded = F.pad(second[None, None], (reach,) * 4, mode="replicate")[0, 0]
-    across = padded.unfold(1, width, 1)  # [row, dx, x] = padded[row, x + dx]
-    costs = []
-    for top in range(0, side, SEARCH_ROWS_AT_ONCE):
-        rows_moved = torch.stack(
-            [across[dy : dy + height] for dy in range(top, min(side, top + SEARCH_ROWS_AT_ONCE))]
-        )  # [dy, y, dx, x] = second at (x + dx, y + dy), padded
-        cost = (rows_moved - first[None, :, None, :]).abs_().permute(0, 2, 1, 3)
-        costs.append(block_means(cost.reshape(-1, 1, height, width))[:, 0])
-    best = torch.cat(costs).argmin(0)
+    cell, edge = SEARCH_BLOCK // 2, SEARCH_BLOCK // 4
+    rows, cols = cells_across(height), cells_across(width)
+    pads = (edge, cols * cell - width - edge, edge, rows * cell - height - edge)
+    inside = F.pad(torch.ones(height, width), pads)[:, None, :]  # pixels in the frame
+    start = F.pad(first, pads)[:, None, :]
+    moved = F.pad(F.pad(second[None, None], (reach,) * 4, mode="replicate")[0, 0], pads)
+    across = moved.unfold(1, cols * cell, 1)  # [row, dx, x] = moved[row, x + dx]
+    difference = torch.empty(rows * cell, side, cols * cell)
+    column_sums = torch.empty(rows * cell, side, cols)
+    cells = torch.empty(side, rows, side, cols)  # [dy, cell row, dx, cell column]
+    for dy in range(side):
+        torch.sub(across[dy : dy + rows * cell], start, out=difference)
+        difference.abs_().mul_(inside)
+        by_column = difference.view(rows * cell, side, cols, cell)
+        torch.add(by_column[..., 0], by_column[..., 1], out=column_sums)
+        for k in range(2, cell):
+            column_sums.add_(by_column[..., k])
+        by_row = column_sums.view(rows, cell, side, cols)
+        torch.add(by_row[:, 0], by_row[:, 1], out=cells[dy])
+        for k in range(2, cell):
+            cells[dy].add_(by_row[:, k])
+    blocks = cells[:, :-1] + cells[:, 1:]
+    blocks = blocks[..., :-1] + blocks[..., 1:]
+    best = blocks.permute(0, 2, 1, 3).reshape(side * side, rows - 1, cols - 1).argmin(0)
     flow = torch.stack([best % side, best // side]).to(torch.float32) - reach  # (2, rows, cols)
-    rows, cols = flow.shape[1:]
     smooth = F.pad(flow[None], (1, 1, 1, 1), mode="replicate")[0].unfold(1, 3, 1).unfold(2, 3, 1)
-    flow = smooth.reshape(2, rows, cols, 9).median(-1).values
+    flow = smooth.reshape(2, rows - 1, cols - 1, 9).median(-1).values
     return F.interpolate(flow[None], size=(height, width), mode="nearest")[0].permute(1, 2, 0)
 
 
@@ -180,6 +225,7 @@ def searched_start(
     returns = (ahead + back_there).square().sum(-1) < SEARCH_CONSISTENT**2
     take = (ahead_cost < SEARCHED_BELOW * found_cost) & returns
     take &= (ahead - found).abs().amax(-1) >= SEARCH_BEYOND
+    take &= found_cost - ahead_cost >= SEARCH_GAIN
     if not bool(take.any()):
         return None
     start = torch.where(take[..., None], ahead, found).numpy()
@@ -243,6 +289,8 @@ def optical_flow(
     search = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     if factor > 1 or finest:
         search.setFinestScale(0)
+    if finest:
+        search.setVariationalRefinementIterations(FINEST_REFINEMENT_ITERATIONS)
     begin = None
     if start is not None:
         begin = start.astype(np.float32)
@@ -278,12 +326,21 @@ def flows_both_ways(
     return flows[0], flows[1]
 
 
+@functools.lru_cache(maxsize=4)
+def pixel_grid(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y), each (height, width) float32: every pixel's own coordinates (made once a size;
+    never written to)."""
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=torch.float32),
+        torch.arange(width, dtype=torch.float32),
+        indexing="ij",
+    )
+    return xs, ys
+
+
 def landing(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(x, y), each (H, W): where each pixel lands when moved by ``flow`` (H, W, 2, pixels)."""
-    height, width = flow.shape[:2]
-    ys, xs = torch.meshgrid(
-        torch.arange(height, dtype=flow.dtype), torch.arange(width, dtype=flow.dtype), indexing="ij"
-    )
+    xs, ys = pixel_grid(*flow.shape[:2])
     return xs + flow[..., 0], ys + flow[..., 1]
 
 
@@ -338,14 +395,28 @@ def splat_weight(image: torch.Tensor, other: torch.Tensor, flow: torch.Tensor) -
     return torch.exp(-SPLAT_SHARPNESS * error)
 
 
+@functools.lru_cache(maxsize=4)
+def window_counts(height: int, width: int) -> np.ndarray:
+    """(height, width) float32: how many pixels of the AGREEMENT_WINDOW square around each pixel
+    lie in the frame (made once a size)."""
+    half = AGREEMENT_WINDOW // 2
+
+    def inside(length: int) -> np.ndarray:
+        at = np.arange(length)
+        return np.minimum(at + half, length - 1) - np.maximum(at - half, 0) + 1
+
+    counts = np.outer(inside(height), inside(width)).astype(np.float32)
+    counts.flags.writeable = False
+    return counts
+
+
 def local_mean(values: torch.Tensor) -> torch.Tensor:
     """(H, W) averaged over AGREEMENT_WINDOW squares (shrunk at the edges): OpenCV's box sums
     over the frame (zeros beyond it) divided by how many of each square's pixels are in it (a
     tenth of the time of pooling at 1280x720, the same to 1e-5)."""
     import cv2
 
-    side, half = AGREEMENT_WINDOW, AGREEMENT_WINDOW // 2
-    height, width = values.shape
+    side = AGREEMENT_WINDOW
     sums = cv2.boxFilter(
         np.ascontiguousarray(values.numpy(), dtype=np.float32),
         -1,
@@ -353,13 +424,19 @@ def local_mean(values: torch.Tensor) -> torch.Tensor:
         normalize=False,
         borderType=cv2.BORDER_CONSTANT,
     )
+    return torch.from_numpy(np.divide(sums, window_counts(*values.shape), dtype=np.float32))
 
-    def inside(length: int) -> np.ndarray:
-        at = np.arange(length)
-        return np.minimum(at + half, length - 1) - np.maximum(at - half, 0) + 1
 
-    counts = np.outer(inside(height), inside(width)).astype(np.float32)
-    return torch.from_numpy(sums / counts)
+def mean_difference(first: np.ndarray, second: np.ndarray) -> torch.Tensor:
+    """(H, W) float32: the mean over the channels of |first - second|, uint8 (H, W, 3) frames
+    (differences in 8 bits, summed by OpenCV: exact, and 14 ms -> 1 ms at 1280x720 against
+    float planes)."""
+    import cv2
+
+    difference = cv2.absdiff(np.ascontiguousarray(first), np.ascontiguousarray(second))
+    red, green, blue = cv2.split(difference)
+    total = cv2.add(cv2.add(red, green, dtype=cv2.CV_32F), blue, dtype=cv2.CV_32F)
+    return torch.from_numpy(np.divide(total, 3, dtype=np.float32))
 
 
 def still_as_zero(flow: torch.Tensor, pixel: float = 1.0) -> torch.Tensor:
@@ -412,7 +489,7 @@ class FramePair:
             hidden_in_first=occlusion(found[1], found[0], pixel),
             forward_weight=splat_weight(start, end, forward),
             backward_weight=splat_weight(end, start, backward),
-            faded_error=local_mean((whole_first - whole_second).abs().mean(0)),
+            faded_error=local_mean(mean_difference(first, second)),
         )
 
     def flows_from(self, s: float) -> tuple[torch.Tensor, torch.Tensor]:
