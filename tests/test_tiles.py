@@ -23,6 +23,7 @@ from nvfilter.models.tiles import (
     TileField,
     _projection,
     component_budget,
+    eigh_on_threads,
     own_frames,
     to_shared,
 )
@@ -253,3 +254,18 @@ def test_frames_far_off_the_shared_colour_layout_are_fitted_in_rgb():
     assert psnr(shared, video) == pytest.approx(psnr(rgb, video), abs=1e-9)
     tight = fitted(video, chroma="420")  # at one number a pixel the layout still pays here
     assert tight.chroma == "420" and psnr(tight, video) > psnr(fitted(video), video)
+
+
+def test_eigh_on_threads_decomposes_every_matrix_and_gives_the_threads_back():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        data = torch.randn(9, 5, 7, dtype=torch.float64)
+        gram = data @ data.transpose(1, 2)
+        values, vectors = eigh_on_threads(gram)
+        assert torch.get_num_threads() == 2
+        assert torch.allclose(values, torch.linalg.eigvalsh(gram))
+        rebuilt = vectors @ torch.diag_embed(values) @ vectors.transpose(1, 2)
+        assert torch.allclose(rebuilt, gram)
+    finally:
+        torch.set_num_threads(threads)
