@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import torch
 from common import CORPUS  # noqa: E402  (puts the checkout on sys.path)
 from common import native_720 as native_720_clip  # noqa: E402
@@ -277,6 +278,91 @@ def native_720(budget: float) -> None:
         upscaling(Path(tmp), clip, (1280, 720), (640, 360), budget)
 
 
+SHAKE_MARGIN = 16
+"""Pixels the hand-held stand-in's crop may wander from the centre, each way."""
+
+
+def shaken(
+    frames: torch.Tensor, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Hand-held stand-ins made from uint8 ``frames`` (n, H, W, 3) with a still camera: crops of
+    (H - 2 SHAKE_MARGIN) x (W - 2 SHAKE_MARGIN) that follow a hand's path (a velocity that drifts,
+    AR(1) 0.8 with 1.5-pixel steps, plus a tremor of 0.7 pixel): at whole pixels, so no frame is
+    resampled; and at the path's own sub-pixel positions with a roll drifting up to about a
+    degree, resampled (OpenCV's Lanczos); the centre crops beside them (the camera held still);
+    and the whole-pixel path's mean move a frame in pixels."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    n, height, width, _ = frames.shape
+    crop_h, crop_w = height - 2 * SHAKE_MARGIN, width - 2 * SHAKE_MARGIN
+    position, velocity, roll = np.full(2, float(SHAKE_MARGIN)), np.zeros(2), 0.0
+    corners, warped = [], []
+    for k in range(n):
+        velocity = 0.8 * velocity + rng.normal(0, 1.5, 2)
+        position = np.clip(position + velocity, 0, 2 * SHAKE_MARGIN)
+        at = np.clip(position + rng.normal(0, 0.7, 2), 0, 2 * SHAKE_MARGIN)
+        corners.append(np.round(at))
+        roll = float(np.clip(0.9 * roll + rng.normal(0, 0.15), -1.0, 1.0))
+        centre = (at[0] + crop_w / 2, at[1] + crop_h / 2)
+        matrix = cv2.getRotationMatrix2D(centre, roll, 1.0)
+        matrix[:, 2] -= at  # the crop's corner to the origin
+        warped.append(cv2.warpAffine(frames[k].numpy(), matrix, (crop_w, crop_h),
+                                     flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT))  # fmt: skip
+    moves = float(np.mean(np.abs(np.diff(np.array(corners), axis=0)).sum(1)))
+    held = torch.stack([frames[k, int(y) : int(y) + crop_h, int(x) : int(x) + crop_w]
+                        for k, (x, y) in enumerate(corners)])  # fmt: skip
+    m = SHAKE_MARGIN
+    still = frames[:, m : m + crop_h, m : m + crop_w].contiguous()
+    return held, torch.from_numpy(np.stack(warped)), still, moves
+
+
+def write_h264(frames: torch.Tensor, path: Path, rate: int = 25) -> None:
+    """uint8 frames (n, H, W, 3) as a high-quality H.264 (4:2:0) file, as a camera gives."""
+    n, height, width, _ = frames.shape
+    subprocess.run([media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f",
+                    "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(rate),
+                    "-i", "-", "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", str(path)],
+                   input=frames.numpy().tobytes(), check=True)  # fmt: skip
+
+
+def shaken_720(count: int = 120) -> None:
+    """The issue's hand-held 1280x720 clip, which no clip at hand is: the native 1280x720 clip's
+    first ``count`` frames cropped along a hand's path (``shaken``: at whole pixels, and at
+    sub-pixel positions with a roll), and held still beside them, each as H.264; the no-flag
+    encode (wall, PSNR and SSIM from `nvfilter eval`)."""
+    clip = native_720_clip()
+    src = media.probe(str(clip))
+    frames = media.read_frames(str(clip), src, src.width, src.height, 1, count)
+    held, rolled, still, moves = shaken(frames)
+    n, height, width, _ = held.shape
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"\n{clip.name}'s first {n} frames cropped to {width}x{height}: along a hand's path "
+              f"(a mean move of {moves:.1f} pixels a frame), and held still; H.264 "
+              f"crf 12, 4:2:0; `nvfilter encode CLIP out.nvw` with no flags:\n")  # fmt: skip
+        print("| clip | mean difference of neighbouring frames (grey levels) | encode wall | PSNR "
+              "(eval) | SSIM |")  # fmt: skip
+        print("| --- | --- | --- | --- | --- |")
+        for label, video in (
+            ("hand-held stand-in, whole pixels", held),
+            ("hand-held stand-in, sub-pixel with a roll (resampled)", rolled),
+            ("held still", still),
+        ):
+            path, out = Path(tmp) / "clip.mp4", Path(tmp) / "out.nvw"
+            write_h264(video, path)
+            shown = frames_of(path)
+            difference = (shown[1:] - shown[:-1]).abs().mean().item()
+            out.unlink(missing_ok=True)
+            begin = time.perf_counter()
+            subprocess.run([*NVFILTER, "encode", str(path), str(out), "-q"], check=True)
+            wall = time.perf_counter() - begin
+            scores = subprocess.run([*NVFILTER, "eval", str(path), str(out)], capture_output=True,
+                                    text=True, check=True).stdout  # fmt: skip
+            psnr = scores.split("PSNR")[1].split()[0] if "PSNR" in scores else "?"
+            ssim = scores.split("SSIM")[1].split()[0] if "SSIM" in scores else "?"
+            print(f"| {label} | {difference:.2f} | {wall:.1f} s | {psnr} | {ssim} |", flush=True)
+
+
 def tile_fit_flops(model: TileField) -> float:
     """The tiles fit's floating-point operations: per tile its Gram matrix (2 n^2 P for n
     frames of P values), its eigen-decomposition (about 9 n^3 with vectors) and its kept
@@ -371,7 +457,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--motion-starts", type=int, nargs="+", default=[0, 128, 136],
                         help="first frames of the slow-motion windows (--part quality)")  # fmt: skip
-    parts = ["all", "tiles", "sweep", "curves", "quality", "decode", "native720"]
+    parts = ["all", "tiles", "sweep", "curves", "quality", "decode", "native720", "shaken720"]
     parser.add_argument("--part", choices=parts, default="all")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -390,6 +476,10 @@ def main() -> None:
     if args.part == "native720":
         print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
         native_720(min(args.budget, 120))
+        return
+    if args.part == "shaken720":
+        print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
+        shaken_720()
         return
     if args.part == "quality":
         print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
