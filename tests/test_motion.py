@@ -1,5 +1,6 @@
 """Motion-compensated in-between frames: flow, warping, and frames made between two frames."""
 
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
 import numpy as np
@@ -272,3 +273,17 @@ def test_the_mean_difference_in_eight_bits_is_the_float_planes_one():
     first, second = (rng.integers(0, 256, (37, 53, 3), dtype=np.uint8) for _ in range(2))
     expected = (motion.planes(first) - motion.planes(second)).abs().mean(0)
     assert torch.equal(motion.mean_difference(first, second), expected)
+
+
+def test_a_reused_dis_search_gives_what_a_new_one_gives():
+    frames = [scene(offset) for offset in (0, 3, 7, 12)]
+    start = np.full((64, 96, 2), 2.0, dtype=np.float32)
+    motion.optical_flow(frames[0], frames[1])  # this thread's searches now hold earlier runs
+    motion.optical_flow(frames[1], frames[2], start)
+    in_this_thread = motion.optical_flow(frames[2], frames[3])
+    started_here = motion.optical_flow(frames[3], frames[2], start)
+    with ThreadPoolExecutor(1) as fresh:  # a new thread makes new searches
+        new = fresh.submit(motion.optical_flow, frames[2], frames[3]).result()
+        new_started = fresh.submit(motion.optical_flow, frames[3], frames[2], start).result()
+    assert np.array_equal(in_this_thread, new)
+    assert np.array_equal(started_here, new_started)
