@@ -185,6 +185,24 @@ def test_motion_renders_keep_the_source_frames_and_count():
     assert all(np.array_equal(frame, moved[8]) for frame in moved[9:])  # held at the end
 
 
+def test_a_motion_render_runs_torch_on_one_thread_and_gives_the_threads_back():
+    torch.manual_seed(0)
+    model = Siren(hidden_features=16, hidden_layers=1)
+    video = VideoInfo(width=24, height=16, frames=3, frame_rate=Fraction(10))
+    spec = plan_render(video, temporal_scale=Fraction(2))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        frames = iter_frames(model, spec, video.frames, between="motion")
+        next(frames)
+        assert torch.get_num_threads() == 1
+        rest = list(frames)
+        assert torch.get_num_threads() == 2
+        assert len(rest) == 5
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_each_new_frame_is_made_from_its_own_pair_while_the_next_pair_is_found_ahead():
     """The flows of the next pair are found in a worker thread: every frame of a render at an
     uneven rate (pairs skipped, some with two new frames) is still its own pair's frame."""

@@ -105,7 +105,9 @@ MOTION_WORKERS = 2
 """Threads that make the frames between pairs of source frames (each a whole pair: its flows,
 then its new frames), while this thread renders the source frames and hands frames on: OpenCV
 and torch release the interpreter, and the two cores overlap (1280x720 slowmo-2x: 2.7 frames/s
-in one thread, 5.1 this way, BENCHMARKS.md)."""
+in one thread, 5.1 this way, BENCHMARKS.md). Meanwhile torch runs each operation on one thread:
+the workers' operations are small and the cores already busy, and sharing each between threads
+cost 6% (96 frames of 1280x720, half of them new: 13.5 s against 14.5 s, alternating)."""
 MOTION_BYTES_PER_PIXEL = 192 * (MOTION_WORKERS + 1)
 """What frames made by motion add per pixel of the frames they move: for each pair in hand (those
 the workers make and the one whose frames are handed on) two source frames as float planes, the
@@ -239,6 +241,8 @@ def frames_at(
     pairs = list(wanted)
     made: dict[int, Future[list[np.ndarray]]] = {}
     workers = ThreadPoolExecutor(MOTION_WORKERS, thread_name_prefix="nvfilter-motion")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers keep the cores busy: one thread an operation (below)
 
     def start(order: int) -> None:
         """Have a worker make the ``order``-th pair's new frames, if there is such a pair."""
@@ -265,6 +269,7 @@ def frames_at(
             yield next(current[1])
     finally:
         workers.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(threads)
 
 
 def frames_between(
