@@ -1,9 +1,11 @@
-"""Which torch device a run uses (auto picks CUDA, then Apple's MPS, then the CPU), and the
-memory this machine has free."""
+"""Which torch device a run uses (auto picks CUDA, then Apple's MPS, then the CPU), the memory
+this machine has free, and torch's threads where Python threads share the cores."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import torch
 
@@ -35,3 +37,16 @@ def available_memory() -> int:
     except OSError:
         pass
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Inside, torch runs each operation on one thread; its threads are given back on leaving.
+    For work that Python threads already spread over the cores, where sharing each operation
+    between threads as well costs more than it gives."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -30,6 +30,7 @@ from nvfilter.config import (
 from nvfilter.coords import frame_time
 from nvfilter.decode.motion import FramePair
 from nvfilter.decode.upscale import backproject, enlarges
+from nvfilter.device import one_torch_thread
 from nvfilter.errors import OptionError
 from nvfilter.eval import metrics
 from nvfilter.models.field import VideoField, field_device
@@ -241,8 +242,6 @@ def frames_at(
     pairs = list(wanted)
     made: dict[int, Future[list[np.ndarray]]] = {}
     workers = ThreadPoolExecutor(MOTION_WORKERS, thread_name_prefix="nvfilter-motion")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the workers keep the cores busy: one thread an operation (below)
 
     def start(order: int) -> None:
         """Have a worker make the ``order``-th pair's new frames, if there is such a pair."""
@@ -253,23 +252,23 @@ def frames_at(
 
     entered = -1  # the pairs whose frames have been handed on (their order)
     current: tuple[int, Iterator[np.ndarray]] | None = None
-    try:
-        for position in positions:
-            whole = math.floor(position)
-            for old in [kept for kept in rendered if kept < whole]:
-                del rendered[old]
-            if position == whole:
-                yield source_frame(whole)
-                continue
-            if current is None or current[0] != whole:
-                entered += 1
-                for order in range(entered, entered + MOTION_WORKERS + 1):
-                    start(order)  # this pair, and the next ones while its frames go out
-                current = (whole, iter(made.pop(whole).result()))
-            yield next(current[1])
-    finally:
-        workers.shutdown(wait=True, cancel_futures=True)
-        torch.set_num_threads(threads)
+    with one_torch_thread():  # the workers keep the cores busy (MOTION_WORKERS)
+        try:
+            for position in positions:
+                whole = math.floor(position)
+                for old in [kept for kept in rendered if kept < whole]:
+                    del rendered[old]
+                if position == whole:
+                    yield source_frame(whole)
+                    continue
+                if current is None or current[0] != whole:
+                    entered += 1
+                    for order in range(entered, entered + MOTION_WORKERS + 1):
+                        start(order)  # this pair, and the next ones while its frames go out
+                    current = (whole, iter(made.pop(whole).result()))
+                yield next(current[1])
+        finally:
+            workers.shutdown(wait=True, cancel_futures=True)
 
 
 def frames_between(

@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nvfilter.device import one_torch_thread
 from nvfilter.models.field import VideoField
 
 DEFAULT_TILE = 8
@@ -75,12 +76,11 @@ def eigh_on_threads(gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     threads = torch.get_num_threads()
     if threads == 1 or gram.device.type != "cpu" or len(gram) < 2 * threads:
         return torch.linalg.eigh(gram)
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(threads, thread_name_prefix="nvfilter-eigh") as pool:
-            parts = list(pool.map(torch.linalg.eigh, gram.chunk(threads)))
-    finally:
-        torch.set_num_threads(threads)
+    with (
+        one_torch_thread(),
+        ThreadPoolExecutor(threads, thread_name_prefix="nvfilter-eigh") as pool,
+    ):
+        parts = list(pool.map(torch.linalg.eigh, gram.chunk(threads)))
     return torch.cat([part[0] for part in parts]), torch.cat([part[1] for part in parts])
 
 
