@@ -10,7 +10,7 @@ import torch
 from nvfilter.config import VideoInfo
 from nvfilter.coords import frame_time
 from nvfilter.decode import motion
-from nvfilter.decode.render import iter_frames, plan_render, render_frame
+from nvfilter.decode.render import MOTION_WORKERS, iter_frames, plan_render, render_frame
 from nvfilter.errors import OptionError
 from nvfilter.models.siren import Siren
 
@@ -185,22 +185,28 @@ def test_motion_renders_keep_the_source_frames_and_count():
     assert all(np.array_equal(frame, moved[8]) for frame in moved[9:])  # held at the end
 
 
-def test_a_motion_render_runs_torch_on_one_thread_and_gives_the_threads_back():
+def test_a_motion_render_shares_the_cores_between_its_workers_and_gives_the_threads_back():
+    import cv2
+
     torch.manual_seed(0)
     model = Siren(hidden_features=16, hidden_layers=1)
     video = VideoInfo(width=24, height=16, frames=3, frame_rate=Fraction(10))
     spec = plan_render(video, temporal_scale=Fraction(2))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        frames = iter_frames(model, spec, video.frames, between="motion")
-        next(frames)
-        assert torch.get_num_threads() == 1
-        rest = list(frames)
-        assert torch.get_num_threads() == 2
-        assert len(rest) == 5
-    finally:
-        torch.set_num_threads(threads)
+    threads, opencv = torch.get_num_threads(), cv2.getNumThreads()
+    for cores in (2, 4):
+        torch.set_num_threads(cores)
+        cv2.setNumThreads(cores)
+        try:
+            frames = iter_frames(model, spec, video.frames, between="motion")
+            next(frames)
+            share = cores // MOTION_WORKERS
+            assert torch.get_num_threads() == share and cv2.getNumThreads() == share
+            rest = list(frames)
+            assert torch.get_num_threads() == cores and cv2.getNumThreads() == cores
+            assert len(rest) == 5
+        finally:
+            torch.set_num_threads(threads)
+            cv2.setNumThreads(opencv)
 
 
 def test_each_new_frame_is_made_from_its_own_pair_while_the_next_pair_is_found_ahead():

@@ -30,7 +30,7 @@ from nvfilter.config import (
 from nvfilter.coords import frame_time
 from nvfilter.decode.motion import FramePair
 from nvfilter.decode.upscale import backproject, enlarges
-from nvfilter.device import one_torch_thread
+from nvfilter.device import opencv_threads, torch_threads
 from nvfilter.errors import OptionError
 from nvfilter.eval import metrics
 from nvfilter.models.field import VideoField, field_device
@@ -106,9 +106,11 @@ MOTION_WORKERS = 2
 """Threads that make the frames between pairs of source frames (each a whole pair: its flows,
 then its new frames), while this thread renders the source frames and hands frames on: OpenCV
 and torch release the interpreter, and the two cores overlap (1280x720 slowmo-2x: 2.7 frames/s
-in one thread, 5.1 this way, BENCHMARKS.md). Meanwhile torch runs each operation on one thread:
-the workers' operations are small and the cores already busy, and sharing each between threads
-cost 6% (96 frames of 1280x720, half of them new: 13.5 s against 14.5 s, alternating)."""
+in one thread, 5.1 this way, BENCHMARKS.md). Meanwhile torch and OpenCV run each operation on
+the workers' share of the cores (one thread each here): the workers' operations are small and
+the cores already busy, and sharing each between all the threads cost 6% for torch (96 frames of
+1280x720, half of them new: 13.5 s against 14.5 s, alternating) and 13% of the CPU time for
+OpenCV's DIS (device.opencv_threads)."""
 MOTION_BYTES_PER_PIXEL = 192 * (MOTION_WORKERS + 1)
 """What frames made by motion add per pixel of the frames they move: for each pair in hand (those
 the workers make and the one whose frames are handed on) two source frames as float planes, the
@@ -252,7 +254,8 @@ def frames_at(
 
     entered = -1  # the pairs whose frames have been handed on (their order)
     current: tuple[int, Iterator[np.ndarray]] | None = None
-    with one_torch_thread():  # the workers keep the cores busy (MOTION_WORKERS)
+    share = max(1, torch.get_num_threads() // MOTION_WORKERS)  # the cores, shared by the workers
+    with torch_threads(share), opencv_threads(share):
         try:
             for position in positions:
                 whole = math.floor(position)
