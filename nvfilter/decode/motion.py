@@ -601,22 +601,22 @@ class FramePair:
 
     def at(self, s: float) -> np.ndarray:
         """The uint8 (H, W, 3) frame at fraction ``s`` (0 < s < 1) of the way from first to second."""
+        import cv2
+
         to_first, to_second = self.flows_from(s)
         # the first frame lacks what the second frame's source pixel shows if the first hides it
         trust_first = (1 - s) * (1 - warp(self.hidden_in_first[None], to_second)[0])
         trust_second = s * (1 - warp(self.hidden_in_second[None], to_first)[0])
         total = trust_first + trust_second
-        share_first = torch.where(
+        share = torch.where(
             total < 1e-3, torch.full_like(total, 1 - s), trust_first / total.clamp_min(1e-3)
         )
-        import cv2
-
         first, second = (
             np.ascontiguousarray(frame.permute(1, 2, 0).numpy())
             for frame in (self.first, self.second)
         )  # (H, W, 3): no copy, as planes() lays them out
         height, width = first.shape[:2]
-        share_first = on_channels(enlarge(share_first.numpy(), height, width))
+        share_first = on_channels(enlarge(share.numpy(), height, width))
         from_first = moved_along(first, to_first)
         from_second = moved_along(second, to_second)
         # share * from_first + (1 - share) * from_second, then use_moved * moved + (1 -
@@ -629,6 +629,6 @@ class FramePair:
         faded_error = self.faded_error
         use_moved = faded_error / (moved_error + faded_error).clamp_min(1e-6)
         use_moved = torch.where(moved_error + faded_error < 1e-6, 0.5, use_moved)
-        frame = cv2.multiply(cv2.subtract(moved, faded), on_channels(use_moved.numpy()))
-        frame = torch.from_numpy(cv2.add(frame, faded))
+        mixed = cv2.multiply(cv2.subtract(moved, faded), on_channels(use_moved.numpy()))
+        frame = torch.from_numpy(cv2.add(mixed, faded))
         return frame.round_().clamp_(0, 255).to(torch.uint8).numpy()
