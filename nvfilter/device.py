@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -40,16 +40,24 @@ def available_memory() -> int:
 
 
 @contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Inside, torch runs each operation on ``count`` threads; its threads are given back on
-    leaving. For work that Python threads already spread over the cores, where sharing each
-    operation between all of them as well costs more than it gives."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(count)
+def library_threads(
+    count: int, get: Callable[[], int], put: Callable[[int], None]
+) -> Iterator[None]:
+    """Inside, a library's thread count (read by ``get``, set by ``put``) is ``count``; what it
+    was is put back on leaving."""
+    threads = get()
+    put(count)
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        put(threads)
+
+
+def torch_threads(count: int) -> contextlib.AbstractContextManager[None]:
+    """Inside, torch runs each operation on ``count`` threads. For work that Python threads
+    already spread over the cores, where sharing each operation between all of them as well
+    costs more than it gives."""
+    return library_threads(count, torch.get_num_threads, torch.set_num_threads)
 
 
 def one_torch_thread() -> contextlib.AbstractContextManager[None]:
@@ -57,18 +65,12 @@ def one_torch_thread() -> contextlib.AbstractContextManager[None]:
     return torch_threads(1)
 
 
-@contextlib.contextmanager
-def opencv_threads(count: int) -> Iterator[None]:
-    """Inside, OpenCV runs each call on ``count`` threads (1: on the thread that makes it); its
-    threads are given back on leaving. Two Python threads each calling DIS with OpenCV's pool of
-    two threads behind it kept more threads busy than this machine's two cores: 96 frames of
-    1280x720 by motion took 23.8 s of CPU with the pool and 20.6 s without, for the same frames.
-    OpenCV is imported here: only decoding with motion needs it."""
+def opencv_threads(count: int) -> contextlib.AbstractContextManager[None]:
+    """Inside, OpenCV runs each call on ``count`` threads (1: on the thread that makes it). Two
+    Python threads each calling DIS with OpenCV's pool of two threads behind it kept more
+    threads busy than this machine's two cores: 96 frames of 1280x720 by motion took 23.8 s of
+    CPU with the pool and 20.6 s without, for the same frames. OpenCV is imported here: only
+    decoding with motion needs it."""
     import cv2
 
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(count)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(threads)
+    return library_threads(count, cv2.getNumThreads, cv2.setNumThreads)
