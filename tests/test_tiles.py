@@ -19,6 +19,7 @@ from nvfilter.errors import NvwError
 from nvfilter.eval.metrics import psnr_from_mse
 from nvfilter.io import nvw
 from nvfilter.models import count_parameters
+from nvfilter.models import tiles as tiles_module
 from nvfilter.models.tiles import (
     TileField,
     _projection,
@@ -216,9 +217,14 @@ def test_shared_colour_coordinates_are_an_orthogonal_projection(layout):
         assert torch.allclose(colour, colour[:, :, :1, :, :1].expand_as(colour))
 
 
-def shared_colour_video(frames=9, height=24, width=40) -> torch.Tensor:
-    """uint8 frames whose colour is shared by each 2x2 block (as ffmpeg gives a 4:2:0 video)."""
-    video = moving_video(frames, height, width).double()
+def shared_colour_video(frames=9, height=24, width=40, noise=False) -> torch.Tensor:
+    """uint8 frames whose colour is shared by each 2x2 block (as ffmpeg gives a 4:2:0 video): of
+    moving_video, or of noise new in every frame."""
+    if noise:
+        generator = torch.Generator().manual_seed(0)
+        video = torch.randint(0, 256, (frames, height, width, 3), generator=generator).double()
+    else:
+        video = moving_video(frames, height, width).double()
     blocks = video.unflatten(1, (height // 2, 2)).unflatten(3, (width // 2, 2))
     grey = blocks.mean(-1, keepdim=True)
     colour = (blocks - grey).mean((2, 4), keepdim=True)
@@ -254,6 +260,54 @@ def test_frames_far_off_the_shared_colour_layout_are_fitted_in_rgb():
     assert psnr(shared, video) == pytest.approx(psnr(rgb, video), abs=1e-9)
     tight = fitted(video, chroma="420")  # at one number a pixel the layout still pays here
     assert tight.chroma == "420" and psnr(tight, video) > psnr(fitted(video), video)
+
+
+def test_rgb_decomposed_first_gives_the_same_network_and_spares_the_layout(monkeypatch):
+    """Where a sample says RGB is likely, RGB is decomposed first; when what it leaves out is
+    under the layout's floor the layout is never decomposed, and either way the network is the
+    one the layout-first order gives (a wrong guess costs time, not the fit)."""
+    far = (shared_colour_video().double() * 3 - 200).clamp(0, 255).round().to(torch.uint8)
+    calls = []
+    decompose = TileField._decompose
+
+    def counted(self, tiles):
+        calls.append(self.chroma)
+        return decompose(self, tiles)
+
+    monkeypatch.setattr(TileField, "_decompose", counted)
+    for video, per_pixel, kept in ((far, 2.0, "444"), (far, 1.0, "420")):
+        networks = {}
+        for likely in (False, True):
+            monkeypatch.setattr(TileField, "_rgb_likely", lambda self, tiles, guess=likely: guess)
+            calls.clear()
+            networks[likely] = fitted(video, chroma="420", numbers_per_pixel=per_pixel)
+            if likely and kept == "444":
+                assert calls == ["444"]  # the layout never decomposed
+        first, second = networks[False], networks[True]
+        assert first.chroma == second.chroma == kept
+        assert torch.equal(first.ranks, second.ranks)
+        assert torch.equal(first.basis, second.basis) and torch.equal(first.weights, second.weights)
+
+
+def test_the_guess_from_a_sample_of_tiles_is_the_whole_frames_rule(monkeypatch):
+    """The guess asks on every LAYOUT_SAMPLE-th tile, with that share of the budget, what the
+    layout-first order asks on all of them: does the layout's floor outweigh what its
+    components leave out?"""
+    far = (shared_colour_video().double() * 3 - 200).clamp(0, 255).round().to(torch.uint8)
+    guesses = []
+    noise = shared_colour_video(height=96, width=160, noise=True)  # 240 tiles: a sample of 15
+    for video, per_pixel in ((far.repeat(1, 4, 4, 1), 2.0), (noise, 1.0)):
+        n, h, w, _ = video.shape
+        model = TileField(w, h, n, chroma="420", numbers_per_pixel=per_pixel)
+        tiles = model._tiles(video)
+        eigenvalues, _, floor = model._decompose(tiles)
+        whole = floor > model._dropped(eigenvalues, model._share_out(eigenvalues, floor))
+        assert model._rgb_likely(tiles) is whole
+        monkeypatch.setattr(tiles_module, "LAYOUT_SAMPLE", 1)
+        assert model._rgb_likely(tiles) is whole
+        monkeypatch.undo()
+        guesses.append(whole)
+    assert guesses == [True, False]
 
 
 def test_eigh_on_threads_decomposes_every_matrix_and_gives_the_threads_back():
