@@ -67,7 +67,8 @@ LAYOUT_SAMPLE = 16
 """The fit guesses from every LAYOUT_SAMPLE-th tile whether to decompose RGB or the shared-colour
 layout first (TileField._fit_layout). On real parts the guess is never a close call: the layout's
 floor is 33 times or more what its components leave out on tour.mp4 and oa4_launch.webm (they
-leave out nothing on four parts of six), and 2 to 19 times less on the native 1280x720 clip."""
+leave out nothing, or almost, on four parts of six), and 2 to 19 times less on the native
+1280x720 clip."""
 FIT_TILES_PER_BATCH = 1024
 """Tiles converted to float and multiplied at once in the fit: 26 MB of floats for 33 frames of
 8 x 8 tiles, under the size from which the C library maps fresh pages for each buffer (up to 32
