@@ -392,39 +392,42 @@ class TileField(VideoField):
         target is set), RGB goes first: if what it leaves out is under the layout's floor, the
         layout cannot do better and is never decomposed (on tour.mp4 at 960x540, a third of the
         fit); else the layout is decomposed too and the better kept, as before."""
-        layout = self.chroma
+        layout, rgb = self.chroma, None
         if layout != "444" and self.target_psnr is None and self._rgb_likely(tiles):
-            self.chroma = "444"
-            rgb_values, rgb_vectors, _ = self._decompose(tiles)
-            rgb_ranks = self._share_out(rgb_values)
-            rgb_error = self._dropped(rgb_values, rgb_ranks)
-            self.chroma = layout
-            if rgb_error < self._floor(tiles):
+            rgb = self._fit_rgb(tiles)
+            if rgb[3] < self._floor(tiles):  # the layout's error is larger, whatever it holds
                 self.chroma = "444"
-                return rgb_values, rgb_vectors, rgb_ranks
-        else:
-            rgb_error = None
+                return rgb[:3]
         eigenvalues, vectors, floor = self._decompose(tiles)
         ranks = self._share_out(eigenvalues, floor)
         error = floor + self._dropped(eigenvalues, ranks)
         if (
-            rgb_error is None
-            and self.chroma != "444"
+            rgb is None
+            and layout != "444"
             and (
                 floor > error - floor  # the layout's own error outweighs what it leaves out
                 if self.target_psnr is None
                 else floor >= self._allowed()  # it alone misses the target
             )
         ):  # then RGB too, and the better of the two
+            rgb = self._fit_rgb(tiles)
+        if rgb is not None and rgb[3] < error:
             self.chroma = "444"
-            rgb_values, rgb_vectors, _ = self._decompose(tiles)
-            rgb_ranks = self._share_out(rgb_values)
-            rgb_error = self._dropped(rgb_values, rgb_ranks)
-            self.chroma = layout
-        if rgb_error is not None and rgb_error < error:
-            self.chroma = "444"
-            return rgb_values, rgb_vectors, rgb_ranks
+            return rgb[:3]
         return eigenvalues, vectors, ranks
+
+    def _fit_rgb(
+        self, tiles: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+        """Every tile's eigenvalues, eigenvectors and rank in RGB, and the squared error the
+        components left out leave (``chroma`` is left as it was)."""
+        layout, self.chroma = self.chroma, "444"
+        try:
+            eigenvalues, vectors, _ = self._decompose(tiles)
+            ranks = self._share_out(eigenvalues)
+            return eigenvalues, vectors, ranks, self._dropped(eigenvalues, ranks)
+        finally:
+            self.chroma = layout
 
     def _rgb_likely(self, tiles: torch.Tensor) -> bool:
         """Whether the layout's floor outweighs what its components leave out on every
