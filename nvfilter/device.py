@@ -60,11 +60,6 @@ def torch_threads(count: int) -> contextlib.AbstractContextManager[None]:
     return library_threads(count, torch.get_num_threads, torch.set_num_threads)
 
 
-def one_torch_thread() -> contextlib.AbstractContextManager[None]:
-    """torch_threads(1)."""
-    return torch_threads(1)
-
-
 def opencv_threads(count: int) -> contextlib.AbstractContextManager[None]:
     """Inside, OpenCV runs each call on ``count`` threads (1: on the thread that makes it). Two
     Python threads each calling DIS with OpenCV's pool of two threads behind it kept more

@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nvfilter.device import one_torch_thread
+from nvfilter.device import torch_threads
 from nvfilter.models.field import VideoField
 
 DEFAULT_TILE = 8
@@ -85,7 +85,7 @@ def eigh_on_threads(gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if threads == 1 or gram.device.type != "cpu" or len(gram) < 2 * threads:
         return torch.linalg.eigh(gram)
     with (
-        one_torch_thread(),
+        torch_threads(1),
         ThreadPoolExecutor(threads, thread_name_prefix="nvfilter-eigh") as pool,
     ):
         parts = list(pool.map(torch.linalg.eigh, gram.chunk(threads)))
