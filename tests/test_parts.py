@@ -342,3 +342,32 @@ def test_a_joins_shared_frame_is_both_parts_fits_averaged():
     before, after = frame_time(3, 9), frame_time(5, 9)
     assert field.reads_at(before) == [field.part_at(before)]
     assert [k for k, _ in field.reads_at(after)] == [1]
+
+
+def test_frames_of_parts_read_together_are_the_frames_read_one_at_a_time():
+    """PartsField.render_images reads each part's frames together and averages a join's shared
+    frame as render_image does; parts read by points have no such read, and render_frames then
+    makes the same frames one at a time."""
+    from nvfilter.coords import frame_time
+    from nvfilter.decode.render import render_frame, render_frames
+    from nvfilter.models.parts import PartsField, PartSpan
+    from nvfilter.models.siren import Siren
+    from nvfilter.models.tiles import TileField
+
+    generator = torch.Generator().manual_seed(1)
+    video = (torch.rand(9, 12, 20, 3, generator=generator) * 255).round().to(torch.uint8)
+    spans = [PartSpan(0, 5, {}), PartSpan(4, 5, {})]
+
+    def tiles_part(k: int) -> TileField:
+        network = TileField(20, 12, 5, tile=4)
+        network.start_from(video[4 * k : 4 * k + 5])
+        return network.eval()
+
+    times = [frame_time(p, 9) for p in (0, 1.5, 3.75, 4, 4, 6.25, 8)]
+    for load in (tiles_part, lambda k: Siren(hidden_features=8, hidden_layers=1).eval()):
+        field = PartsField(9, spans, load)
+        together = list(render_frames(field, 20, 12, times))
+        alone = [render_frame(field, 20, 12, t) for t in times]
+        assert all(np.array_equal(a, b) for a, b in zip(together, alone, strict=True))
+    with torch.inference_mode():
+        assert PartsField(9, spans, tiles_part).render_images(times, 20, 12) is not None

@@ -117,6 +117,35 @@ def test_frame_reads_and_point_reads_agree(size, position):
     assert torch.allclose(frame, points, atol=1e-5)
 
 
+@pytest.mark.parametrize("chroma", ["444", "420"])
+@pytest.mark.parametrize("size", [(37, 21), (74, 42)])
+def test_frames_read_together_are_the_frames_read_one_at_a_time(monkeypatch, chroma, size):
+    """render_images: one sparse product for several positions (rows per tile and position),
+    in reads of two here, gives each frame as a read of its own does, to the bit."""
+    model = fitted(moving_video(), chroma=chroma)
+    monkeypatch.setattr(tiles_module, "frames_per_read", lambda pixels: 2)
+    width, height = size
+    times = [frame_time(p, model.frames) for p in (0.0, 2.5, 2.5, 3.0, 8.0)]
+    with torch.inference_mode():
+        together = [image.clone() for image in model.render_images(times, width, height)]
+        alone = []
+        for t in times:
+            model.forget_render_cache()
+            alone.append(model.render_image(t, width, height).clone())
+    assert len(together) == len(times)
+    for a, b in zip(together, alone, strict=True):
+        assert a.shape == (3, height, width) and torch.equal(a, b)
+
+
+def test_a_read_of_several_frames_holds_a_bounded_size():
+    from nvfilter.models.field import READ_BYTES, READ_FRAMES, frames_per_read
+
+    assert frames_per_read(160 * 90) == READ_FRAMES
+    assert frames_per_read(3840 * 2160) == 1
+    for pixels in (160 * 90, 1280 * 720, 1920 * 1080, 7680 * 4320):
+        assert frames_per_read(pixels) == 1 or frames_per_read(pixels) * 12 * pixels <= READ_BYTES
+
+
 def test_between_frames_the_weights_are_linear():
     model = fitted(moving_video())
     halfway = model.native_picture(3.5)

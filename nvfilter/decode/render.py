@@ -33,7 +33,7 @@ from nvfilter.decode.upscale import backproject, enlarges
 from nvfilter.device import opencv_threads, torch_threads
 from nvfilter.errors import OptionError
 from nvfilter.eval import metrics
-from nvfilter.models.field import VideoField, field_device
+from nvfilter.models.field import VideoField, field_device, frames_per_read
 
 DEFAULT_POINTS_PER_BATCH = 1 << 17
 """Coordinates per forward pass: bounds activation memory whatever the frame size."""
@@ -162,7 +162,7 @@ def render_frame(
     (bands of ``points_per_batch`` points; by default sized for the model's device)."""
     image = model.render_image(t, width, height)
     if image is not None:  # a model that makes whole frames: one conversion, no bands
-        return to_uint8(image).permute(1, 2, 0).contiguous().cpu().numpy()
+        return frame_of(image)
     frame = np.empty((height, width, 3), dtype=np.uint8)
     if points_per_batch is None:
         on_cpu = field_device(model).type == "cpu"
@@ -173,6 +173,33 @@ def render_frame(
         rgb = model.render_rows(t, width, height, row, stop)
         frame[row:stop] = to_uint8(rgb).reshape(stop - row, width, 3).cpu().numpy()
     return frame
+
+
+def render_frames(
+    model: VideoField, width: int, height: int, times: list[float]
+) -> Iterator[np.ndarray]:
+    """uint8 (height, width, 3) frames at normalised times, in order: frames_per_read of them
+    made together where the network reads several at once (VideoField.render_images), else one
+    by one. Each is made in inference mode and handed out after it: a generator suspended inside
+    the mode would leave it on in the caller's thread (gradients off for the rest of the process
+    when the caller stops early, as eval does on an original that ends short)."""
+    at_once = frames_per_read(width * height)
+    for first in range(0, len(times), at_once):
+        chunk = times[first : first + at_once]
+        with torch.inference_mode():
+            images = model.render_images(chunk, width, height)
+            frames = None if images is None else [frame_of(image) for image in images]
+        if frames is None:
+            for t in chunk:
+                yield render_frame(model, width, height, t)
+        else:
+            yield from frames
+
+
+def frame_of(image: torch.Tensor) -> np.ndarray:
+    """A (3, height, width) [0, 1] frame as uint8 (height, width, 3); no copy beyond the
+    conversion where the frame is a view of (height, width, 3) memory."""
+    return to_uint8(image).permute(1, 2, 0).contiguous().cpu().numpy()
 
 
 def to_uint8(rgb: torch.Tensor) -> torch.Tensor:
@@ -226,14 +253,21 @@ def frames_at(
 ) -> Iterator[np.ndarray]:
     """The frames at source ``positions``, ``width`` x ``height``, made by the ``between`` rule."""
     if between == "network":
-        for position in positions:
-            yield render_frame(model, width, height, frame_time(position, source_frames))
+        times = [frame_time(position, source_frames) for position in positions]
+        yield from render_frames(model, width, height, times)
         return
-    rendered: dict[int, np.ndarray] = {}  # the source frames still to be used
+    kept = sorted(
+        {math.floor(position) for position in positions}
+        | {math.floor(position) + 1 for position in positions if position % 1}
+    )  # the source frames used, read in this order, several at once
+    times = [frame_time(k, source_frames) for k in kept]
+    reads = zip(kept, render_frames(model, width, height, times), strict=True)
+    rendered: dict[int, np.ndarray] = {}  # the source frames read and still to be used
 
     def source_frame(index: int) -> np.ndarray:
-        if index not in rendered:
-            rendered[index] = render_frame(model, width, height, frame_time(index, source_frames))
+        while index not in rendered:  # frames are asked for in order, none after its last use
+            read, frame = next(reads)
+            rendered[read] = frame
         return rendered[index]
 
     wanted: dict[int, list[float]] = {}  # pair (its first frame) -> fractions wanted, in order
@@ -285,15 +319,12 @@ def frames_between(
 def reconstruct(
     model: VideoField, width: int, height: int, num_frames: int
 ) -> Iterator[np.ndarray]:
-    """The 8-bit reconstruction of source frames 0..num_frames-1 at width x height, in order.
-    Each frame is made in inference mode and handed out after it: a generator suspended inside
-    the mode would leave it on in the caller's thread (gradients off for the rest of the process
-    when the caller stops early, as eval does on an original that ends short)."""
+    """The 8-bit reconstruction of source frames 0..num_frames-1 at width x height, in order
+    (render_frames: each handed out outside inference mode)."""
     model.forget_render_cache()
-    for k in range(num_frames):
-        with torch.inference_mode():
-            frame = render_frame(model, width, height, frame_time(k, num_frames))
-        yield frame
+    yield from render_frames(
+        model, width, height, [frame_time(k, num_frames) for k in range(num_frames)]
+    )
 
 
 def reconstruction_mse(model: VideoField, frames: torch.Tensor) -> float:

@@ -9,6 +9,19 @@ from torch import nn
 
 from nvfilter.coords import rows_coords
 
+READ_BYTES = 96 << 20
+"""The most bytes of float frames a read of several frames at once makes (render_images): eight
+1280x720 frames, three 1920x1080, one 3840x2160 (read alone)."""
+READ_FRAMES = 8
+"""The most frames a read makes at once: the tiles model's sparse product took 21 ms a 1280x720
+frame read alone, 8.0 ms in reads of four and 5.4 ms in reads of eight (one thread; two: 10.8,
+4.5 and 3.3 ms), the same frames to the bit."""
+
+
+def frames_per_read(pixels: int) -> int:
+    """How many RGB float frames of ``pixels`` pixels a read makes at once (READ_BYTES)."""
+    return max(1, min(READ_FRAMES, READ_BYTES // (3 * 4 * pixels)))
+
 
 class VideoField(nn.Module):
     """A network mapping (x, y, t) in [-1, 1]^3 to RGB in [0, 1]; what the .nvw stores."""
@@ -31,6 +44,14 @@ class VideoField(nn.Module):
     def render_image(self, t: float, width: int, height: int) -> torch.Tensor | None:
         """The whole frame at time t as (3, height, width) in [0, 1], for models that make frames
         whole (faster than bands of rows: no per-band copies); None for models read by points."""
+        return None
+
+    def render_images(
+        self, times: list[float], width: int, height: int
+    ) -> list[torch.Tensor] | None:
+        """The whole frames at several times (render_image's), made together where that is
+        faster than one at a time; None for models with no such read. All are held at once:
+        callers ask for at most frames_per_read(width * height)."""
         return None
 
     def cpu_chunk_rows(self) -> int | None:

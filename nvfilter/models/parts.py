@@ -125,6 +125,24 @@ class PartsField(VideoField):
             return reads[0]
         return (reads[0] + reads[1]) * 0.5
 
+    def render_images(
+        self, times: list[float], width: int, height: int
+    ) -> list[torch.Tensor] | None:
+        """Each part's frames read together, then averaged at a join as render_image does."""
+        reads = [self.reads_at(t) for t in times]
+        wanted: dict[int, list[float]] = {}  # part -> its own times, in order
+        for read in reads:
+            for k, local in read:
+                wanted.setdefault(k, []).append(local)
+        made: dict[tuple[int, float], torch.Tensor] = {}
+        for k, locals_ in wanted.items():
+            images = self.part(k).render_images(locals_, width, height)
+            if images is None:
+                return None
+            made.update(zip(((k, local) for local in locals_), images, strict=True))
+        pictures = [[made[k, local] for k, local in read] for read in reads]
+        return [both[0] if len(both) == 1 else (both[0] + both[1]) * 0.5 for both in pictures]
+
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """RGB (B, 3) at points (B, 3), each read from the part its time falls in (both parts,
         averaged, at a join's shared frame)."""

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nvfilter.device import torch_threads
-from nvfilter.models.field import VideoField
+from nvfilter.models.field import VideoField, frames_per_read
 
 DEFAULT_TILE = 8
 """Tile side in pixels: 8 keeps 52 dB at one number per pixel on tour.mp4 at 720x405 (16: 45 dB,
@@ -209,7 +209,7 @@ class TileField(VideoField):
         self.ranks = nn.Parameter(torch.zeros(self.rows * self.columns), requires_grad=False)
         """Components per tile, tile rows first; stored as floats (safetensors networks are
         floating point), whole numbers checked on load."""
-        self._layout: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._layout: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
 
     def _check_ranks(self) -> None:
         """Refuse ranks that are not whole numbers from 0 to ``frames`` adding up to the
@@ -232,67 +232,111 @@ class TileField(VideoField):
 
     # ---- reads ----------------------------------------------------------------------------
 
-    def layout(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Row offsets and columns of the sparse (tiles x components) matrix that sums each
-        tile's components (a compressed-sparse-row layout, made once)."""
+    def layout(self, count: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The compressed-sparse-row layout of the (tiles x count, components) matrix that sums
+        each tile's components at ``count`` frame positions, its rows (tile, position), tile
+        first: row offsets, the component of each stored value, and where each value is in the
+        (count, components) weights flattened. Made once for each count."""
         if self._layout is None:
+            self._layout = {}
+        if count not in self._layout:
             ranks = self.ranks.detach().round().long()
-            offsets = torch.zeros(len(ranks) + 1, dtype=torch.int64, device=ranks.device)
-            offsets[1:] = ranks.cumsum(0)
-            self._layout = (offsets, torch.arange(self.components, device=ranks.device))
-        return self._layout
+            device = ranks.device
+            row_lengths = ranks.repeat_interleave(count)
+            offsets = torch.zeros(len(row_lengths) + 1, dtype=torch.int64, device=device)
+            offsets[1:] = row_lengths.cumsum(0)
+            firsts = torch.zeros(len(ranks), dtype=torch.int64, device=device)
+            firsts[1:] = ranks.cumsum(0)[:-1]  # each tile's first component
+            within = torch.arange(int(offsets[-1]), device=device)
+            within -= offsets[:-1].repeat_interleave(row_lengths)
+            columns = firsts.repeat_interleave(count).repeat_interleave(row_lengths) + within
+            positions = torch.arange(count, device=device).repeat(len(ranks))
+            read = positions.repeat_interleave(row_lengths) * self.components + columns
+            self._layout[count] = (offsets, columns, read)
+        return self._layout[count]
 
-    def native_picture(self, position: float) -> torch.Tensor:
-        """The frame (3, height, width) at a frame position (0 .. frames - 1, linear between
-        frames) at the learned size, unclamped; a view of (height, width, 3) memory, which the
-        8-bit frame for ffmpeg takes without a copy (gathering the tiles into planes instead cost
-        9 ms a 1280x720 frame, and turning them back 2 more)."""
-        n = self.frames
-        position = min(max(position, 0.0), n - 1.0)
-        before = min(int(math.floor(position)), max(n - 2, 0))
-        frac = position - before
+    def native_pictures(self, positions: list[float]) -> list[torch.Tensor]:
+        """The frames (3, height, width) at frame positions (0 .. frames - 1, linear between
+        frames) at the learned size, unclamped, each a view of (height, width, 3) memory, which
+        the 8-bit frame for ffmpeg takes without a copy.
+
+        One sparse product makes them all: its rows are (tile, position), so a tile's components
+        are read from memory once for all the positions and from the cache after. A frame reads
+        every component (139 MB of pictures for 48 frames of 1280x720), so read one at a time
+        it is bound by memory (field.READ_FRAMES)."""
+        n, count = self.frames, len(positions)
         weights = self.weights.detach()
-        if frac == 0.0 or n == 1:
-            weight = weights[:, before].contiguous()
-        else:
-            weight = torch.lerp(weights[:, before], weights[:, before + 1], frac)
-        tile = self.tile
-        values = tile_values(tile, self.chroma)
+        mixes = []
+        for position in positions:
+            position = min(max(position, 0.0), n - 1.0)
+            before = min(int(math.floor(position)), max(n - 2, 0))
+            frac = position - before
+            if frac == 0.0 or n == 1:
+                mixes.append(weights[:, before])
+            else:
+                mixes.append(torch.lerp(weights[:, before], weights[:, before + 1], frac))
+        tile, values = self.tile, tile_values(self.tile, self.chroma)
         if self.components == 0:
-            tiles = self.basis.new_zeros(self.rows * self.columns, values)
+            tiles = self.basis.new_zeros(self.rows * self.columns * count, values)
         else:
-            offsets, columns = self.layout()
+            offsets, columns, read = self.layout(count)
+            mixed = torch.stack(mixes).view(-1)[read]
             with warnings.catch_warnings():  # torch calls its sparse CSR tensors beta
                 warnings.simplefilter("ignore")
                 summing = torch.sparse_csr_tensor(
-                    offsets, columns, weight, size=(self.rows * self.columns, self.components)
+                    offsets, columns, mixed, size=(len(offsets) - 1, self.components)
                 )
-                tiles = summing @ self.basis.detach().view(self.components, values)
+                tiles = self.basis.new_empty(len(offsets) - 1, values)
+                # into itself: `summing @ basis` fills a matrix of zeros and copies it first
+                torch.addmm(tiles, summing, self.basis.detach().view(-1, values), beta=0, out=tiles)
         if self.chroma != "444":
             tiles = tiles @ self.projection().T
-        rows_of_pixels = (  # laid out (height, width, 3), as the frames go to ffmpeg
-            tiles.view(self.rows, self.columns, tile, tile, 3)
+        tiles = tiles.view(self.rows, self.columns, count, tile, tile, 3)
+        return [
+            tiles[:, :, k]  # laid out (height, width, 3), as the frames go to ffmpeg
             .permute(0, 2, 1, 3, 4)
-            .reshape(self.rows * tile, self.columns * tile, 3)
-        )
-        return rows_of_pixels[: self.height, : self.width].permute(2, 0, 1)
+            .reshape(self.rows * tile, self.columns * tile, 3)[: self.height, : self.width]
+            .permute(2, 0, 1)
+            for k in range(count)
+        ]
+
+    def native_picture(self, position: float) -> torch.Tensor:
+        """The frame (3, height, width) at a frame position at the learned size, unclamped
+        (native_pictures)."""
+        return self.native_pictures([position])[0]
+
+    def pictures(self, positions: list[float], width: int, height: int) -> list[torch.Tensor]:
+        """The frames (3, height, width) at frame positions, resized from the learned size,
+        unclamped; read frames_per_read at a time."""
+        learned = self.width * self.height
+        at_once = frames_per_read(max(learned, width * height))
+        pictures = []
+        for first in range(0, len(positions), at_once):
+            for picture in self.native_pictures(positions[first : first + at_once]):
+                if (height, width) != (self.height, self.width):
+                    picture = F.interpolate(
+                        picture.unsqueeze(0), size=(height, width), mode="bilinear",
+                        align_corners=False,
+                    )[0]  # fmt: skip
+                pictures.append(picture)
+        return pictures
 
     def picture(self, position: float, width: int, height: int) -> torch.Tensor:
         """The frame (3, height, width) at a frame position, resized from the learned size."""
-        picture = self.native_picture(position)
-        if (height, width) == (self.height, self.width):
-            return picture
-        return F.interpolate(
-            picture.unsqueeze(0), size=(height, width), mode="bilinear", align_corners=False
-        )[0]
+        return self.pictures([position], width, height)[0]
+
+    def render_images(self, times: list[float], width: int, height: int) -> list[torch.Tensor]:
+        """The frames at times ``times``, (3, height, width) in [0, 1], read together; the
+        last is kept as render_image's."""
+        positions = [(t + 1) * 0.5 * self.frames - 0.5 for t in times]
+        images = [picture.clamp_(0, 1) for picture in self.pictures(positions, width, height)]
+        self._cache_key, self._cache = (times[-1], width, height), images[-1]
+        return images
 
     def render_image(self, t: float, width: int, height: int) -> torch.Tensor:
         """The frame at time t, (3, height, width) in [0, 1]; kept until the next (t, size)."""
-        key = (t, width, height)
-        if self._cache_key != key:
-            position = (t + 1) * 0.5 * self.frames - 0.5
-            self._cache = self.picture(position, width, height).clamp_(0, 1)
-            self._cache_key = key
+        if self._cache_key != (t, width, height):
+            self.render_images([t], width, height)
         return self._cache
 
     def render_rows(
