@@ -16,16 +16,14 @@ from nvfilter import __version__
 from nvfilter.config import (
     AUDIO_MODES,
     BETWEEN_RULES,
+    PRECISIONS,
     UPSCALERS,
     DecodeOptions,
     EncodeOptions,
     TrainConfig,
 )
 from nvfilter.decode import decoder
-from nvfilter.encode import encoder
-from nvfilter.encode.train import PRECISIONS
 from nvfilter.errors import NvfilterError, OptionError
-from nvfilter.eval.evaluate import evaluate as evaluate_nvw
 from nvfilter.io import nvw, presets
 from nvfilter.io.inputs import open_nvw
 from nvfilter.progress import Console
@@ -395,6 +393,8 @@ def encode(
     options = EncodeOptions(
         max_memory=parse_size(max_memory) if max_memory else None, audio=not no_audio, **flags
     )
+    from nvfilter.encode import encoder  # here: a decode need not import the encoder
+
     run = encoder.RunOptions(
         outputs=outputs, checkpoint_every=checkpoint_every, resume=resume, jobs=jobs, ray=ray
     )
@@ -578,6 +578,8 @@ def filter_video(
         **storage,
         **network,
     )
+    from nvfilter.encode import encoder
+
     run = encoder.RunOptions(outputs=outputs, checkpoint_every=checkpoint_every, jobs=jobs, ray=ray)
     console = Console(quiet)
     with tempfile.TemporaryDirectory(prefix="nvfilter-") as tmp:
@@ -609,6 +611,8 @@ def evaluate(original: str, source: str, as_json: bool, per_frame: bool, vmaf: b
     PSNR as ffmpeg's psnr filter computes it (RGB, overall from the mean squared error of all
     frames), worst frame, SSIM (11x11 Gaussian, per RGB channel), file size and bits per pixel.
     """
+    from nvfilter.eval.evaluate import evaluate as evaluate_nvw
+
     result = evaluate_nvw(original, source, vmaf)
     if not per_frame:
         result.pop("per_frame")

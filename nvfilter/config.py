@@ -296,6 +296,8 @@ BETWEEN_RULES = ("network", "motion")
 UPSCALERS = ("network", "backproject")
 """How pixels beyond the learned size are made: the network read there, or back-projection."""
 AUDIO_MODES = ("keep", "drop")
+PRECISIONS = ("auto", "float32", "tf32", "bfloat16")
+"""``--precision`` values: the training arithmetic (the weights and Adam stay float32)."""
 MAX_SIDE = 16384
 """Largest output width or height decode accepts."""
 MAX_FRAMES = 10_000_000

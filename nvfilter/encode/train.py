@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nvfilter.config import TrainConfig
+from nvfilter.config import PRECISIONS, TrainConfig
 from nvfilter.coords import index_coords
 from nvfilter.errors import OptionError
 from nvfilter.eval.metrics import psnr_from_mse
@@ -38,8 +38,6 @@ from nvfilter.models import count_parameters
 from nvfilter.models.field import VideoField
 from nvfilter.progress import Progress
 
-PRECISIONS = ("auto", "float32", "tf32", "bfloat16")
-"""``--precision`` values: the training arithmetic (the weights and Adam stay float32)."""
 CUDA_AUTO_PRECISION = {"siren": "bfloat16"}
 """What ``auto`` trains each model in on an NVIDIA GPU, where measured to pay and to hold PSNR
 (BENCHMARKS.md, GPU section); float32 for the rest and everywhere else."""

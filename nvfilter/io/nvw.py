@@ -398,7 +398,9 @@ def _build_loaded(
     """The network built and given its (already checked) tensors, in eval mode."""
     model = build_model(architecture)
     try:
-        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+        model.load_state_dict(  # its tensors become the network's, not copied into it
+            {k: v.float() for k, v in tensors.items()}, strict=True, assign=True
+        )
     except RuntimeError as err:
         raise NvwError(
             f"{name}: .nvw tensors do not fit its architecture ({str(err).splitlines()[0]})"
