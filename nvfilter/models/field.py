@@ -9,13 +9,15 @@ from torch import nn
 
 from nvfilter.coords import rows_coords
 
-READ_BYTES = 96 << 20
-"""The most bytes of float frames a read of several frames at once makes (render_images): eight
-1280x720 frames, three 1920x1080, one 3840x2160 (read alone)."""
-READ_FRAMES = 8
+READ_BYTES = 48 << 20
+"""The most bytes of float frames a read of several frames at once makes (render_images): four
+1280x720 frames, two 1920x1080, one 3840x2160 (read alone). The read holds about twice that
+(the product, then each frame laid out for ffmpeg)."""
+READ_FRAMES = 4
 """The most frames a read makes at once: the tiles model's sparse product took 21 ms a 1280x720
 frame read alone, 8.0 ms in reads of four and 5.4 ms in reads of eight (one thread; two: 10.8,
-4.5 and 3.3 ms), the same frames to the bit."""
+4.5 and 3.3 ms), the same frames to the bit. Eight held 0.1-0.3 GB more in a 1280x720 encode
+(its part jobs read their frames back), for 1 ms a frame."""
 
 
 def frames_per_read(pixels: int) -> int:
