@@ -33,7 +33,7 @@ from nvfilter.decode.upscale import backproject, enlarges
 from nvfilter.device import opencv_threads, torch_threads
 from nvfilter.errors import OptionError
 from nvfilter.eval import metrics
-from nvfilter.models.field import VideoField, field_device, frames_per_read
+from nvfilter.models.field import READ_BYTES, VideoField, field_device, frames_per_read
 
 DEFAULT_POINTS_PER_BATCH = 1 << 17
 """Coordinates per forward pass: bounds activation memory whatever the frame size."""
@@ -123,7 +123,7 @@ def decode_memory(spec: RenderSpec, between: str, upscaler: str) -> int:
     does not grow with the number of frames)."""
     out = spec.width * spec.height
     made = math.prod(spec.learned_size) if backprojects(spec, upscaler) else out
-    total = RENDER_BYTES_PER_PIXEL * max(out, made)
+    total = RENDER_BYTES_PER_PIXEL * max(out, made) + 2 * READ_BYTES  # frames read together
     if between == "motion":
         total += MOTION_BYTES_PER_PIXEL * made
     if made != out:  # back-projection works at the output size on the frame made smaller
