@@ -93,6 +93,51 @@ def curve(model_name: str, frames: torch.Tensor, budget: float, marks: list[floa
     return model, text, points, result, pixels
 
 
+def network_720(model_name: str = "tiles"):
+    """The decode benchmarks' network: 48 frames of tour.mp4 scaled to 1280x720, one network of
+    ``model_name`` fitted to them (tiles; segments: its start), and its VideoInfo."""
+    src = media.probe(str(CORPUS / "tour.mp4"))
+    frames = media.read_frames(str(CORPUS / "tour.mp4"), src, 1280, 720, 1, 48)
+    n, h, w, _ = frames.shape
+    if model_name == "tiles":
+        model = TileField(w, h, n)
+    else:
+        model, _ = create_model(
+            EncodeOptions(model=model_name), SimpleNamespace(width=w, height=h, frames=n)
+        )
+    model.start_from(frames)
+    return model, VideoInfo(w, h, n, src.frame_rate, src.sample_aspect_ratio, src.color)
+
+
+def print_reads(repeats: int = 8) -> None:
+    """The tiles network's own 1280x720 reads (TileField.native_pictures) with several frames
+    in one sparse product: ms a frame and the pictures' bytes streamed a second (each frame reads
+    every component once; several frames read them once together), on 1 and 2 threads, best of
+    ``repeats``, beside the matmul rate."""
+    model, _ = network_720()
+    pictures = model.basis.numel() * model.basis.element_size()
+    before = matmul_flops()
+    print(f"\nthe tiles network's 1280x720 reads ({model.components} components, "
+          f"{pictures / 1e6:.0f} MB of pictures; matmul {before / 1e9:.0f} GFLOP/s before)\n")  # fmt: skip
+    print("| frames a product | threads | ms a frame | pictures read, GB/s |")
+    print("| --- | --- | --- | --- |")
+    threads = torch.get_num_threads()
+    for count in (1, 2, 4, 8):
+        for used in (1, threads):
+            torch.set_num_threads(used)
+            positions = [k * 47 / 8 for k in range(count)]
+            with torch.inference_mode():
+                model.native_pictures(positions)
+                best = math.inf
+                for _ in range(repeats):
+                    begin = time.perf_counter()
+                    model.native_pictures(positions)
+                    best = min(best, time.perf_counter() - begin)
+            print(f"| {count} | {used} | {best / count * 1e3:.1f} | {pictures / best / 1e9:.1f} |")
+    torch.set_num_threads(threads)
+    print(f"\nmatmul {matmul_flops() / 1e9:.0f} GFLOP/s after")
+
+
 def decode_fps(rounds: int = 2, model_name: str = "tiles") -> list[str]:
     """End-to-end `nvfilter decode` of a 1280x720 .nvw (48 frames of tour.mp4 scaled to 1280x720,
     one network of the default model fitted to them: tiles; segments: its start) into a raw pipe: the start-up (one frame), 240 frames
@@ -101,17 +146,8 @@ def decode_fps(rounds: int = 2, model_name: str = "tiles") -> list[str]:
     Markdown table."""
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.nvw"
-        src = media.probe(str(CORPUS / "tour.mp4"))
-        frames = media.read_frames(str(CORPUS / "tour.mp4"), src, 1280, 720, 1, 48)
-        n, h, w, _ = frames.shape
-        if model_name == "tiles":
-            model = TileField(w, h, n)
-        else:
-            model, _ = create_model(
-                EncodeOptions(model=model_name), SimpleNamespace(width=w, height=h, frames=n)
-            )
-        model.start_from(frames)
-        video = VideoInfo(w, h, n, src.frame_rate, src.sample_aspect_ratio, src.color)
+        model, video = network_720(model_name)
+        w, h = video.width, video.height
         result = TrainResult(0, 0.0, 0.0, "epochs", None)
         clip.write_bytes(nvw.to_bytes(model, video, result, "float32", None))
         base = ["decode", str(clip), "-", "-q", "--format", "nut", "--codec", "rawvideo"]
@@ -457,13 +493,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--motion-starts", type=int, nargs="+", default=[0, 128, 136],
                         help="first frames of the slow-motion windows (--part quality)")  # fmt: skip
-    parts = ["all", "tiles", "sweep", "curves", "quality", "decode", "native720", "shaken720"]
+    parts = ["all", "tiles", "sweep", "curves", "quality", "decode", "reads", "native720",
+             "shaken720"]  # fmt: skip
     parser.add_argument("--part", choices=parts, default="all")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.part == "decode":
         print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
         print_decode()
+        return
+    if args.part == "reads":
+        print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
+        print_reads()
         return
     if args.part == "sweep":
         print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")

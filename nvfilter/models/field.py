@@ -14,10 +14,10 @@ READ_BYTES = 48 << 20
 1280x720 frames, two 1920x1080, one 3840x2160 (read alone). The read holds about twice that
 (the product, then each frame laid out for ffmpeg)."""
 READ_FRAMES = 4
-"""The most frames a read makes at once: the tiles model's sparse product took 21 ms a 1280x720
-frame read alone, 8.0 ms in reads of four and 5.4 ms in reads of eight (one thread; two: 10.8,
-4.5 and 3.3 ms), the same frames to the bit. Eight held 0.1-0.3 GB more in a 1280x720 encode
-(its part jobs read their frames back), for 1 ms a frame."""
+"""The most frames a read makes at once: a 1280x720 frame of the tiles model took 13.6-14.0 ms
+read alone and 6.7-7.0 ms in reads of four, on two threads (`python bench/real_size_bench.py
+--part reads`), the same frames to the bit; reads of eight took 7.9 ms and held 0.1-0.3 GB more
+in a 1280x720 encode (its part jobs read their frames back)."""
 
 
 def frames_per_read(pixels: int) -> int:
