@@ -1,7 +1,8 @@
 """Real sizes: the default (tiles) model's no-flag encode and fit rate on the corpus's real-size
 clips at their own sizes (alone: --part tiles), then PSNR against training time for the models
 trained by steps (segments and hybrid), with the machine's matmul rate beside every timed figure;
-then decode frames/s at 1280x720 into a raw pipe (alone: --part decode). --part quality: slow
+then decode frames/s at 1280x720 into a raw pipe (alone: --part decode; --part reads: the tiles
+network's own reads there, with several frames a product). --part quality: slow
 motion and upscaling at real sizes against ffmpeg; --part native720: all of it on a native
 1280x720 clip fetched from PyPI (common.NATIVE_720), the corpus having none.
 
