@@ -321,10 +321,6 @@ class TileField(VideoField):
                 pictures.append(picture)
         return pictures
 
-    def picture(self, position: float, width: int, height: int) -> torch.Tensor:
-        """The frame (3, height, width) at a frame position, resized from the learned size."""
-        return self.pictures([position], width, height)[0]
-
     def render_images(self, times: list[float], width: int, height: int) -> list[torch.Tensor]:
         """The frames at times ``times``, (3, height, width) in [0, 1], read together; the
         last is kept as render_image's."""
