@@ -44,9 +44,12 @@ def moving_video(frames=9, height=21, width=37, seed=0) -> torch.Tensor:
     return (video * 255).round().to(torch.uint8)
 
 
-def fitted(video: torch.Tensor, **arch) -> TileField:
+def fitted(video: torch.Tensor, follow_camera: bool = False, **arch) -> TileField:
+    """A network fitted to ``video``; by default kept from following the camera (the tests of
+    the path say so), so that the tests of the tiles' own fit see the frame's own tiles."""
     n, h, w, _ = video.shape
     model = TileField(w, h, n, **arch)
+    model.follow_camera = follow_camera
     model.start_from(video)
     return model.eval()
 

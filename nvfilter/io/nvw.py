@@ -7,7 +7,10 @@ little-endian header length, a JSON header, then the raw tensor bytes. Nothing i
   (``dtype``): for the tiles model ``basis`` (components, tile, tile, 3: each component's RGB
   picture of its tile), ``weights`` (components, frames: its weight in each frame) and ``ranks``
   (tiles: how many of the components, in order, each tile has, tile rows first; whole numbers
-  stored as floats), layout in models/tiles.py; for the segments model each segment's
+  stored as floats), and for a network whose tiles follow the camera (its architecture has
+  ``canvas_width`` and ``canvas_height``) ``places`` (frames, 2: each frame's top-left corner on
+  the tiled canvas, x then y, whole pixels stored as floats), layout in models/tiles.py; for the
+  segments model each segment's
   ``segments.g.xy.l``, ``segments.g.xt.l``, ``segments.g.yt.l`` and ``decoders.l.*``; for the
   hybrid model ``table`` (every plane's cells, layout in planes.py) and ``head.*``; for SIREN
   ``net.0.linear.weight``, ``net.0.linear.bias``, ..., ``final.weight``,
@@ -18,7 +21,8 @@ little-endian header length, a JSON header, then the raw tensor bytes. Nothing i
 
   ========================  =====================================================================
   format                    ``nvfilter.io.nvw``
-  format_version            ``5`` for a file holding tiles networks, ``4`` for a video learned
+  format_version            ``6`` for a file holding a tiles network that follows the camera
+                            (``places``), ``5`` for other tiles networks, ``4`` for a video learned
                             in parts of segments networks, ``3`` for one network (``2``, ``1``:
                             older networks, ``1`` without audio); a reader refuses a version
                             newer than it knows
@@ -90,13 +94,15 @@ from nvfilter.models.field import VideoField
 from nvfilter.models.parts import PartsField, PartSpan
 
 FORMAT_NAME = "nvfilter.io.nvw"
-FORMAT_VERSION = 5
-"""The newest version: a file holding a tiles network (TILES_VERSION); a video learned in parts
-of other networks is still written as PARTS_VERSION and a single one as SINGLE_VERSION, which
-every reader since 3 decodes."""
+FORMAT_VERSION = 6
+"""The newest version: a file holding a tiles network that follows the camera (CANVAS_VERSION);
+other tiles networks are still written as TILES_VERSION, a video learned in parts of other
+networks as PARTS_VERSION and a single one as SINGLE_VERSION, which the readers since each
+decode."""
 SINGLE_VERSION = 3
 PARTS_VERSION = 4
 TILES_VERSION = 5
+CANVAS_VERSION = 6
 PART_PREFIX = "part."
 MAX_PARTS = 1_000_000
 AUDIO_TENSOR = "audio"
@@ -135,6 +141,12 @@ def _chroma(value: str) -> str:
     return value
 
 
+def tiles_version(architectures: list[dict[str, Any]]) -> int:
+    """The format version of a file holding these tiles networks: CANVAS_VERSION where one
+    follows the camera (older readers refuse it in one line), else TILES_VERSION."""
+    return CANVAS_VERSION if any("canvas_width" in a for a in architectures) else TILES_VERSION
+
+
 def encode_metadata(
     architecture: dict[str, Any],
     video: VideoInfo,
@@ -145,7 +157,11 @@ def encode_metadata(
     """The metadata header of a .nvw (see the module docstring for each key)."""
     kind = architecture.get("type")
     version = (
-        TILES_VERSION if kind == "tiles" else PARTS_VERSION if kind == "parts" else SINGLE_VERSION
+        tiles_version([architecture])
+        if kind == "tiles"
+        else PARTS_VERSION
+        if kind == "parts"
+        else SINGLE_VERSION
     )
     return {
         "format": FORMAT_NAME,
@@ -611,8 +627,11 @@ def join_parts(
     architecture = {"type": "parts", "frames": video.frames, "parts": len(part_files)}
     metadata = encode_metadata(architecture, video, training, dtype, audio[1] if audio else None)
     metadata["parts"] = json.dumps(index, sort_keys=True)
-    if any(entry["architecture"].get("type") == "tiles" for entry in index):
-        metadata["format_version"] = str(TILES_VERSION)
+    tiles = [
+        entry["architecture"] for entry in index if entry["architecture"].get("type") == "tiles"
+    ]
+    if tiles:
+        metadata["format_version"] = str(tiles_version(tiles))
     header: dict[str, Any] = {"__metadata__": metadata}
     offset = 0
     for name, _, _, stored, shape in entries:

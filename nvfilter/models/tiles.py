@@ -24,6 +24,16 @@ the numbers go where the video needs them. It stores at most one number per pixe
 and is not a copy of the frames: 3 x 8 x 8 = 192 values of a tile at one time become about 9
 components of 192 + n numbers for n frames.
 
+A hand-held camera moves the picture across the tiles, and a tile that sees a new picture in
+every frame needs many components. Where a sample of the tiles says so (PATH_BELOW), the fit
+follows the camera (nvfilter/camera.py): each frame is put at its place on a canvas (its whole-pixel
+offset along the camera's path, ``places``), the canvas is tiled and fitted as above (what a frame
+leaves uncovered shows the nearest frame that covers it), and frame k is the canvas's picture at
+k cut at its place; between two frames the place moves between theirs (bilinear), so a pan
+played slower moves instead of fading. A hand-held walk through a forest at 640x360: 45.46 ->
+47.28 dB and 38.72 -> 39.54 dB on two parts; tour.mp4, oa4_launch.webm and a still camera keep
+their frame (BENCHMARKS.md).
+
 Frames whose colour came at half size (``chroma="420"``: a 4:2:0 source, which ffmpeg gives as RGB
 with each colour sample repeated over a 2x2 block, chroma.py; ``422``: over 1x2) hold only 6
 independent values per 2x2 block (4 per 1x2), whatever the source's YCbCr matrix: a colour common
@@ -47,10 +57,18 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nvfilter.camera import (
+    PATH_MAX_PIXELS,
+    PATH_MAX_SHARE,
+    camera_path,
+    canvas_frames,
+    canvas_pixels,
+)
 from nvfilter.device import torch_threads
 from nvfilter.models.field import VideoField, frames_per_read
 
@@ -69,6 +87,15 @@ layout first (TileField._fit_layout). On real parts the guess is never a close c
 floor is 33 times or more what its components leave out on tour.mp4 and oa4_launch.webm (they
 leave out nothing, or almost, on four parts of six), and 2 to 19 times less on the native
 1280x720 clip."""
+PATH_BELOW = 0.9
+"""A part follows the camera's path (nvfilter/camera.py) where a sample of its tiles (PATH_SAMPLE), fitted
+both ways with their share of the budget, leaves under this fraction of the squared error on the
+frames' own pixels it leaves as it is: a path that only ties costs the canvas's reads."""
+PATH_SAMPLE = 16
+"""One tile in this many decides whether a part follows the camera's path: fitted both ways, in
+the layout and in RGB, it costs 0.42-0.47 s on a 960x540 part of 33 frames (whose fit takes about
+1.1 s). One in 32 missed two parts of a hand-held forest walk that the path improves by 1.8 and
+0.8 dB (BENCHMARKS.md)."""
 FIT_TILES_PER_BATCH = 1024
 """Tiles converted to float and multiplied at once in the fit: 26 MB of floats for 33 frames of
 8 x 8 tiles, under the size from which the C library maps fresh pages for each buffer (up to 32
@@ -116,12 +143,15 @@ def tile_values(tile: int, chroma: str) -> int:
 
 def component_budget(
     width: int, height: int, frames: int, tile: int, numbers_per_pixel: float,
-    chroma: str = "444",
+    chroma: str = "444", canvas: tuple[int, int] | None = None,
 ) -> int:  # fmt: skip
     """Most components a network may keep and stay within ``numbers_per_pixel`` (each stores
-    its picture and its weight per frame; every tile stores its rank)."""
-    rows, columns = tile_grid(width, height, tile)
+    its picture and its weight per frame; every tile stores its rank): the tiles cover the
+    frame, or a ``canvas`` (width, height) whose frames' places (two numbers each) count too."""
+    rows, columns = tile_grid(*(canvas or (width, height)), tile)
     numbers = numbers_per_pixel * width * height * own_frames(frames) - rows * columns
+    if canvas is not None:
+        numbers -= 2 * frames
     return max(0, int(numbers // (tile_values(tile, chroma) + frames)))
 
 
@@ -177,26 +207,45 @@ class TileField(VideoField):
         numbers_per_pixel: float = NUMBERS_PER_PIXEL,
         target_psnr: float | None = None,
         chroma: str = "444",
+        canvas_width: int | None = None,
+        canvas_height: int | None = None,
     ) -> None:
         super().__init__()
         if min(width, height, frames, tile) < 1 or components < 0:
             raise ValueError("every size in the architecture must be positive")
+        if (canvas_width, canvas_height) != (None, None) and not (
+            canvas_width is not None
+            and canvas_height is not None
+            and 0 <= canvas_width - width <= min(width * PATH_MAX_SHARE, PATH_MAX_PIXELS)
+            and 0 <= canvas_height - height <= min(height * PATH_MAX_SHARE, PATH_MAX_PIXELS)
+        ):
+            raise ValueError(f"canvas {canvas_width}x{canvas_height}: the frame's size, up to "
+                             f"{PATH_MAX_SHARE:.0%} more on each side")  # fmt: skip
         if tile > MAX_TILE:
             raise ValueError(f"tiles of at most {MAX_TILE} pixels")
         if chroma not in CHROMA_LAYOUTS or tile % max(CHROMA_LAYOUTS[chroma]):
             raise ValueError(f"chroma {chroma!r}: 444, or 422 or 420 with an even tile")
-        rows, columns = tile_grid(width, height, tile)
+        rows, columns = tile_grid(canvas_width or width, canvas_height or height, tile)
         if components > rows * columns * frames:
             raise ValueError(f"{components} components: at most {frames} a tile")
         if not 0 < numbers_per_pixel <= 3:
             raise ValueError(f"numbers_per_pixel {numbers_per_pixel}: above 0, at most 3")
         self.width, self.height, self.frames, self.tile = width, height, frames, tile
-        self.rows, self.columns = rows, columns
         self.numbers_per_pixel, self.target_psnr = numbers_per_pixel, target_psnr
         self.chroma = chroma
+        self.follow_camera = True
+        """Whether the fit may follow the camera's path (PATH_BELOW); not stored."""
+        self._use_canvas(canvas_width, canvas_height)
         self._shape(components)
         self.register_load_state_dict_post_hook(lambda module, keys: module._check_ranks())
         self.forget_render_cache()
+
+    def _use_canvas(self, width: int | None, height: int | None) -> None:
+        """Tile a canvas of ``width`` x ``height`` whose frames each have a place (``places``,
+        (frames, 2): x, y of the frame's top-left corner, whole pixels), or the frame itself
+        (None, None). The tensors are made again by ``_shape``."""
+        self.canvas = None if width is None or height is None else (width, height)
+        self.rows, self.columns = tile_grid(*(self.canvas or (self.width, self.height)), self.tile)
 
     def _shape(self, components: int) -> None:
         """(Re)make the tensors for ``components`` components (zero, no components kept)."""
@@ -209,6 +258,11 @@ class TileField(VideoField):
         self.ranks = nn.Parameter(torch.zeros(self.rows * self.columns), requires_grad=False)
         """Components per tile, tile rows first; stored as floats (safetensors networks are
         floating point), whole numbers checked on load."""
+        if self.canvas is not None:
+            self.places = nn.Parameter(torch.zeros(self.frames, 2), requires_grad=False)
+            """Each frame's top-left corner on the canvas (x, y), whole pixels as floats."""
+        elif "places" in self._parameters:
+            del self.places
         self._layout: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
 
     def _check_ranks(self) -> None:
@@ -224,11 +278,17 @@ class TileField(VideoField):
             raise RuntimeError(
                 f"tile ranks add up to {int(ranks.sum())}, not the {self.components} components"
             )
+        if self.canvas is not None:
+            places = self.places.detach()
+            room = torch.tensor([self.canvas[0] - self.width, self.canvas[1] - self.height])
+            whole = torch.isfinite(places).all() and bool((places == places.round()).all())
+            if not whole or places.min() < 0 or bool((places > room).any()):
+                raise RuntimeError("frame places must be whole pixels inside the canvas")
         self._layout = None
 
     @staticmethod
     def tensor_count(architecture: dict[str, Any]) -> int:
-        return 3
+        return 4 if "canvas_width" in architecture else 3
 
     # ---- reads ----------------------------------------------------------------------------
 
@@ -266,7 +326,7 @@ class TileField(VideoField):
         it is bound by memory (field.READ_FRAMES)."""
         n, count = self.frames, len(positions)
         weights = self.weights.detach()
-        mixes = []
+        mixes, between = [], []
         for position in positions:
             position = min(max(position, 0.0), n - 1.0)
             before = min(int(math.floor(position)), max(n - 2, 0))
@@ -275,6 +335,7 @@ class TileField(VideoField):
                 mixes.append(weights[:, before])
             else:
                 mixes.append(torch.lerp(weights[:, before], weights[:, before + 1], frac))
+            between.append((before, frac))
         tile, values = self.tile, tile_values(self.tile, self.chroma)
         if self.components == 0:
             tiles = self.basis.new_zeros(self.rows * self.columns * count, values)
@@ -292,13 +353,34 @@ class TileField(VideoField):
         if self.chroma != "444":
             tiles = tiles @ self.projection().T
         tiles = tiles.view(self.rows, self.columns, count, tile, tile, 3)
+        shape = (self.rows * tile, self.columns * tile, 3)
         return [
-            tiles[:, :, k]  # laid out (height, width, 3), as the frames go to ffmpeg
-            .permute(0, 2, 1, 3, 4)
-            .reshape(self.rows * tile, self.columns * tile, 3)[: self.height, : self.width]
-            .permute(2, 0, 1)
+            self._frame_of(tiles[:, :, k].permute(0, 2, 1, 3, 4).reshape(shape), *between[k])
             for k in range(count)
         ]
+
+    def _frame_of(self, picture: torch.Tensor, before: int, frac: float) -> torch.Tensor:
+        """The frame (3, height, width), a view of (height, width, 3) memory, cut from the
+        tiles' ``picture`` (rows x tile, columns x tile, 3) at the frame position ``before`` +
+        ``frac``: at its place on the canvas, between two frames' places that bilinearly (the
+        canvas moves as the camera did); else at the top-left corner."""
+        height, width = self.height, self.width
+        if self.canvas is None:
+            return picture[:height, :width].permute(2, 0, 1)
+        places = self.places.detach()
+        at = places[before] if frac == 0.0 else torch.lerp(places[before], places[before + 1], frac)
+        x, y = (float(v) for v in at)
+        left, top = math.floor(x), math.floor(y)
+        across, down = x - left, y - top
+        frame = picture[top : top + height, left : left + width]
+        if across or down:  # the four whole-pixel cuts around the place, weighted
+            frame = frame * ((1 - across) * (1 - down))
+            for dx, dy, share in ((1, 0, across * (1 - down)), (0, 1, (1 - across) * down),
+                                  (1, 1, across * down)):  # fmt: skip
+                if share:
+                    cut = picture[top + dy : top + dy + height, left + dx : left + dx + width]
+                    frame.add_(cut, alpha=share)
+        return frame.permute(2, 0, 1)
 
     def native_picture(self, position: float) -> torch.Tensor:
         """The frame (3, height, width) at a frame position at the learned size, unclamped
@@ -308,7 +390,7 @@ class TileField(VideoField):
     def pictures(self, positions: list[float], width: int, height: int) -> list[torch.Tensor]:
         """The frames (3, height, width) at frame positions, resized from the learned size,
         unclamped; read frames_per_read at a time."""
-        learned = self.width * self.height
+        learned = math.prod(self.canvas or (self.width, self.height))
         at_once = frames_per_read(max(learned, width * height))
         pictures = []
         for first in range(0, len(positions), at_once):
@@ -365,16 +447,20 @@ class TileField(VideoField):
 
     # ---- the fit --------------------------------------------------------------------------
 
-    def _tiles(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 frames (n, H, W, 3) as tiles (tiles, n, tile * tile * 3), tile rows first,
-        the edge pixels repeated to whole tiles (one uint8 copy of the frames)."""
-        n, tile = frames.shape[0], self.tile
+    def _tiles(self, frames: torch.Tensor, places: np.ndarray | None = None) -> torch.Tensor:
+        """uint8 frames (n, H, W, 3), laid on the canvas at ``places`` if given
+        (camera.canvas_frames), as tiles (tiles, n, tile * tile * 3), tile rows first, the edge
+        pixels repeated to whole tiles (one uint8 copy of the frames)."""
+        if places is not None:
+            frames = torch.from_numpy(canvas_frames(frames.numpy(), places))
+        n, height, width = frames.shape[:3]
+        tile = self.tile
         padded_h, padded_w = self.rows * tile, self.columns * tile
-        if (padded_h, padded_w) != (self.height, self.width):
+        if (padded_h, padded_w) != (height, width):
             padded = frames.new_empty(n, padded_h, padded_w, 3)
-            padded[:, : self.height, : self.width] = frames
-            padded[:, self.height :, : self.width] = frames[:, -1:]
-            padded[:, :, self.width :] = padded[:, :, self.width - 1 : self.width]
+            padded[:, :height, :width] = frames
+            padded[:, height:, :width] = frames[:, -1:]
+            padded[:, :, width:] = padded[:, :, width - 1 : width]
             frames = padded
         view = frames.view(n, self.rows, tile, self.columns, tile, 3).permute(1, 3, 0, 2, 4, 5)
         return view.reshape(self.rows * self.columns, n, 3 * tile * tile)
@@ -397,13 +483,20 @@ class TileField(VideoField):
         if tuple(frames.shape) != (self.frames, self.height, self.width, 3):
             raise ValueError("the frames are not the network's")
         n = self.frames
+        self._use_canvas(None, None)
         tiles = self._tiles(frames)
+        moved = self._along_camera(frames, tiles)
+        places = None if moved is None else moved[1]
+        if moved is not None:
+            tiles = moved[0]
         count = self.rows * self.columns
         eigenvalues, vectors, ranks = self._fit_layout(tiles)
         values = tile_values(self.tile, self.chroma)
         kept = int(ranks.sum())
         self._shape(kept)
         self.ranks.copy_(ranks.float())
+        if places is not None:
+            self.places.copy_(torch.from_numpy(places).float())
         scale = math.sqrt(n)
         done = 0
         for first in range(0, count, FIT_TILES_PER_BATCH):
@@ -421,6 +514,99 @@ class TileField(VideoField):
             self.weights[done : done + total] = directions.transpose(1, 2)[keep] * scale
             done += total
         self.forget_render_cache()
+
+    def _along_camera(
+        self, frames: torch.Tensor, tiles: torch.Tensor
+    ) -> tuple[torch.Tensor, np.ndarray] | None:
+        """The tiles of the frames laid along the camera's path (nvfilter/camera.py) and their
+        places, where a sample of the tiles says that pays (PATH_BELOW), the canvas then in use;
+        else None, the frame itself in use. The sample is fitted in the network's layout and in
+        RGB, and each way is judged by the better of the two, as the fit then keeps the better
+        (_fit_layout): RGB alone would follow a path where the layout, which wins, gains nothing
+        (a rocket's launch), and the layout alone one where RGB, which wins, loses (tour.mp4)."""
+        if not self.follow_camera:
+            return None
+        places = camera_path(frames.numpy(), max(CHROMA_LAYOUTS[self.chroma]))
+        if places is None:
+            return None
+        index = self._sample(len(tiles))
+        as_is = self._best_sampled_error(tiles[index], index, np.zeros_like(places), len(tiles))
+        right, bottom = (int(v) for v in places.max(0))
+        self._use_canvas(self.width + right, self.height + bottom)
+        count = self.rows * self.columns
+        index = self._sample(count)
+        moved = self._canvas_tiles(frames, places, index)
+        if self._best_sampled_error(moved, index, places, count) < PATH_BELOW * as_is:
+            return self._tiles(frames, places), places
+        self._use_canvas(None, None)
+        return None
+
+    def _best_sampled_error(
+        self, sample: torch.Tensor, index: torch.Tensor, places: np.ndarray, count: int
+    ) -> float:
+        """_sampled_error in the network's layout or in RGB, whichever is less."""
+        layout, errors = self.chroma, []
+        try:
+            for self.chroma in dict.fromkeys((layout, "444")):
+                errors.append(self._sampled_error(sample, index, places, count))
+        finally:
+            self.chroma = layout
+        return min(errors)
+
+    @staticmethod
+    def _sample(count: int) -> torch.Tensor:
+        """One in PATH_SAMPLE of ``count`` tiles, picked at random with a fixed seed, in order:
+        every PATH_SAMPLE-th tile would be a few fixed columns where the columns are a multiple
+        of it."""
+        chosen = torch.Generator().manual_seed(0)
+        return torch.randperm(count, generator=chosen)[: -(-count // PATH_SAMPLE)].sort().values
+
+    def _canvas_tiles(
+        self, frames: torch.Tensor, places: np.ndarray, index: torch.Tensor
+    ) -> torch.Tensor:
+        """Tiles ``index`` of the canvas of the frames at ``places`` (as _tiles lays them out,
+        edge pixels repeated past the canvas), made without laying out the rest."""
+        assert self.canvas is not None
+        tile, count = self.tile, len(index)
+        steps = torch.arange(tile)
+        ys = ((index // self.columns)[:, None] * tile + steps).clamp(max=self.canvas[1] - 1)
+        xs = ((index % self.columns)[:, None] * tile + steps).clamp(max=self.canvas[0] - 1)
+        rows = ys[:, :, None].expand(count, tile, tile).reshape(-1).numpy()
+        columns = xs[:, None, :].expand(count, tile, tile).reshape(-1).numpy()
+        shown = torch.from_numpy(canvas_pixels(frames.numpy(), places, rows, columns))
+        return shown.view(self.frames, count, tile * tile * 3).transpose(0, 1)
+
+    def _sampled_error(
+        self, sample: torch.Tensor, index: torch.Tensor, places: np.ndarray, count: int
+    ) -> float:
+        """The mean squared error over the frames' own pixels (each frame at its place on the
+        tiles' canvas) that a fit of the ``sample`` of tiles (``index`` of ``count``) leaves
+        with its share of the budget, in the network's layout: a canvas's pixels that no frame
+        shows cost nothing."""
+        pixels = sample.float().div_(255.0)
+        eigenvalues, vectors, floor = self._decompose(sample)
+        ranks = self._share_out(eigenvalues, floor, len(index) / count)
+        widest = max(1, int(ranks.max()))
+        kept = vectors[:, :, :widest] * (torch.arange(widest) < ranks[:, None])[:, None, :]
+        coords = self._coords(pixels)
+        fitted = torch.bmm(kept, torch.bmm(kept.transpose(1, 2), coords))
+        if self.chroma != "444":
+            fitted = fitted @ self.projection().T
+        shown = self._shown(index, torch.from_numpy(places))
+        return float((pixels - fitted).square_().mul_(shown).sum()) / max(1, int(shown.sum()))
+
+    def _shown(self, index: torch.Tensor, places: torch.Tensor) -> torch.Tensor:
+        """(tiles, frames, tile * tile * 3) float: 1 where tile ``index``'s pixel in a frame is
+        one of that frame's own, the frame at ``places`` (frames, 2) on the tiles' grid."""
+        tile = self.tile
+        steps = torch.arange(tile)
+        ys = (index // self.columns)[:, None] * tile + steps  # (tiles, tile)
+        xs = (index % self.columns)[:, None] * tile + steps
+        left, top = places[:, 0][None, :, None], places[:, 1][None, :, None]
+        in_y = (ys[:, None, :] >= top) & (ys[:, None, :] < top + self.height)  # (tiles, n, tile)
+        in_x = (xs[:, None, :] >= left) & (xs[:, None, :] < left + self.width)
+        shown = in_y[..., :, None] & in_x[..., None, :]
+        return shown[..., None].expand(*shown.shape, 3).reshape(len(index), self.frames, -1).float()
 
     def _fit_layout(self, tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every tile's eigenvalues, eigenvectors and rank in the network's layout, or in RGB
@@ -524,8 +710,9 @@ class TileField(VideoField):
         order up to the budget of numbers (``fraction`` of it, for a sample of the tiles), or
         until the error (with ``floor``, the layout's own) is under the target PSNR's."""
         budget = component_budget(
-            self.width, self.height, self.frames, self.tile, self.numbers_per_pixel, self.chroma
-        )
+            self.width, self.height, self.frames, self.tile, self.numbers_per_pixel, self.chroma,
+            self.canvas,
+        )  # fmt: skip
         budget = int(budget * fraction)
         order = eigenvalues.flatten().sort(descending=True)
         useful = int((order.values > NEGLIGIBLE).sum())  # a black tile needs no component
@@ -552,4 +739,9 @@ class TileField(VideoField):
             "numbers_per_pixel": self.numbers_per_pixel,
             "target_psnr": self.target_psnr,
             "chroma": self.chroma,
+            **(
+                {"canvas_width": self.canvas[0], "canvas_height": self.canvas[1]}
+                if self.canvas is not None
+                else {}
+            ),
         }
