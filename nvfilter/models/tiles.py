@@ -88,9 +88,9 @@ floor is 33 times or more what its components leave out on tour.mp4 and oa4_laun
 leave out nothing, or almost, on four parts of six), and 2 to 19 times less on the native
 1280x720 clip."""
 PATH_BELOW = 0.9
-"""A part follows the camera's path (nvfilter/camera.py) where a sample of its tiles (PATH_SAMPLE), fitted
-both ways with their share of the budget, leaves under this fraction of the squared error on the
-frames' own pixels it leaves as it is: a path that only ties costs the canvas's reads."""
+"""A part follows the camera's path (nvfilter/camera.py) where a sample of its tiles (PATH_SAMPLE),
+fitted both ways with their share of the budget, leaves under this fraction of the squared error
+on the frames' own pixels it leaves as it is: a path that only ties costs the canvas's reads."""
 PATH_SAMPLE = 16
 """One tile in this many decides whether a part follows the camera's path: fitted both ways, in
 the layout and in RGB, it costs 0.42-0.47 s on a 960x540 part of 33 frames (whose fit takes about
