@@ -11,6 +11,7 @@ from conftest import run
 from test_train import gradient_video
 
 from nvfilter.config import TrainConfig
+from nvfilter.coords import frame_time
 from nvfilter.decode.render import reconstruction_mse, render_frame
 from nvfilter.encode.train import Trainer
 from nvfilter.eval.metrics import psnr_from_mse
@@ -62,6 +63,22 @@ def test_cuda_render_matches_cpu_render(kind):
     on_cpu = render_frame(model, 40, 30, 0.1)
     on_gpu = render_frame(model.to("cuda"), 40, 30, 0.1)
     assert np.abs(on_cpu.astype(int) - on_gpu.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("follow_camera", [False, True])
+def test_cuda_tiles_render_matches_cpu_render(follow_camera):
+    """A tiles network, kept in its frame or cut from its canvas (test_camera's pan), reads
+    the same on the GPU, at a frame and between two."""
+    from test_camera import fitted, panning_video
+
+    model = fitted(panning_video(), follow_camera=follow_camera)
+    assert (model.canvas is not None) == follow_camera
+    for t in (frame_time(3, 9), frame_time(3.5, 9)):
+        model.cpu().forget_render_cache()
+        on_cpu = render_frame(model, 80, 48, t)
+        model.to("cuda").forget_render_cache()  # a read keeps its last frame
+        on_gpu = render_frame(model, 80, 48, t)
+        assert np.abs(on_cpu.astype(int) - on_gpu.astype(int)).max() <= 1
 
 
 def test_encode_and_decode_on_cuda_through_the_cli(clips, tmp_path):

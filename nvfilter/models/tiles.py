@@ -280,7 +280,7 @@ class TileField(VideoField):
             )
         if self.canvas is not None:
             places = self.places.detach()
-            room = torch.tensor([self.canvas[0] - self.width, self.canvas[1] - self.height])
+            room = places.new_tensor([self.canvas[0] - self.width, self.canvas[1] - self.height])
             whole = torch.isfinite(places).all() and bool((places == places.round()).all())
             if not whole or places.min() < 0 or bool((places > room).any()):
                 raise RuntimeError("frame places must be whole pixels inside the canvas")
