@@ -5,15 +5,13 @@ one keeps its frame, reads agree, and a file of it reads back (a tampered one is
 from __future__ import annotations
 
 import math
-from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from test_tiles import tampered, to_file
 
 from nvfilter.camera import camera_path, canvas_frames, canvas_pixels
-from nvfilter.config import TrainResult, VideoInfo
 from nvfilter.coords import frame_time, rows_coords
 from nvfilter.decode.render import reconstruction_mse
 from nvfilter.errors import NvwError
@@ -151,12 +149,6 @@ def test_frames_read_together_are_the_frames_read_one_at_a_time(monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(together, alone, strict=True))
 
 
-def to_file(model: TileField, path: Path, dtype: str = "float32") -> Path:
-    video = VideoInfo(model.width, model.height, model.frames, Fraction(24))
-    path.write_bytes(nvw.to_bytes(model, video, TrainResult(0, 0.0, 0.0, "fitted"), dtype))
-    return path
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_a_file_of_it_reads_back_the_same_frames(tmp_path, dtype):
     model = fitted(panning_video())
@@ -176,18 +168,6 @@ def test_a_network_that_keeps_its_frame_is_written_as_before(tmp_path):
     loaded = nvw.load(to_file(fitted(panning_video(), follow_camera=False), tmp_path / "t.nvw"))
     assert loaded.metadata["format_version"] == "5"
     assert "canvas_width" not in loaded.architecture
-
-
-def tampered(path: Path, change) -> Path:
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata()
-    tensors = load_file(str(path))
-    change(tensors)
-    save_file(tensors, str(path), metadata=metadata)
-    return path
 
 
 @pytest.mark.parametrize(
