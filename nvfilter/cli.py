@@ -683,16 +683,7 @@ def info(source: str, as_json: bool) -> None:
         f"model       {a.get('type')} "
         + ", ".join(f"{k}={val}" for k, val in sorted(a.items()) if k != "type")
         + f" ({params:,} parameters)",
-        *(
-            [
-                f"parts       each {first['type']} "
-                + ", ".join(
-                    f"{k}={val}" for k, val in sorted(first.items()) if k not in ("type", "frames")
-                )
-            ]  # fmt: skip
-            if (first := _first_part(loaded)) is not None
-            else []
-        ),
+        *_parts_lines(loaded),
         f"training    {t.steps} steps in {t.seconds:.1f} s, stopped by {t.stopped_by}, "
         f"PSNR {t.psnr:.2f} dB",
         "settings    " + (describe_settings(t.settings) if t.settings else "not recorded"),
@@ -706,12 +697,19 @@ def info(source: str, as_json: bool) -> None:
     click.echo("\n".join(lines))
 
 
-def _first_part(loaded: Any) -> dict[str, Any] | None:
-    """The first part's architecture of a video learned in parts (None for one network)."""
+def _parts_lines(loaded: Any) -> list[str]:
+    """`info`'s line on the parts of a video learned in parts (none for one network): the
+    architecture every part shares, and the keys that differ from part to part."""
     spans = getattr(loaded.model, "spans", None)
     if loaded.architecture.get("type") != "parts" or not spans:
-        return None
-    return dict(spans[0].architecture)
+        return []
+    parts = [dict(span.architecture) for span in spans]
+    shared = {k: v for k, v in parts[0].items() if all(p.get(k) == v for p in parts)}
+    varied = sorted({k for p in parts for k in p} - set(shared) - {"frames"})
+    line = f"parts       each {shared.get('type')} " + ", ".join(
+        f"{k}={val}" for k, val in sorted(shared.items()) if k not in ("type", "frames")
+    )
+    return [line + (f"; per part: {', '.join(varied)}" if varied else "")]
 
 
 if __name__ == "__main__":

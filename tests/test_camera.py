@@ -5,10 +5,13 @@ one keeps its frame, reads agree, and a file of it reads back (a tampered one is
 from __future__ import annotations
 
 import math
+import re
+import subprocess
 
 import numpy as np
 import pytest
 import torch
+from conftest import run
 from test_tiles import tampered, to_file
 
 from nvfilter.camera import camera_path, canvas_frames, canvas_pixels
@@ -17,6 +20,7 @@ from nvfilter.decode.render import reconstruction_mse
 from nvfilter.errors import NvwError
 from nvfilter.eval.metrics import psnr_from_mse
 from nvfilter.io import nvw
+from nvfilter.io.media import ffmpeg_exe
 from nvfilter.models import count_parameters
 from nvfilter.models import tiles as tiles_module
 from nvfilter.models.tiles import TileField, own_frames
@@ -193,3 +197,26 @@ def test_a_canvas_far_beyond_the_frame_is_refused():
         TileField(80, 48, 9, canvas_width=79, canvas_height=48)
     with pytest.raises(ValueError, match="canvas"):
         TileField(80, 48, 9, canvas_width=96)
+
+
+def test_a_pan_encodes_along_the_camera_and_info_says_which_parts_do(tmp_path):
+    """Through the command line: a panning clip (lossless) learned by tiles in parts follows
+    the camera in the part that pans, plays back its frames, and `info` lists what differs
+    from part to part rather than the first part's values as every part's."""
+    pan = panning_video(frames=17, height=80, width=160)  # a path of 32 x 16 pixels
+    still = pan[-1:].expand(16, -1, -1, -1)  # then the camera stops
+    frames = torch.cat((pan, still)).contiguous().numpy()
+    clip = tmp_path / "pan.mkv"
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "rawvideo",
+                    "-pix_fmt", "rgb24", "-s", "160x80", "-r", "24", "-i", "-", "-c:v", "ffv1",
+                    "-pix_fmt", "bgr0", str(clip)], input=frames.tobytes(), check=True)  # fmt: skip
+    out = tmp_path / "pan.nvw"
+    encoded = run("encode", clip, out, "--model", "tiles", "--segment-frames", "16", "-q")
+    assert encoded.exit_code == 0, encoded.stderr
+    loaded = nvw.load(out)
+    assert loaded.metadata["format_version"] == "6"
+    following = ["canvas_width" in span.architecture for span in loaded.model.spans]
+    assert following[0] and not all(following)
+    info = run("info", out).stdout
+    assert re.search(r"^parts +each tiles .*; per part: canvas_height, canvas_width", info, re.M)
+    assert loaded.training.psnr > 40
