@@ -100,9 +100,7 @@ def _shown_at(
     3), each pixel from the nearest frame in time whose place covers it (the earlier on a tie),
     else from the wanted frame's own edge."""
     count, height, width = frames.shape[:3]
-    tops, lefts = places[:, 1:], places[:, :1]
-    covers = (rows >= tops) & (rows < tops + height) & (columns >= lefts)
-    covers &= columns < lefts + width  # (frames, pixels)
+    covers = covering(places, height, width, rows, columns)
     shown = []
     for k in wanted:
         nearest = np.full(len(rows), k)
@@ -117,3 +115,14 @@ def _shown_at(
         source_columns = np.clip(columns - places[nearest, 0], 0, width - 1)
         shown.append(frames[nearest, source_rows, source_columns])
     return np.stack(shown)
+
+
+def covering(
+    places: np.ndarray, height: int, width: int, rows: np.ndarray, columns: np.ndarray
+) -> np.ndarray:
+    """(frames, pixels) bool: whether each frame of ``height`` x ``width``, at its place, covers
+    each canvas pixel (``rows``, ``columns``)."""
+    tops, lefts = places[:, 1:], places[:, :1]
+    covers = (rows >= tops) & (rows < tops + height) & (columns >= lefts)
+    covers &= columns < lefts + width
+    return covers

@@ -68,6 +68,7 @@ from nvfilter.camera import (
     camera_path,
     canvas_frames,
     canvas_pixels,
+    covering,
 )
 from nvfilter.device import torch_threads
 from nvfilter.models.field import VideoField, frames_per_read
@@ -561,20 +562,27 @@ class TileField(VideoField):
         chosen = torch.Generator().manual_seed(0)
         return torch.randperm(count, generator=chosen)[: -(-count // PATH_SAMPLE)].sort().values
 
+    def _tile_pixels(self, index: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """The (rows, columns) on the tiles' grid of every pixel of tiles ``index``, tile by
+        tile, each tile's rows first (as _tiles lays a tile's values out)."""
+        tile, count = self.tile, len(index)
+        steps = torch.arange(tile)
+        ys = (index // self.columns)[:, None] * tile + steps  # (tiles, tile)
+        xs = (index % self.columns)[:, None] * tile + steps
+        rows = ys[:, :, None].expand(count, tile, tile).reshape(-1)
+        columns = xs[:, None, :].expand(count, tile, tile).reshape(-1)
+        return rows.numpy(), columns.numpy()
+
     def _canvas_tiles(
         self, frames: torch.Tensor, places: np.ndarray, index: torch.Tensor
     ) -> torch.Tensor:
         """Tiles ``index`` of the canvas of the frames at ``places`` (as _tiles lays them out,
         edge pixels repeated past the canvas), made without laying out the rest."""
         assert self.canvas is not None
-        tile, count = self.tile, len(index)
-        steps = torch.arange(tile)
-        ys = ((index // self.columns)[:, None] * tile + steps).clamp(max=self.canvas[1] - 1)
-        xs = ((index % self.columns)[:, None] * tile + steps).clamp(max=self.canvas[0] - 1)
-        rows = ys[:, :, None].expand(count, tile, tile).reshape(-1).numpy()
-        columns = xs[:, None, :].expand(count, tile, tile).reshape(-1).numpy()
+        rows, columns = self._tile_pixels(index)
+        rows, columns = rows.clip(max=self.canvas[1] - 1), columns.clip(max=self.canvas[0] - 1)
         shown = torch.from_numpy(canvas_pixels(frames.numpy(), places, rows, columns))
-        return shown.view(self.frames, count, tile * tile * 3).transpose(0, 1)
+        return shown.view(self.frames, len(index), -1).transpose(0, 1)
 
     def _sampled_error(
         self, sample: torch.Tensor, index: torch.Tensor, places: np.ndarray, count: int
@@ -592,21 +600,15 @@ class TileField(VideoField):
         fitted = torch.bmm(kept, torch.bmm(kept.transpose(1, 2), coords))
         if self.chroma != "444":
             fitted = fitted @ self.projection().T
-        shown = self._shown(index, torch.from_numpy(places))
+        shown = self._shown(index, places)
         return float((pixels - fitted).square_().mul_(shown).sum()) / max(1, int(shown.sum()))
 
-    def _shown(self, index: torch.Tensor, places: torch.Tensor) -> torch.Tensor:
+    def _shown(self, index: torch.Tensor, places: np.ndarray) -> torch.Tensor:
         """(tiles, frames, tile * tile * 3) float: 1 where tile ``index``'s pixel in a frame is
         one of that frame's own, the frame at ``places`` (frames, 2) on the tiles' grid."""
-        tile = self.tile
-        steps = torch.arange(tile)
-        ys = (index // self.columns)[:, None] * tile + steps  # (tiles, tile)
-        xs = (index % self.columns)[:, None] * tile + steps
-        left, top = places[:, 0][None, :, None], places[:, 1][None, :, None]
-        in_y = (ys[:, None, :] >= top) & (ys[:, None, :] < top + self.height)  # (tiles, n, tile)
-        in_x = (xs[:, None, :] >= left) & (xs[:, None, :] < left + self.width)
-        shown = in_y[..., :, None] & in_x[..., None, :]
-        return shown[..., None].expand(*shown.shape, 3).reshape(len(index), self.frames, -1).float()
+        covers = covering(places, self.height, self.width, *self._tile_pixels(index))
+        shown = torch.from_numpy(covers).view(self.frames, len(index), -1, 1).expand(-1, -1, -1, 3)
+        return shown.reshape(self.frames, len(index), -1).transpose(0, 1).float()
 
     def _fit_layout(self, tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every tile's eigenvalues, eigenvectors and rank in the network's layout, or in RGB
