@@ -18,7 +18,7 @@ So the tiles fit follows the path only where a sample of its tiles says it pays
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -30,8 +30,9 @@ PATH_MAX_PIXELS = 2048
 """...and within this many pixels: offsets are stored as floats, and float16 holds every whole
 number up to 2048 exactly."""
 PATH_MIN_HEIGHT = 512
-"""Frames at least this tall are correlated at half size (area average): the same whole-pixel
-path to within the step, a quarter of the work (a 1080p pair's transforms)."""
+"""Frames at least this tall are correlated at half size (area average): a quarter of the pixels
+to transform, and the shift found still to a fraction of a pixel there, so to about a pixel at
+full size, the 4:2:0 colour block the path moves in."""
 
 
 def camera_path(frames: np.ndarray, step: int = 1) -> np.ndarray | None:
@@ -94,7 +95,11 @@ def canvas_pixels(
 
 
 def _shown_at(
-    frames: np.ndarray, places: np.ndarray, rows: np.ndarray, columns: np.ndarray, wanted: Any
+    frames: np.ndarray,
+    places: np.ndarray,
+    rows: np.ndarray,
+    columns: np.ndarray,
+    wanted: Iterable[int],
 ) -> np.ndarray:
     """What the canvas shows at frames ``wanted`` and pixels (rows, columns): (wanted, pixels,
     3), each pixel from the nearest frame in time whose place covers it (the earlier on a tie),
