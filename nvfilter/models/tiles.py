@@ -88,15 +88,17 @@ layout first (TileField._fit_layout). On real parts the guess is never a close c
 floor is 33 times or more what its components leave out on tour.mp4 and oa4_launch.webm (they
 leave out nothing, or almost, on four parts of six), and 2 to 19 times less on the native
 1280x720 clip."""
-PATH_BELOW = 0.9
+PATH_BELOW = 0.95
 """A part follows the camera's path (nvfilter/camera.py) where a sample of its tiles (PATH_SAMPLE),
 fitted both ways with their share of the budget, leaves under this fraction of the squared error
-on the frames' own pixels it leaves as it is: a path that only ties costs the canvas's reads."""
+on the frames' own pixels it leaves as it is. Both samples hold the same places of the scene, so
+the guess errs low: on the parts measured it gave +0.35 to +1.6 dB where the path gave +0.8 to
++1.9, and -0.5 to -2.2 dB where it gave -1.2 to +0.05 (BENCHMARKS.md)."""
 PATH_SAMPLE = 16
-"""One tile in this many decides whether a part follows the camera's path: fitted both ways, in
-the layout and in RGB, it costs 0.42-0.47 s on a 960x540 part of 33 frames (whose fit takes about
-1.1 s). One in 32 missed two parts of a hand-held forest walk that the path improves by 1.8 and
-0.8 dB (BENCHMARKS.md)."""
+PATH_SAMPLE_MOST = 512
+"""One tile in PATH_SAMPLE, and at most PATH_SAMPLE_MOST tiles, decide whether a part follows the
+camera's path: fitted both ways, in the layout and in RGB, 512 tiles cost about 0.4 s on a part
+of 33 frames (a 960x540 part's fit takes about 1.1 s)."""
 FIT_TILES_PER_BATCH = 1024
 """Tiles converted to float and multiplied at once in the fit: 26 MB of floats for 33 frames of
 8 x 8 tiles, under the size from which the C library maps fresh pages for each buffer (up to 32
@@ -532,10 +534,11 @@ class TileField(VideoField):
             return None
         index = self._sample(len(tiles))
         as_is = self._best_sampled_error(tiles[index], index, np.zeros_like(places), len(tiles))
+        rows, columns = index // self.columns, index % self.columns
         right, bottom = (int(v) for v in places.max(0))
         self._use_canvas(self.width + right, self.height + bottom)
         count = self.rows * self.columns
-        index = self._sample(count)
+        index = self._same_places(rows, columns, places[self.frames // 2])
         moved = self._canvas_tiles(frames, places, index)
         if self._best_sampled_error(moved, index, places, count) < PATH_BELOW * as_is:
             return self._tiles(frames, places), places
@@ -554,13 +557,25 @@ class TileField(VideoField):
             self.chroma = layout
         return min(errors)
 
+    def _same_places(
+        self, rows: torch.Tensor, columns: torch.Tensor, place: np.ndarray
+    ) -> torch.Tensor:
+        """The canvas tiles (in order, once each) that hold what the frame's tiles at ``rows``,
+        ``columns`` show in the middle frame, which sits at ``place`` on the canvas: so the two
+        samples see the same scene, and their errors differ by the path, not by the draw."""
+        tile = self.tile
+        down = ((rows * tile + int(place[1])) // tile).clamp(max=self.rows - 1)
+        across = ((columns * tile + int(place[0])) // tile).clamp(max=self.columns - 1)
+        return torch.unique(down * self.columns + across)
+
     @staticmethod
     def _sample(count: int) -> torch.Tensor:
-        """One in PATH_SAMPLE of ``count`` tiles, picked at random with a fixed seed, in order:
-        every PATH_SAMPLE-th tile would be a few fixed columns where the columns are a multiple
-        of it."""
+        """One in PATH_SAMPLE of ``count`` tiles (at most PATH_SAMPLE_MOST), picked at random
+        with a fixed seed, in order: every PATH_SAMPLE-th tile would be a few fixed columns where
+        the columns are a multiple of it."""
         chosen = torch.Generator().manual_seed(0)
-        return torch.randperm(count, generator=chosen)[: -(-count // PATH_SAMPLE)].sort().values
+        size = min(-(-count // PATH_SAMPLE), PATH_SAMPLE_MOST)
+        return torch.randperm(count, generator=chosen)[:size].sort().values
 
     def _tile_pixels(self, index: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """The (rows, columns) on the tiles' grid of every pixel of tiles ``index``, tile by
@@ -592,11 +607,10 @@ class TileField(VideoField):
         with its share of the budget, in the network's layout: a canvas's pixels that no frame
         shows cost nothing."""
         pixels = sample.float().div_(255.0)
-        eigenvalues, vectors, floor = self._decompose(sample)
+        coords, eigenvalues, vectors, floor = self._decompose_batch(pixels)
         ranks = self._share_out(eigenvalues, floor, len(index) / count)
         widest = max(1, int(ranks.max()))
         kept = vectors[:, :, :widest] * (torch.arange(widest) < ranks[:, None])[:, None, :]
-        coords = self._coords(pixels)
         fitted = torch.bmm(kept, torch.bmm(kept.transpose(1, 2), coords))
         if self.chroma != "444":
             fitted = fitted @ self.projection().T
@@ -684,15 +698,26 @@ class TileField(VideoField):
         floor = 0.0
         for first in range(0, count, FIT_TILES_PER_BATCH):
             last = min(count, first + FIT_TILES_PER_BATCH)
-            pixels = tiles[first:last].float().div_(255.0)
-            coords = self._coords(pixels)
-            gram = torch.bmm(coords, coords.transpose(1, 2)).double()
-            if self.chroma != "444":  # what the projection drops
-                floor += float(pixels.square().sum()) - float(gram.diagonal(0, 1, 2).sum())
-            found, directions = eigh_on_threads(gram)  # ascending
-            eigenvalues[first:last] = found.flip(1).clamp_min(0)
-            vectors[first:last] = directions.flip(2).float()
+            _, found, directions, dropped = self._decompose_batch(
+                tiles[first:last].float().div_(255.0)
+            )
+            eigenvalues[first:last], vectors[first:last] = found, directions
+            floor += dropped
         return eigenvalues, vectors, floor
+
+    def _decompose_batch(
+        self, pixels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+        """Float tiles (tiles, n, tile * tile * 3) in [0, 1]: their coordinates in the network's
+        layout, the eigenvalues (descending) and eigenvectors of their Gram matrices there, and
+        the squared error of the tiles off the layout (0 for RGB)."""
+        coords = self._coords(pixels)
+        gram = torch.bmm(coords, coords.transpose(1, 2)).double()
+        floor = 0.0
+        if self.chroma != "444":  # what the projection drops
+            floor = float(pixels.square().sum()) - float(gram.diagonal(0, 1, 2).sum())
+        found, directions = eigh_on_threads(gram)  # ascending
+        return coords, found.flip(1).clamp_min(0), directions.flip(2).float(), floor
 
     @staticmethod
     def _dropped(eigenvalues: torch.Tensor, ranks: torch.Tensor) -> float:
