@@ -551,7 +551,8 @@ class TileField(VideoField):
         """_sampled_error in the network's layout or in RGB, whichever is less."""
         layout, errors = self.chroma, []
         try:
-            for self.chroma in dict.fromkeys((layout, "444")):
+            for chroma in dict.fromkeys((layout, "444")):
+                self.chroma = chroma
                 errors.append(self._sampled_error(sample, index, places, count))
         finally:
             self.chroma = layout
