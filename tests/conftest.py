@@ -110,3 +110,19 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "yuv420p",
         ),
     }
+
+
+def assert_frame_and_point_reads_agree(model, size: tuple[int, int], position: float) -> None:
+    """A network's frame read (every row at ``size``, at frame ``position``) and its point
+    reads at the same pixel centres give the same colours."""
+    import torch
+
+    from nvfilter.coords import frame_time, rows_coords
+
+    width, height = size
+    t = frame_time(position, model.frames)
+    with torch.inference_mode():
+        model.forget_render_cache()
+        frame = model.render_rows(t, width, height, 0, height)
+        points = model(rows_coords(width, height, t, 0, height))
+    assert torch.allclose(frame, points, atol=1e-5)

@@ -11,11 +11,11 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-from conftest import run
+from conftest import assert_frame_and_point_reads_agree, run
 from test_tiles import tampered, to_file
 
 from nvfilter.camera import camera_path, canvas_frames, canvas_pixels
-from nvfilter.coords import frame_time, rows_coords
+from nvfilter.coords import frame_time
 from nvfilter.decode.render import reconstruction_mse
 from nvfilter.errors import NvwError
 from nvfilter.eval.metrics import psnr_from_mse
@@ -123,13 +123,7 @@ def test_a_video_the_path_does_not_help_keeps_its_frame(monkeypatch):
 def test_frame_reads_and_point_reads_agree_on_a_canvas(size, position):
     model = fitted(panning_video())
     assert model.canvas is not None
-    width, height = size
-    t = frame_time(position, model.frames)
-    with torch.inference_mode():
-        model.forget_render_cache()
-        frame = model.render_rows(t, width, height, 0, height)
-        points = model(rows_coords(width, height, t, 0, height))
-    assert torch.allclose(frame, points, atol=1e-5)
+    assert_frame_and_point_reads_agree(model, size, position)
 
 
 def test_between_frames_the_picture_moves_with_the_camera():

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import assert_frame_and_point_reads_agree
 
 from nvfilter.config import TrainConfig, pick_model
-from nvfilter.coords import frame_time, rows_coords
+from nvfilter.coords import frame_time
 from nvfilter.decode.render import reconstruction_mse
 from nvfilter.encode.train import Trainer
 from nvfilter.eval.metrics import psnr_from_mse
@@ -45,13 +46,7 @@ def moving_video(frames=12, height=16, width=24, seed=0) -> torch.Tensor:
 @pytest.mark.parametrize("position", [0.0, 3.0, 4.0, 5.25, 10.0])
 def test_frame_reads_and_point_reads_agree(size, position):
     model = random_field()
-    width, height = size
-    t = frame_time(position, model.frames)
-    with torch.inference_mode():
-        model.forget_render_cache()
-        frame = model.render_rows(t, width, height, 0, height)
-        points = model(rows_coords(width, height, t, 0, height))
-    assert torch.allclose(frame, points, atol=1e-5)
+    assert_frame_and_point_reads_agree(model, size, position)
 
 
 def test_training_view_is_the_frame_read_unclamped():

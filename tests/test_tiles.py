@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_frame_and_point_reads_agree
 
 from nvfilter.config import TrainConfig, TrainResult, VideoInfo, pick_model
 from nvfilter.coords import frame_time, rows_coords
@@ -111,13 +112,7 @@ def test_more_numbers_fit_better_and_a_target_stops_early():
 @pytest.mark.parametrize("position", [0.0, 2.0, 3.5, 8.0])
 def test_frame_reads_and_point_reads_agree(size, position):
     model = fitted(moving_video())
-    width, height = size
-    t = frame_time(position, model.frames)
-    with torch.inference_mode():
-        model.forget_render_cache()
-        frame = model.render_rows(t, width, height, 0, height)
-        points = model(rows_coords(width, height, t, 0, height))
-    assert torch.allclose(frame, points, atol=1e-5)
+    assert_frame_and_point_reads_agree(model, size, position)
 
 
 @pytest.mark.parametrize("chroma", ["444", "420"])
