@@ -35,6 +35,14 @@ to transform, and the shift found still to a fraction of a pixel there, so to ab
 full size, the 4:2:0 colour block the path moves in."""
 
 
+def longest_path(width: int, height: int) -> tuple[float, float]:
+    """The longest path (x, y, pixels) followed for frames of ``width`` x ``height``: the canvas
+    is at most this much larger than the frame (PATH_MAX_SHARE, PATH_MAX_PIXELS)."""
+    return min(width * PATH_MAX_SHARE, PATH_MAX_PIXELS), min(
+        height * PATH_MAX_SHARE, PATH_MAX_PIXELS
+    )
+
+
 def camera_path(frames: np.ndarray, step: int = 1) -> np.ndarray | None:
     """Each uint8 frame's (n, H, W, 3) place on the canvas, (n, 2) whole pixels (x, y) from the
     canvas's top-left corner, multiples of ``step`` (a colour block's side, so that blocks stay
@@ -63,8 +71,7 @@ def camera_path(frames: np.ndarray, step: int = 1) -> np.ndarray | None:
         before = now
     places = np.round((path.max(0) - path) / step).astype(np.int64) * step
     span = places.max(0)
-    limit = np.minimum(np.array([width, height]) * PATH_MAX_SHARE, PATH_MAX_PIXELS)
-    if not span.any() or (span > limit).any():
+    if not span.any() or (span > np.array(longest_path(width, height))).any():
         return None
     return places
 

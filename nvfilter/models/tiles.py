@@ -63,12 +63,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from nvfilter.camera import (
-    PATH_MAX_PIXELS,
     PATH_MAX_SHARE,
     camera_path,
     canvas_frames,
     canvas_pixels,
     covering,
+    longest_path,
 )
 from nvfilter.device import torch_threads
 from nvfilter.models.field import VideoField, frames_per_read
@@ -219,8 +219,8 @@ class TileField(VideoField):
         if (canvas_width, canvas_height) != (None, None) and not (
             canvas_width is not None
             and canvas_height is not None
-            and 0 <= canvas_width - width <= min(width * PATH_MAX_SHARE, PATH_MAX_PIXELS)
-            and 0 <= canvas_height - height <= min(height * PATH_MAX_SHARE, PATH_MAX_PIXELS)
+            and 0 <= canvas_width - width <= longest_path(width, height)[0]
+            and 0 <= canvas_height - height <= longest_path(width, height)[1]
         ):
             raise ValueError(f"canvas {canvas_width}x{canvas_height}: the frame's size, up to "
                              f"{PATH_MAX_SHARE:.0%} more on each side")  # fmt: skip
