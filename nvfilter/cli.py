@@ -438,9 +438,10 @@ RENDER_OPTIONS = [
         "--upscaler",
         type=click.Choice(UPSCALERS),
         help="New pixels, when the output is larger than the learned size: network (the "
-        "network read at the output's pixels; default) or backproject (each frame made at the "
-        "learned size, upscaled bicubically and corrected until its pixel areas average back "
-        "to it; the upscale presets' choice).",
+        "network read at the output's pixels; default), backproject (each frame made at the "
+        "learned size, upscaled and corrected until its pixel areas average back to it) or "
+        "multiframe (corrected against its neighbouring frames too, moved along the optical "
+        "flow: sharper where the camera moves, about 5x slower; the upscale presets' choice).",
     ),
     click.option("--codec", help="Any ffmpeg video encoder: libx264 (default), libx265, ffv1, ..."),
     click.option(
@@ -560,7 +561,7 @@ def filter_video(
     decoder.check_output(output, container)
     if network["footprint"] is None and model in ("hybrid", "auto"):  # for the network's upscaling
         upscaled = (decoding.spatial_scale or 1) > 1
-        network["footprint"] = upscaled and decoding.upscaler != "backproject"
+        network["footprint"] = upscaled and decoding.upscaler == "network"
     max_memory = storage.pop("max_memory")
     options = EncodeOptions(
         model=model,

@@ -293,8 +293,9 @@ class EncodeOptions:
 
 BETWEEN_RULES = ("network", "motion")
 """How frames between the source's are made: the network read at their time, or motion."""
-UPSCALERS = ("network", "backproject")
-"""How pixels beyond the learned size are made: the network read there, or back-projection."""
+UPSCALERS = ("network", "backproject", "multiframe")
+"""How pixels beyond the learned size are made: the network read there, or back-projection of
+each frame alone, or of each frame with its neighbours (decode/multiframe.py)."""
 AUDIO_MODES = ("keep", "drop")
 PRECISIONS = ("auto", "float32", "tf32", "bfloat16")
 """``--precision`` values: the training arithmetic (the weights and Adam stay float32)."""

@@ -220,6 +220,19 @@ def test_backproject_upscaling_averages_back_to_the_learned_frames(smooth_nvw, t
     assert np.abs(pooled - rec).max() <= 1.5  # the 8-bit rounding of the four, and clipping
 
 
+def test_multiframe_upscaling_through_the_command_line(smooth_nvw, tmp_path):
+    big = ["--spatial-scale", "2", "--upscaler", "multiframe"]
+    result = run("decode", smooth_nvw, f"{tmp_path}/big/", *big)
+    assert result.exit_code == 0, result.stderr
+    assert "by back-projection against neighbouring frames" in result.stderr
+    single = run("decode", smooth_nvw, f"{tmp_path}/one/", "--spatial-scale", "2",
+                 "--upscaler", "backproject")  # fmt: skip
+    assert single.exit_code == 0, single.stderr
+    made, alone = read_pngs(tmp_path / "big"), read_pngs(tmp_path / "one")
+    assert made.shape == alone.shape and made.shape[1:] == (48, 64, 3)
+    assert psnr(made.astype(np.float64), alone) > 30  # the same frames, corrected a little
+
+
 def test_upscale_is_aligned_to_the_source_pixel_grid(smooth_nvw, tmp_path):
     assert run("decode", smooth_nvw, f"{tmp_path}/rec/").exit_code == 0
     assert run("decode", smooth_nvw, f"{tmp_path}/big/", "--spatial-scale", "2").exit_code == 0

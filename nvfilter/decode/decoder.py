@@ -172,4 +172,6 @@ def _summary(
     if backprojects(spec, options.upscaler):
         learned = spec.learned_size
         text += f", upscaled from the learned {learned[0]}x{learned[1]} by back-projection"
+        if options.upscaler == "multiframe":
+            text += " against neighbouring frames"
     return text

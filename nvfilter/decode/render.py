@@ -29,6 +29,7 @@ from nvfilter.config import (
 )
 from nvfilter.coords import frame_time
 from nvfilter.decode.motion import FramePair
+from nvfilter.decode.multiframe import MULTIFRAME_BYTES_PER_PIXEL, upscale_frames
 from nvfilter.decode.upscale import backproject, enlarges
 from nvfilter.device import opencv_threads, torch_threads
 from nvfilter.errors import OptionError
@@ -128,6 +129,8 @@ def decode_memory(spec: RenderSpec, between: str, upscaler: str) -> int:
         total += MOTION_BYTES_PER_PIXEL * made
     if made != out:  # back-projection works at the output size on the frame made smaller
         total += MOTION_BYTES_PER_PIXEL * out
+        if upscaler == "multiframe":  # and on its neighbours
+            total += MULTIFRAME_BYTES_PER_PIXEL * out
     return total
 
 
@@ -208,8 +211,9 @@ def to_uint8(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def backprojects(spec: RenderSpec, upscaler: str) -> bool:
-    """True when ``upscaler`` makes this render's pixels from frames at the learned size."""
-    return upscaler == "backproject" and enlarges((spec.width, spec.height), spec.learned_size)
+    """True when ``upscaler`` makes this render's pixels from frames at the learned size (by
+    back-projection, of each frame alone or with its neighbours)."""
+    return upscaler != "network" and enlarges((spec.width, spec.height), spec.learned_size)
 
 
 def iter_frames(
@@ -227,7 +231,8 @@ def iter_frames(
     or the two rendered source frames around them moved along their optical flow and blended
     (``"motion"``, nvfilter.decode.motion). An output larger than the learned size is the network read
     at the output's pixels (``upscaler="network"``), or each frame made at the learned size and
-    upscaled by back-projection (``"backproject"``, nvfilter.decode.upscale).
+    upscaled by back-projection (``"backproject"``, nvfilter.decode.upscale), or by back-projection
+    against its neighbouring frames too (``"multiframe"``, nvfilter.decode.multiframe).
     """
     check_rule("between", between, BETWEEN_RULES)
     check_rule("upscaler", upscaler, UPSCALERS)
@@ -235,7 +240,11 @@ def iter_frames(
     positions = source_positions(spec, source_frames)
     enlarge = backprojects(spec, upscaler)
     width, height = spec.learned_size if enlarge else (spec.width, spec.height)
-    for frame in frames_at(model, positions, source_frames, between, width, height):
+    frames = frames_at(model, positions, source_frames, between, width, height)
+    if enlarge and upscaler == "multiframe":
+        yield from upscale_frames(frames, spec.width, spec.height, *colour)
+        return
+    for frame in frames:
         yield (
             backproject(frame, spec.width, spec.height, chroma=colour[0], matrix=colour[1])
             if enlarge
