@@ -93,9 +93,9 @@ def test_every_frame_comes_out_once_in_order(count):
     upscaler = multiframe.MultiFrameUpscaler(WIDTH, HEIGHT)
     out = []
     for frame in small:
-        out += upscaler.feed(frame)
+        out += [work() for work in upscaler.feed(frame)]
         assert len(upscaler.frames) <= 2 * multiframe.NEIGHBOURS + 1  # memory stays bounded
-    out += upscaler.finish()
+    out += [work() for work in upscaler.finish()]
     assert len(out) == count
     for k in range(count):  # each is its own frame, not a neighbour's
         assert psnr(interior(out[k]), interior(truth[k])) > 25

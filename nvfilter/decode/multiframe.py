@@ -24,8 +24,10 @@ phone clip lost 3 dB (an arm's fast moves).
 
 from __future__ import annotations
 
+import functools
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +37,7 @@ import torch.nn.functional as F
 from nvfilter.chroma import ycbcr_matrix
 from nvfilter.decode.motion import CONSISTENCY_ABSOLUTE, CONSISTENCY_RELATIVE, dis_search
 from nvfilter.decode.upscale import backproject, lanczos_weights
+from nvfilter.device import opencv_threads, torch_threads
 
 NEIGHBOURS = 2
 """Frames each side whose pixels correct a frame."""
@@ -46,6 +49,8 @@ AGREEMENT_WINDOW small pixels) of its difference from the frame moved onto it, b
 (Gaussian, AGREEMENT_BLUR small pixels), in 8-bit grey levels."""
 AGREEMENT_BLUR = 1.0
 AGREEMENT_WINDOW = 5
+CORRECTION_WORKERS = 2
+"""Threads correcting frames (one frame each) beside the one making enlargements and flows."""
 FLOW_MIN_SIDE = 16
 """Frames with a side shorter than this get no flow (DIS needs 12 pixels and more)."""
 MULTIFRAME_BYTES_PER_PIXEL = 256
@@ -87,8 +92,9 @@ class MultiFrameUpscaler:
 
     # ---- the stream -------------------------------------------------------------------------
 
-    def feed(self, frame: np.ndarray) -> list[np.ndarray]:
-        """Take the next learned-size frame (uint8 h x w x 3); the frames now finished."""
+    def feed(self, frame: np.ndarray) -> list[Callable[[], np.ndarray]]:
+        """Take the next learned-size frame (uint8 h x w x 3); the work (each call gives one
+        upscaled frame, in order) for the frames whose neighbours have all come."""
         single = backproject(frame, self.width, self.height, chroma=self.chroma, matrix=self.matrix)
         luma = self._luma(single)
         grey = np.ascontiguousarray(luma.round().clamp(0, 255).to(torch.uint8).numpy())
@@ -96,19 +102,26 @@ class MultiFrameUpscaler:
         last = self.first + len(self.frames) - 1
         for other in range(max(self.first, last - NEIGHBOURS), last):
             self._flows_between(other, last)
-        out = []
+        work = []
         while self.next_out + NEIGHBOURS <= last:
-            out.append(self._finished(self.next_out))
-        return out
+            work.append(self._work(self.next_out))
+        return work
 
-    def finish(self) -> list[np.ndarray]:
-        """The frames still waiting for neighbours that will not come."""
+    def finish(self) -> list[Callable[[], np.ndarray]]:
+        """The work for the frames still waiting for neighbours that will not come."""
         last = self.first + len(self.frames) - 1
-        return [self._finished(self.next_out) for _ in range(self.next_out, last + 1)]
+        return [self._work(self.next_out) for _ in range(self.next_out, last + 1)]
 
-    def _finished(self, index: int) -> np.ndarray:
-        """Frame ``index`` upscaled; frames no later frame needs are let go."""
-        frame = self._corrected(index)
+    def _work(self, index: int) -> Callable[[], np.ndarray]:
+        """What upscales frame ``index`` (holding what it needs); frames no later frame needs
+        are let go."""
+        last = self.first + len(self.frames) - 1
+        neighbours = [
+            (self.frames[j - self.first].small, self.flows[(j, index)], self.flows[(index, j)])
+            for j in range(index - NEIGHBOURS, index + NEIGHBOURS + 1)
+            if j != index and self.first <= j <= last
+        ]  # fmt: skip
+        work = functools.partial(self._corrected, self.frames[index - self.first], neighbours)
         self.next_out = index + 1
         while self.first < self.next_out - NEIGHBOURS:
             self.frames.popleft()
@@ -116,28 +129,23 @@ class MultiFrameUpscaler:
             self.flows = {
                 pair: flow for pair, flow in self.flows.items() if min(pair) >= self.first
             }
-        return frame
+        return work
 
     # ---- the correction ---------------------------------------------------------------------
 
-    def _corrected(self, index: int) -> np.ndarray:
-        """Frame ``index``'s enlargement, its luma corrected against its neighbours."""
-        own = self.frames[index - self.first]
-        last = self.first + len(self.frames) - 1
-        neighbours = [
-            j for j in range(index - NEIGHBOURS, index + NEIGHBOURS + 1)
-            if j != index and self.first <= j <= last
-        ]  # fmt: skip
+    def _corrected(
+        self, own: _Frame, neighbours: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    ) -> np.ndarray:
+        """``own``'s enlargement, its luma corrected against its ``neighbours`` (each: its
+        learned luma, its flow to us, ours to it)."""
         if not neighbours:
             return own.single
         terms = []  # per neighbour: its luma, its places in us, ours in it, its weight (ours)
-        for j in neighbours:
-            to_own, to_it = self.flows[(j, index)], self.flows[(index, j)]
-            other = self.frames[j - self.first]
+        for small, to_own, to_it in neighbours:
             from_own, from_it = self._places(to_own), self._places(to_it)
-            weight = self._agreement(own.luma, other.small, from_own)
+            weight = self._agreement(own.luma, small, from_own)
             weight = self._moved(weight, from_it) * self._consistent(to_it, to_own, from_it)
-            terms.append((other.small, from_own, from_it, weight))
+            terms.append((small, from_own, from_it, weight))
         total = 1 + sum(term[3] for term in terms)
         large = own.luma.clone()
         for _ in range(CORRECTIONS):
@@ -233,8 +241,24 @@ def upscale_frames(
     matrix: str | None = None,
 ) -> Iterator[np.ndarray]:
     """Learned-size frames (uint8 h x w x 3, in order) enlarged to ``width`` x ``height``, each
-    from itself and its neighbours (module docstring)."""
+    from itself and its neighbours (module docstring), in order. The corrections run on
+    CORRECTION_WORKERS threads while this one makes the single-frame enlargements and the flows,
+    each operation on one thread."""
     upscaler = MultiFrameUpscaler(width, height, chroma, matrix)
-    for frame in frames:
-        yield from upscaler.feed(frame)
-    yield from upscaler.finish()
+    pending: deque[Future[np.ndarray]] = deque()
+    with (
+        torch_threads(1),
+        opencv_threads(1),
+        ThreadPoolExecutor(CORRECTION_WORKERS, thread_name_prefix="nvfilter-upscale") as pool,
+    ):
+        try:
+            for frame in frames:
+                pending.extend(pool.submit(work) for work in upscaler.feed(frame))
+                while len(pending) > CORRECTION_WORKERS:
+                    yield pending.popleft().result()
+            pending.extend(pool.submit(work) for work in upscaler.finish())
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for left in pending:
+                left.cancel()
