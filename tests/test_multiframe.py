@@ -126,3 +126,17 @@ def test_tiny_frames_upscale_too(small, large):
     frames = [rng.integers(0, 256, (*small, 3), dtype=np.uint8) for _ in range(4)]
     out = list(multiframe.upscale_frames(frames, large[1], large[0]))
     assert len(out) == 4 and all(frame.shape == (*large, 3) for frame in out)
+
+
+def test_multiframe_and_motion_together():
+    threads = torch.get_num_threads()
+    torch.manual_seed(0)
+    model = Siren(hidden_features=16, hidden_layers=1)
+    video = VideoInfo(width=24, height=16, frames=3, frame_rate=Fraction(10))
+    spec = plan_render(video, spatial_scale=2.0, temporal_scale=Fraction(2))
+    moved = list(iter_frames(model, plan_render(video, temporal_scale=Fraction(2)), 3, "motion"))
+    made = list(iter_frames(model, spec, 3, between="motion", upscaler="multiframe"))
+    expected = list(multiframe.upscale_frames(moved, 48, 32))
+    assert len(made) == len(expected) == 6
+    assert all(np.array_equal(a, b) for a, b in zip(made, expected, strict=True))
+    assert torch.get_num_threads() == threads  # put back as it was

@@ -53,10 +53,12 @@ CORRECTION_WORKERS = 2
 """Threads correcting frames (one frame each) beside the one making enlargements and flows."""
 FLOW_MIN_SIDE = 16
 """Frames with a side shorter than this get no flow (DIS needs 12 pixels and more)."""
-MULTIFRAME_BYTES_PER_PIXEL = 256
+MULTIFRAME_BYTES_PER_PIXEL = 704
 """Memory the upscaler holds per output pixel beyond the single-frame back-projection's: the
-window's frames (2 NEIGHBOURS + 1: 8-bit RGB, float and 8-bit luma), the flows between them both
-ways, and a frame's correction (each neighbour's places and weights)."""
+window's frames, the flows between them both ways, and the frames being corrected (each
+neighbour's places and weights, on CORRECTION_WORKERS threads). Measured: 40 frames of a
+640x360 network decoded at 1280x720, 1.10 GB peak against 0.48 GB by `backproject` (672 bytes a
+pixel more; 350 with the corrections on one thread)."""
 
 
 @dataclass
