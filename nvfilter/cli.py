@@ -439,9 +439,9 @@ RENDER_OPTIONS = [
         type=click.Choice(UPSCALERS),
         help="New pixels, when the output is larger than the learned size: network (the "
         "network read at the output's pixels; default), backproject (each frame made at the "
-        "learned size, upscaled and corrected until its pixel areas average back to it) or "
-        "multiframe (corrected against its neighbouring frames too, moved along the optical "
-        "flow: sharper where the camera moves, about 5x slower; the upscale presets' choice).",
+        "learned size, upscaled and corrected until its pixel areas average back to it; the "
+        "upscale presets' choice) or multiframe (corrected against its neighbouring frames "
+        "too, moved along the optical flow: sharper where the camera moves, about 5x slower).",
     ),
     click.option("--codec", help="Any ffmpeg video encoder: libx264 (default), libx265, ffv1, ..."),
     click.option(

@@ -10,16 +10,19 @@ back the neighbour's learned pixels too, not only its own.
 Here the single-frame back-projection (upscale.py) of every frame is the start and keeps the
 colour; the brightness (luma) of frame k is then corrected CORRECTIONS times against frame k and
 its NEIGHBOURS frames each side. The motion is OpenCV's DIS optical flow between the
-single-frame results' luma, both ways (DIS's medium preset, as motion.py's; frames are not
-enlarged for it as there: on a 128x96 pan, enlarged 3x, the gain fell from 6 to 0.9 dB); a neighbour's pixel counts only where the two flows agree
-(forward-backward check, as motion.py) and where the neighbour agrees with the frame at low
-frequency (AGREEMENT_LEVELS): aliasing differs from frame to frame by fine patterns that a blur
-averages out, while a flow that went wrong (a fast arm, a cut) leaves a difference a blur keeps.
+single-frame results' luma, both ways (DIS's medium preset, as motion.py's; small frames are
+not enlarged for it as there: on a 128x96 pan, enlarged 3x, the gain fell from 6 to 0.9 dB).
+A neighbour's pixel counts only where the two flows agree (forward-backward check, as
+motion.py) and where the neighbour agrees with the frame at low frequency (AGREEMENT_LEVELS):
+aliasing differs from frame to frame by fine patterns that a blur averages out, while a flow
+that went wrong (a fast arm, a cut) leaves a difference a blur keeps. Only the brightness: the
+colour of a video holds little fine detail (and a 4:2:0 source's came at half size).
 
-Measured (bench/real_size_bench.py, BENCHMARKS.md), frames learned at half size, against the real
-frames: the hand-held forest 640x360 +1.6 dB over single-frame back-projection; tour.mp4 at
-720x404 and the phone clip at 720x1280 +0.1 to +0.2 dB. Without the low-frequency agreement, the
-phone clip lost 3 dB (an arm's fast moves).
+Measured (bench/real_size_bench.py's upscaling table, BENCHMARKS.md), 2x from frames learned at
+half size, against the real frames: the hand-held forest at 640x360 29.13 -> 29.75 dB (lanczos
+29.33), tour.mp4 at 720x404 34.93 -> 35.13, oa4_launch.webm at 640x360 28.56 -> 28.71, Big Buck
+Bunny at 1280x720 39.47 -> 40.42; about five times the decode time. Without the low-frequency
+agreement, a phone clip at 720x1280 lost 3 dB (an arm's fast moves); with it, it gains 0.25.
 """
 
 from __future__ import annotations
@@ -74,8 +77,9 @@ class _Frame:
 
 
 class MultiFrameUpscaler:
-    """Enlarges a stream of learned-size frames (upscaled in order, each once every neighbour it
-    needs has come): ``feed`` a frame, get back those now finished; ``finish`` the rest."""
+    """Enlarges a stream of learned-size frames, each once every neighbour it needs has come:
+    ``feed`` a frame, get back the work for those now ready (calls that each give one upscaled
+    frame, in the stream's order, and may run on any thread); ``finish``: the rest's."""
 
     def __init__(self, width: int, height: int, chroma: str = "444", matrix: str | None = None):
         self.width, self.height = width, height
@@ -85,12 +89,8 @@ class MultiFrameUpscaler:
         self.first = 0  # the index of frames[0] in the stream
         self.next_out = 0
         self.flows: dict[tuple[int, int], torch.Tensor] = {}
-        rows, columns = torch.meshgrid(
-            torch.arange(height, dtype=torch.float32),
-            torch.arange(width, dtype=torch.float32),
-            indexing="ij",
-        )
-        self.grid = np.stack((columns.numpy(), rows.numpy()), -1)
+        across, down = np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
+        self.grid = np.stack(np.meshgrid(across, down), -1)  # (H, W, 2): each pixel's x, y
 
     # ---- the stream -------------------------------------------------------------------------
 
@@ -201,7 +201,8 @@ class MultiFrameUpscaler:
         self.flows[(second, first)] = torch.from_numpy(search.calc(b, a, None))
 
     def _places(self, flow: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """The places p + flow[p] as OpenCV's fixed-point maps (1/32 pixel), made once a flow."""
+        """The places p + flow[p] as OpenCV's fixed-point maps (1/32 pixel), which remap reads
+        faster than floats; made once for all of a correction's moves along ``flow``."""
         import cv2
 
         place = self.grid + flow.numpy()

@@ -213,7 +213,8 @@ def to_uint8(rgb: torch.Tensor) -> torch.Tensor:
 def backprojects(spec: RenderSpec, upscaler: str) -> bool:
     """True when ``upscaler`` makes this render's pixels from frames at the learned size (by
     back-projection, of each frame alone or with its neighbours)."""
-    return upscaler != "network" and enlarges((spec.width, spec.height), spec.learned_size)
+    from_learned = upscaler in ("backproject", "multiframe")
+    return from_learned and enlarges((spec.width, spec.height), spec.learned_size)
 
 
 def iter_frames(
