@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 
 from nvfilter.chroma import ycbcr_matrix
-from nvfilter.decode.motion import CONSISTENCY_ABSOLUTE, CONSISTENCY_RELATIVE, dis_search
-from nvfilter.decode.upscale import backproject, lanczos_weights
+from nvfilter.decode.motion import dis_search, occlusion, pixel_places
+from nvfilter.decode.upscale import backproject, lanczos_enlarge
 from nvfilter.device import opencv_threads, torch_threads
 
 NEIGHBOURS = 2
@@ -89,8 +89,7 @@ class MultiFrameUpscaler:
         self.first = 0  # the index of frames[0] in the stream
         self.next_out = 0
         self.flows: dict[tuple[int, int], torch.Tensor] = {}
-        across, down = np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
-        self.grid = np.stack(np.meshgrid(across, down), -1)  # (H, W, 2): each pixel's x, y
+        self.grid = pixel_places(height, width)  # (H, W, 2): each pixel's x, y
 
     # ---- the stream -------------------------------------------------------------------------
 
@@ -146,7 +145,7 @@ class MultiFrameUpscaler:
         for small, to_own, to_it in neighbours:
             from_own, from_it = self._places(to_own), self._places(to_it)
             weight = self._agreement(own.luma, small, from_own)
-            weight = self._moved(weight, from_it) * self._consistent(to_it, to_own, from_it)
+            weight = self._moved(weight, from_it) * self._consistent(to_it, to_own)
             terms.append((small, from_own, from_it, weight))
         total = 1 + sum(term[3] for term in terms)
         large = own.luma.clone()
@@ -174,19 +173,12 @@ class MultiFrameUpscaler:
         weight = torch.exp(-power / AGREEMENT_LEVELS**2)
         return F.interpolate(weight, size=(self.height, self.width), mode="bilinear")[0, 0]
 
-    def _consistent(
-        self, flow: torch.Tensor, back: torch.Tensor, places: tuple[np.ndarray, np.ndarray]
-    ) -> torch.Tensor:
-        """1 where ``flow`` (ours to a neighbour, landing at ``places``) lands inside it and
-        comes back along ``back`` (motion.py's forward-backward check), else 0."""
-        returned = self._moved(back, places)
-        miss = (flow + returned).square().sum(-1)
-        scale = flow.square().sum(-1) + returned.square().sum(-1)
-        ok = miss <= CONSISTENCY_RELATIVE * scale + CONSISTENCY_ABSOLUTE
-        x = torch.from_numpy(self.grid[..., 0]) + flow[..., 0]
-        y = torch.from_numpy(self.grid[..., 1]) + flow[..., 1]
-        inside = (x >= 0) & (x <= self.width - 1) & (y >= 0) & (y <= self.height - 1)
-        return (ok & inside).float()
+    def _consistent(self, flow: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
+        """1 where ``flow`` (ours to a neighbour) lands inside it and comes back along ``back``
+        (motion.occlusion's forward-backward check), else 0."""
+        landing = self.grid + flow.numpy()
+        inside = (landing >= 0).all(-1) & (landing <= (self.width - 1, self.height - 1)).all(-1)
+        return (1 - occlusion(flow, back)) * torch.from_numpy(inside)
 
     # ---- pieces ---------------------------------------------------------------------------
 
@@ -217,9 +209,7 @@ class MultiFrameUpscaler:
         return torch.from_numpy(moved)
 
     def _enlarge(self, small: torch.Tensor) -> torch.Tensor:
-        down = lanczos_weights(small.shape[0], self.height)
-        across = lanczos_weights(small.shape[1], self.width).T
-        return down @ small @ across
+        return lanczos_enlarge(small, (self.height, self.width))
 
     def _area(self, large: torch.Tensor) -> torch.Tensor:
         rows, columns = self.frames[0].small.shape

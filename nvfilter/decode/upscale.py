@@ -64,20 +64,21 @@ def lanczos_weights(inputs: int, outputs: int, lobes: int = LANCZOS_LOBES) -> to
     return (weights / weights.sum(1, keepdim=True)).float()
 
 
+def lanczos_enlarge(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Planes (..., h, w) enlarged to ``size`` (height, width) by the Lanczos kernel."""
+    down = lanczos_weights(image.shape[-2], size[0])
+    across = lanczos_weights(image.shape[-1], size[1]).T
+    return down @ image @ across
+
+
 def _backprojected(small: torch.Tensor, size: tuple[int, int], steps: int) -> torch.Tensor:
     """Planes (1, C, h, w) enlarged to ``size`` (height, width): Lanczos, then ``steps``
     corrections so that the average over each small pixel's area is that pixel (a non-integer
     ratio averages over the output pixels each small pixel overlaps)."""
-    down = lanczos_weights(small.shape[2], size[0])
-    across = lanczos_weights(small.shape[3], size[1]).T
-
-    def enlarge(image: torch.Tensor) -> torch.Tensor:
-        return down @ image @ across
-
     learned = (int(small.shape[2]), int(small.shape[3]))
-    large = enlarge(small)
+    large = lanczos_enlarge(small, size)
     for _ in range(steps):
-        large += enlarge(small - F.adaptive_avg_pool2d(large, learned))
+        large += lanczos_enlarge(small - F.adaptive_avg_pool2d(large, learned), size)
     return large
 
 
