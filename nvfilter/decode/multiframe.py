@@ -85,6 +85,8 @@ class MultiFrameUpscaler:
         self.width, self.height = width, height
         self.chroma, self.matrix = chroma, matrix
         self.to_ycbcr = ycbcr_matrix(matrix)
+        self.from_ycbcr = torch.linalg.inv(self.to_ycbcr)
+        self.learned = (0, 0)  # the learned frames' (height, width), from the first
         self.frames: deque[_Frame] = deque()
         self.first = 0  # the index of frames[0] in the stream
         self.next_out = 0
@@ -96,6 +98,7 @@ class MultiFrameUpscaler:
     def feed(self, frame: np.ndarray) -> list[Callable[[], np.ndarray]]:
         """Take the next learned-size frame (uint8 h x w x 3); the work (each call gives one
         upscaled frame, in order) for the frames whose neighbours have all come."""
+        self.learned = (int(frame.shape[0]), int(frame.shape[1]))
         single = backproject(frame, self.width, self.height, chroma=self.chroma, matrix=self.matrix)
         luma = self._luma(single)
         grey = np.ascontiguousarray(luma.round().clamp(0, 255).to(torch.uint8).numpy())
@@ -212,8 +215,8 @@ class MultiFrameUpscaler:
         return lanczos_enlarge(small, (self.height, self.width))
 
     def _area(self, large: torch.Tensor) -> torch.Tensor:
-        rows, columns = self.frames[0].small.shape
-        return F.adaptive_avg_pool2d(large[None], (rows, columns))[0]
+        """``large`` (H, W) averaged over each learned pixel's area."""
+        return F.adaptive_avg_pool2d(large[None], self.learned)[0]
 
     def _luma(self, rgb: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(rgb).float() @ self.to_ycbcr[0]
@@ -222,7 +225,7 @@ class MultiFrameUpscaler:
         """``rgb`` (uint8) with its luma replaced by ``luma``."""
         ycbcr = torch.from_numpy(rgb).float() @ self.to_ycbcr.T
         ycbcr[..., 0] = luma
-        out = ycbcr @ torch.linalg.inv(self.to_ycbcr).T
+        out = ycbcr @ self.from_ycbcr.T
         return out.round_().clamp_(0, 255).to(torch.uint8).numpy()
 
 
