@@ -193,6 +193,14 @@ def tampered(path: Path, change) -> Path:
     return path
 
 
+def assert_refused_when_tampered(model: TileField, tmp_path: Path, change, tensor: str) -> None:
+    """A file of ``model`` whose tensors ``change`` spoils is refused on reading, naming
+    ``tensor``."""
+    path = tampered(to_file(model, tmp_path / "t.nvw"), change)
+    with pytest.raises(NvwError, match=f"do not fit its architecture.*{tensor}"):
+        nvw.load(path)
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -204,9 +212,7 @@ def tampered(path: Path, change) -> Path:
     ids=["fractional", "sum", "negative", "nan"],
 )
 def test_ranks_that_do_not_add_up_are_refused(tmp_path, change):
-    path = tampered(to_file(fitted(moving_video()), tmp_path / "t.nvw"), change)
-    with pytest.raises(NvwError, match="do not fit its architecture.*ranks"):
-        nvw.load(path)
+    assert_refused_when_tampered(fitted(moving_video()), tmp_path, change, "ranks")
 
 
 def test_architecture_bounds_are_refused():
