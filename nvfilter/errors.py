@@ -24,4 +24,9 @@ class OptionError(NvfilterError):
 
 
 class OutputError(NvfilterError):
-    """The output cannot be written (ffmpeg refused the codec or container, disk full...)."""
+    """The output cannot be written (ffmpeg refused the codec or container, disk full...);
+    ``reason``, where set, is the message without the path (to report it on another path)."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason

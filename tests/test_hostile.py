@@ -187,16 +187,18 @@ def test_many_mutated_nvw_files_through_the_command_line(tmp_path):
     _fuzz_cli(tmp_path, cases=150, seed=20261203)
 
 
-@pytest.mark.parametrize("command", ["encode", "decode", "frames"])
+@pytest.mark.parametrize("command", ["encode", "encode-hybrid", "decode", "frames"])
 def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, command):
     """Writing past what the disk takes (a file size limit stands in for a full disk: the
-    write fails the same way, midway) is one error line naming the user's path; no partial
-    file stays."""
+    write fails the same way, midway) is one error line naming the user's path, also where
+    the write that fails is a part in the hidden folder beside it (tiles); no partial file
+    stays."""
     folder = tmp_path / "outputs"
     folder.mkdir()
-    if command == "encode":
+    if command.startswith("encode"):
         name = "clip.nvw"
-        args = ["encode", EXAMPLE, folder / name, "--width", "80", "--epochs", "1"]
+        args = ["encode", EXAMPLE, folder / name, "--width", "80"]
+        args += ["--model", "hybrid", "--epochs", "1"] if command == "encode-hybrid" else []
     else:
         nvw_file = tmp_path / "clip.nvw"
         run("encode", EXAMPLE, nvw_file, "--width", "80", "--epochs", "1", "--no-audio")

@@ -324,7 +324,7 @@ def _encode_whole(
         f"encoded {source} -> {output_label or output}: PSNR {psnr:.2f} dB after {fitted.steps} steps in "
         f"{fitted.seconds:.1f} s ({fitted.stopped_by}), {human_bytes(len(data))}, "
         f"{bpp:.3f} bits/pixel"
-        + (f" (audio {human_bytes(len(src.audio[0]))})" if src.audio else "")
+        + (f" ({src.audio[1]} audio, {human_bytes(len(src.audio[0]))})" if src.audio else "")
     )
     return result
 

@@ -46,7 +46,7 @@ from nvfilter.encode.workers import (
     edge_pictures,
     train_part,
 )
-from nvfilter.errors import OptionError, VideoError
+from nvfilter.errors import OptionError, OutputError, VideoError
 from nvfilter.eval import metrics
 from nvfilter.io import nvw
 from nvfilter.io.outputs import PARTIAL, write_bytes, write_chunks
@@ -125,10 +125,21 @@ class BudgetShare:
 
 class PartStore:
     """The finished parts (``part_000003.nvw``, written last, with ``part_000003.json`` of its
-    error sums), the training part's checkpoint and optimiser state."""
+    error sums), the training part's checkpoint and optimiser state. ``stands_for``: the path a
+    failed write is reported as (the output, for the hidden folder beside it that the user never
+    named), or None to name the part's own file (a --outputs folder)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, stands_for: str | None = None) -> None:
         self.path = path
+        self.stands_for = stands_for
+
+    def _write(self, data: bytes, path: Path) -> None:
+        try:
+            write_bytes(data, str(path))
+        except OutputError as err:
+            if self.stands_for is None or err.reason is None:
+                raise
+            raise OutputError(f"{self.stands_for}: {err.reason}", err.reason) from None
 
     def part(self, k: int) -> Path:
         return self.path / f"part_{k:06d}.nvw"
@@ -149,8 +160,8 @@ class PartStore:
         record = {"frames": frames, "squared_error": result.squared_error,
                   "pixels": result.pixels, "seconds": result.seconds, "steps": result.steps,
                   "stopped_by": result.stopped_by}  # fmt: skip
-        write_bytes(json.dumps(record).encode(), str(self.path / f"part_{result.index:06d}.json"))
-        write_bytes(result.nvw_bytes, str(self.part(result.index)))
+        self._write(json.dumps(record).encode(), self.path / f"part_{result.index:06d}.json")
+        self._write(result.nvw_bytes, self.part(result.index))
         for stale in (self.checkpoint(result.index), self.state(result.index)):
             stale.unlink(missing_ok=True)
 
@@ -158,10 +169,10 @@ class PartStore:
         """The training part's network and optimiser state (the state first: a checkpoint
         present always has its state)."""
         tensors, metadata = trainer.state()
-        write_bytes(save(tensors, metadata=metadata), str(self.state(k)))
+        self._write(save(tensors, metadata=metadata), self.state(k))
         result = TrainResult(trainer.step, trainer.elapsed, math.nan, "checkpoint",
                              dataclasses.asdict(trainer.config))  # fmt: skip
-        write_bytes(nvw.to_bytes(trainer.model, job.video, result), str(self.checkpoint(k)))
+        self._write(nvw.to_bytes(trainer.model, job.video, result), self.checkpoint(k))
 
     def resume_point(
         self, k: int
@@ -485,7 +496,7 @@ def encode_parts(
         folder = (
             RunFolder(Path(outputs), resuming_step=0 if resuming else None) if outputs else None
         )
-        store = PartStore(parts_folder(output, outputs, stack))
+        store = PartStore(parts_folder(output, outputs, stack), None if outputs else output)
         part_frames = options.setting("segment_frames")
         check_raw_memory(source, part_frames + 2 + part_frames // 2, opened.width, opened.height,
                          options, " of a part")  # fmt: skip
@@ -530,6 +541,6 @@ def encode_parts(
         f"encoded {source} -> {output_label or output}: PSNR {result.psnr:.2f} dB, {frames} "
         f"frames in {count} part{'s' * (count != 1)}, {result.steps} steps in {result.seconds:.1f} s of training "
         f"({time.perf_counter() - encode.began:.1f} s in all, {result.stopped_by}){bpp}"
-        + (f" (audio {human_bytes(len(sound[0]))})" if sound else "")
+        + (f" ({sound[1]} audio, {human_bytes(len(sound[0]))})" if sound else "")
     )
     return result

@@ -42,7 +42,8 @@ def atomic_file(target: Path) -> Iterator[Path]:
         yield temp
         os.replace(temp, target)
     except OSError as err:  # a full disk, a quota, a file size limit: the user's path, one line
-        raise OutputError(f"{target}: {err.strerror or err}") from None
+        why = err.strerror or str(err)
+        raise OutputError(f"{target}: {why}", reason=why) from None
     finally:
         temp.unlink(missing_ok=True)
 
@@ -62,7 +63,8 @@ def atomic_folder(target: Path) -> Iterator[Path]:
             target.rmdir()
         os.replace(temp, target)
     except OSError as err:
-        raise OutputError(f"{target}: {err.strerror or err}") from None
+        why = err.strerror or str(err)
+        raise OutputError(f"{target}: {why}", reason=why) from None
     finally:
         shutil.rmtree(temp, ignore_errors=True)
 
