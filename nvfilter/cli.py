@@ -117,11 +117,10 @@ MODEL_OPTION = click.option(
     default="auto",
     show_default=True,
     help="tiles: each 8x8 tile the best low-rank fit of its pixels over each part of the "
-    "video, found in closed form (real sizes); segments: per-segment feature planes started "
+    "video, found in closed form, in seconds; segments: per-segment feature planes started "
     "from a principal-component fit, refined on whole frames; hybrid: one set of feature "
-    "planes + small head, learned from random pixels (small clips); siren: the original "
-    "SIREN; auto: tiles from 4 million pixels (width x height x frames) and 8 frames, else "
-    "hybrid.",
+    "planes + small head, learned from random pixels (trained: up to 100 epochs); siren: the "
+    "original SIREN; auto: tiles for a video of 8 frames or more, else hybrid.",
 )
 EPOCHS_OPTION = click.option(
     "--epochs",
@@ -559,7 +558,7 @@ def filter_video(
     storage = {name: flags.pop(name) for name in option_names(STORAGE_OPTIONS)}
     decoding = decode_options(preset, {**flags, "device": device, "container": container})
     decoder.check_output(output, container)
-    if network["footprint"] is None and model in ("hybrid", "auto"):  # for the network's upscaling
+    if network["footprint"] is None and model == "hybrid":  # for the network's upscaling
         upscaled = (decoding.spatial_scale or 1) > 1
         network["footprint"] = upscaled and decoding.upscaler == "network"
     max_memory = storage.pop("max_memory")

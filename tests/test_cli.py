@@ -106,6 +106,25 @@ def test_default_model_says_what_it_picked(clips, tmp_path):
     assert "hybrid planes: 3 levels x 16 channels (picked for this video size)" in result.stderr
 
 
+def test_auto_fits_tiles_from_eight_frames_and_names_the_flags_it_leaves_unused(clips, tmp_path):
+    out = tmp_path / "t.nvw"
+    result = run("encode", clips["testsrc"], out, "--epochs", "2", "--hidden-features", "16")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "note: --epochs, --hidden-features: unused, the tiles model is fitted in closed form "
+        "(give --model hybrid to train a network)" in result.stderr
+    )
+    assert nvw.load(out).model.spans[0].architecture["type"] == "tiles"
+    plain = run("encode", clips["testsrc"], out)
+    assert plain.exit_code == 0 and "note" not in plain.stderr, plain.stderr
+    explicit = run("encode", clips["testsrc"], out, "--model", "tiles", "--lr", "1e-3")
+    assert explicit.exit_code == 0, explicit.stderr
+    assert "note: --lr: unused, the tiles model is fitted in closed form\n" in explicit.stderr
+    trained = run("encode", clips["testsrc"], out, "--model", "hybrid", "--epochs", "1")
+    assert trained.exit_code == 0 and "note" not in trained.stderr, trained.stderr
+    assert nvw.load(out).architecture["type"] == "hybrid"
+
+
 def test_frame_step_dtype_and_pix_fmt_flags(clips, tmp_path):
     out = tmp_path / "half.nvw"
     result = run(
@@ -725,24 +744,24 @@ def test_footprint_flag_is_stored_and_refused_for_siren(clips, tmp_path):
 
 
 def test_filter_learns_with_footprint_reads_when_the_network_upscales(clips, tmp_path):
-    up = run(
-        "filter", clips["smooth"], tmp_path / "up.mp4", "--spatial-scale", "2", "--epochs", "3"
-    )
+    hybrid = ["--model", "hybrid", "--epochs", "3"]
+    up = run("filter", clips["smooth"], tmp_path / "up.mp4", "--spatial-scale", "2", *hybrid)
     assert up.exit_code == 0, up.stderr
     assert "footprint reads" in up.stderr
     off = run(
         "filter", clips["smooth"], tmp_path / "off.mp4", "--spatial-scale", "2",
-        "--no-footprint", "--epochs", "3",
+        "--no-footprint", *hybrid,
     )  # fmt: skip
     # the upscale presets make new pixels from the learned size: point reads fit it best
-    preset = run(
-        "filter", clips["smooth"], tmp_path / "pre.mp4", "--preset", "upscale-2x", "--epochs", "3"
-    )
-    same = run("filter", clips["smooth"], tmp_path / "same.mp4", "--epochs", "3")
-    for result in (off, preset, same):
+    preset = run("filter", clips["smooth"], tmp_path / "pre.mp4", "--preset", "upscale-2x", *hybrid)
+    same = run("filter", clips["smooth"], tmp_path / "same.mp4", *hybrid)
+    # the default model (tiles) reads points and is not given footprint reads, nor told of them
+    tiles = run("filter", clips["smooth"], tmp_path / "tiles.mp4", "--spatial-scale", "2")
+    for result in (off, preset, same, tiles):
         assert result.exit_code == 0, result.stderr
-        assert "footprint reads" not in result.stderr
+        assert "footprint" not in result.stderr
     assert "by back-projection" in preset.stderr
+    assert "tiles" in tiles.stderr
 
 
 @pytest.mark.parametrize(

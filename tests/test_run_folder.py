@@ -17,7 +17,9 @@ from safetensors.torch import load_file
 
 from nvfilter.io import nvw
 
-NET = ["--channels", "4", "--levels", "2", "--hidden-features", "16", "--batch-size", "1024"]
+NET = ["--model", "hybrid", "--channels", "4", "--levels", "2", "--hidden-features", "16",
+       "--batch-size", "1024"]  # fmt: skip
+"""A small trained network: the default model (tiles) takes no steps to checkpoint or resume."""
 
 
 def same_weights(a: Path, b: Path) -> bool:

@@ -222,10 +222,13 @@ def test_architecture_bounds_are_refused():
         TileField(16, 16, 4, tile=1000)
 
 
-def test_auto_picks_tiles_for_real_sizes_only():
+def test_auto_picks_tiles_from_eight_frames_at_any_size():
     assert pick_model("auto", 640, 360, 194) == "tiles"
-    assert pick_model("auto", 160, 90, 24) == "hybrid"
+    assert pick_model("auto", 160, 90, 24) == "tiles"
+    assert pick_model("auto", 16, 16, 8) == "tiles"
+    assert pick_model("auto", 160, 90, 7) == "hybrid"
     assert pick_model("auto", 3840, 2160, 1) == "hybrid"  # a still: a number a pixel is too few
+    assert pick_model("hybrid", 640, 360, 194) == "hybrid"
 
 
 def test_a_black_video_keeps_no_components():

@@ -66,6 +66,22 @@ def check_parts_flags(options: EncodeOptions, model: str) -> None:
             raise OptionError(f"{flag} is not for --model {model} ({why})")
 
 
+def note_unused_network_flags(options: EncodeOptions, console: Console) -> None:
+    """Say which of the trained networks' flags a tiles encode leaves unused (an explicit
+    ``--model tiles`` refuses the network's shape flags, check_parts_flags; ``auto`` picks tiles
+    whatever the flags, so says so and how to train a network instead)."""
+    unused = [flag for flag, value in (
+        ("--epochs", options.epochs), ("--lr", options.lr), ("--batch-size", options.batch_size),
+        ("--lr-schedule", options.lr_schedule), ("--channels", options.channels),
+        ("--levels", options.levels), ("--hidden-features", options.hidden_features),
+        ("--hidden-layers", options.hidden_layers)) if value is not None]  # fmt: skip
+    if unused:
+        console.message(
+            f"note: {', '.join(unused)}: unused, the tiles model is fitted in closed form"
+            + (" (give --model hybrid to train a network)" if options.model == "auto" else "")
+        )
+
+
 def create_model(options: EncodeOptions, video: VideoInfo) -> tuple[VideoField, str]:
     """The network to train and a one-line description of it (saying what was auto-picked)."""
     if options.model == "siren":
@@ -206,12 +222,8 @@ def encode(
                 )
             if options.model == picked:
                 check_parts_flags(options, picked)
-            steps = [flag for flag, value in (("--epochs", options.epochs), ("--lr", options.lr),
-                     ("--batch-size", options.batch_size), ("--lr-schedule", options.lr_schedule))
-                     if value is not None]  # fmt: skip
-            if picked == "tiles" and steps:
-                console.message(f"note: {', '.join(steps)}: the tiles model takes no optimiser "
-                                "steps (it is fitted in closed form)")  # fmt: skip
+            if picked == "tiles":
+                note_unused_network_flags(options, console)
             options = dataclasses.replace(
                 options, model=picked, footprint=None, dtype=storage_dtype(options.dtype, picked)
             )
