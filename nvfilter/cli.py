@@ -120,7 +120,8 @@ MODEL_OPTION = click.option(
     "video, found in closed form, in seconds; segments: per-segment feature planes started "
     "from a principal-component fit, refined on whole frames; hybrid: one set of feature "
     "planes + small head, learned from random pixels (trained: up to 100 epochs); siren: the "
-    "original SIREN; auto: tiles for a video of 8 frames or more, else hybrid.",
+    "original SIREN; auto: tiles from 400,000 pixels (width x height x frames) and 8 frames, "
+    "else hybrid.",
 )
 EPOCHS_OPTION = click.option(
     "--epochs",

@@ -204,23 +204,28 @@ PARTS_MODELS = ("tiles", "segments")
 """The networks a streamed encode learns part by part."""
 
 
+AUTO_TILES_FROM = 400_000
+"""``--model auto`` learns a video of at least this many pixels (width x height x frames) with the
+tiles model, a smaller one with the hybrid: under it the hybrid's 100 epochs are under 10,000
+steps (about five minutes here) and, storing two to four numbers a pixel there to the tiles' one,
+it learns more, which the in-between and upscaled frames of the small-clip quality benchmark
+show (160x90, 13 kept frames: motion in-between 34.73 against 34.37 dB, 2x back-projection
+31.36 against 31.07; BENCHMARKS.md). From it on the hybrid's run is long (the shipped
+realshort.mp4, 2.8 million pixels: an ETA of 28 minutes) and the tiles fit takes seconds
+(46.42 dB in 1.5 s there); at real sizes the hybrid is far behind (tour.mp4 at 720x405: 52 dB
+in seconds, against 20.6 dB for the hybrid in 300 s)."""
 AUTO_TILES_MIN_FRAMES = 8
-"""``--model auto`` learns a video of at least this many frames with the tiles model, whatever
-its size, and a shorter one with the hybrid. The tiles fit needs no training: on clips at
-160x90 of 8 and 16 frames it gives 44.8 to 51.2 dB in about 1.4 s of encode, where the hybrid's
-100 epochs take 30 to 68 s for 45.9 to 52.0 dB (better by up to 4 dB on 8 frames, storing 3.6
-numbers a pixel there and 1.8 on 16 frames, to the tiles' one at most), and at real sizes the hybrid is far behind (tour.mp4 at
-720x405: 52 dB in seconds, against 20.6 dB for the hybrid in 300 s; BENCHMARKS.md). One stored
-number a pixel holds a third of a single frame's values (64x48, one frame: 11.7 dB), so a still
-or a few frames go to the hybrid."""
+"""...and at least this many frames: one stored number a pixel holds a third of a single frame's
+values (64x48, one frame: 11.7 dB), so a still or a few frames go to the hybrid."""
 
 
 def pick_model(model: str, width: int, height: int, frames: int) -> str:
-    """The model ``--model`` names, ``auto`` resolved by the video's length
-    (AUTO_TILES_MIN_FRAMES; the size does not matter)."""
+    """The model ``--model`` names, ``auto`` resolved by the video's size (AUTO_TILES_FROM,
+    AUTO_TILES_MIN_FRAMES)."""
     if model != "auto":
         return model
-    return "tiles" if frames >= AUTO_TILES_MIN_FRAMES else "hybrid"
+    real_size = width * height * frames >= AUTO_TILES_FROM and frames >= AUTO_TILES_MIN_FRAMES
+    return "tiles" if real_size else "hybrid"
 
 
 AUTO_DTYPES = {"tiles": "float16"}

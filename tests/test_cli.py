@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import corpus_clip, make_clip, nvfilter_cmd, read_video, run
+from conftest import EXAMPLE, corpus_clip, make_clip, nvfilter_cmd, read_video, run
 from PIL import Image
 
 from nvfilter.config import ORIGINAL_SIREN_RECIPE, EncodeOptions
@@ -106,17 +106,23 @@ def test_default_model_says_what_it_picked(clips, tmp_path):
     assert "hybrid planes: 3 levels x 16 channels (picked for this video size)" in result.stderr
 
 
-def test_auto_fits_tiles_from_eight_frames_and_names_the_flags_it_leaves_unused(clips, tmp_path):
+def test_auto_fits_tiles_from_400_thousand_pixels_and_names_the_flags_it_leaves_unused(
+    clips, tmp_path
+):
     out = tmp_path / "t.nvw"
-    result = run("encode", clips["testsrc"], out, "--epochs", "2", "--hidden-features", "16")
+    clip = [EXAMPLE, "--width", "160"]  # 160x120, 36 frames: 691,200 pixels
+    result = run("encode", *clip, out, "--epochs", "2", "--hidden-features", "16")
     assert result.exit_code == 0, result.stderr
     assert (
         "note: --epochs, --hidden-features: unused, the tiles model is fitted in closed form "
         "(give --model hybrid to train a network)" in result.stderr
     )
     assert nvw.load(out).model.spans[0].architecture["type"] == "tiles"
-    plain = run("encode", clips["testsrc"], out)
+    plain = run("encode", *clip, out)
     assert plain.exit_code == 0 and "note" not in plain.stderr, plain.stderr
+    assert "tiles" in plain.stderr
+    small = run("encode", clips["testsrc"], out, "--epochs", "1")  # 36,864 pixels: the hybrid
+    assert small.exit_code == 0 and "hybrid planes" in small.stderr, small.stderr
     explicit = run("encode", clips["testsrc"], out, "--model", "tiles", "--lr", "1e-3")
     assert explicit.exit_code == 0, explicit.stderr
     assert "note: --lr: unused, the tiles model is fitted in closed form\n" in explicit.stderr

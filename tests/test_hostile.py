@@ -198,7 +198,8 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, command):
     if command.startswith("encode"):
         name = "clip.nvw"
         args = ["encode", EXAMPLE, folder / name, "--width", "80"]
-        args += ["--model", "hybrid", "--epochs", "1"] if command == "encode-hybrid" else []
+        args += ["--model", "hybrid", "--epochs", "1"] if command == "encode-hybrid" else [
+            "--model", "tiles"]  # fmt: skip
     else:
         nvw_file = tmp_path / "clip.nvw"
         run("encode", EXAMPLE, nvw_file, "--width", "80", "--epochs", "1", "--no-audio")

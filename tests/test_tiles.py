@@ -222,12 +222,12 @@ def test_architecture_bounds_are_refused():
         TileField(16, 16, 4, tile=1000)
 
 
-def test_auto_picks_tiles_from_eight_frames_at_any_size():
+def test_auto_picks_tiles_from_400_thousand_pixels_and_eight_frames():
     assert pick_model("auto", 640, 360, 194) == "tiles"
-    assert pick_model("auto", 160, 90, 24) == "tiles"
-    assert pick_model("auto", 16, 16, 8) == "tiles"
-    assert pick_model("auto", 160, 90, 7) == "hybrid"
-    assert pick_model("auto", 3840, 2160, 1) == "hybrid"  # a still: a number a pixel is too few
+    assert pick_model("auto", 320, 240, 36) == "tiles"  # the shipped example
+    assert pick_model("auto", 160, 90, 28) == "tiles"
+    assert pick_model("auto", 160, 90, 24) == "hybrid"  # the small-clip benchmarks' size
+    assert pick_model("auto", 3840, 2160, 7) == "hybrid"  # a few frames: too few numbers
     assert pick_model("hybrid", 640, 360, 194) == "hybrid"
 
 
