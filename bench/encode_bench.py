@@ -8,10 +8,12 @@ Everything is measured in one process, on the same machine and thread count, sid
 * the machine's matrix-multiply FLOP/s (float32, 4096^3) and the training throughput of SIREN
   256x5 at batch 65536 (the original design), plain (unfused) and as `--model siren` runs it;
 * PSNR against training time on real clips at 160x90, 24 frames: the plain reference loop (the
-  seed's SIREN, random pixel batches, original defaults), `--model siren`, and the default encode
-  (hybrid, one run per time budget since its schedule follows the budget);
-* a larger clip (720x405, 190 frames) under the default encode for 5 minutes;
-* decode frames/s at 1280x720 with the default model, peak memory of encode and decode (fresh
+  seed's SIREN, random pixel batches, original defaults), `--model siren`, `--model hybrid` (one
+  run per time budget since its schedule follows the budget), and the default encode (tiles: a
+  closed-form fit, no budget);
+* a larger clip (720x405, 190 frames) under `--model hybrid` for 5 minutes (real sizes have
+  their own benchmark, real_size_bench.py);
+* decode frames/s at 1280x720 with that hybrid model, peak memory of encode and decode (fresh
   processes), and run-to-run reproducibility.
 
 PSNR is always of the 8-bit reconstruction of every frame (what decode gives), all pixels pooled.
@@ -45,9 +47,10 @@ from nvfilter.decode.render import reconstruction_mse, render_frame  # noqa: E40
 from nvfilter.encode.train import Trainer, fit  # noqa: E402
 from nvfilter.eval.metrics import psnr_from_mse  # noqa: E402
 from nvfilter.io import media as ffio  # noqa: E402
-from nvfilter.models import VideoField  # noqa: E402
+from nvfilter.models import VideoField, count_parameters  # noqa: E402
 from nvfilter.models.planes import PlaneField, auto_channels  # noqa: E402
 from nvfilter.models.siren import Siren
+from nvfilter.models.tiles import TileField  # noqa: E402
 
 NVFILTER = [sys.executable, "-m", "nvfilter"]
 """The command under test, from this checkout, whether or not it is installed on PATH."""
@@ -454,6 +457,11 @@ def main() -> None:
             hybrid_at[budget] = (psnr_from_mse(reconstruction_mse(model, frames), peak=1.0), steps)
             if budget == longest:
                 hybrid_curve = {**curve, budget: hybrid_at[budget][0]}
+        tiles = TileField(w, h, n)
+        begin = time.perf_counter()
+        tiles.start_from(frames)
+        tiles_seconds = time.perf_counter() - begin
+        tiles_psnr = psnr_from_mse(reconstruction_mse(tiles, frames), peak=1.0)
         columns = sorted({*budgets, fast_budget})
         print("| method | " + " | ".join(f"PSNR at {b:g} s" for b in columns) + " | steps |")
         print("| --- |" + " --- |" * (len(columns) + 1))
@@ -468,15 +476,21 @@ def main() -> None:
             params = sum(p.numel() for p in hybrid(frames).parameters())
             cells = [f"{hybrid_at[b][0]:.2f} dB" if b in hybrid_at else "-" for b in columns]
             print(
-                f"| default encode (hybrid, {params:,} parameters; one run per budget) | "
+                f"| `--model hybrid` ({params:,} parameters; one run per budget) | "
                 + " | ".join(cells)
                 + f" | {hybrid_at[longest][1]} |"
             )
+        print(
+            f"| default encode (`--model auto`: tiles, {count_parameters(tiles):,} numbers, fitted "
+            f"in closed form in {tiles_seconds:.2f} s, so the same at every budget) | "
+            + " | ".join(f"{tiles_psnr:.2f} dB" for _ in columns)
+            + " | 0 |"
+        )
         plain_best = plain_curve[max(plain_curve)]
         print(f"\n- the plain loop's {longest:g} s PSNR is {plain_best:.2f} dB")
         if hybrid_curve:
             print(
-                f"- default encode reaches it after {first_reach(hybrid_curve, plain_best)} "
+                f"- `--model hybrid` reaches it after {first_reach(hybrid_curve, plain_best)} "
                 f"(in its {longest:g} s run)"
             )
         print(
@@ -488,7 +502,7 @@ def main() -> None:
         if hybrid_curve:
             best = hybrid_curve[max(hybrid_curve)]
             print(
-                f"- the plain loop reaches the default encode's best ({best:.2f} dB) "
+                f"- the plain loop reaches `--model hybrid`'s best ({best:.2f} dB) "
                 f"{first_reach(plain_curve, best).replace('not within', 'not within its')}"
             )
         print()
@@ -504,7 +518,7 @@ def main() -> None:
     checkpoints = [c for c in fine if c < large_budget]
     curve, steps = psnr_curve(model, frames, hybrid_config(large_budget), checkpoints)
     final = psnr_from_mse(reconstruction_mse(model, frames), peak=1.0)
-    print(f"## {args.large} at {w}x{h}, {n} frames, default encode for {large_budget} s\n")
+    print(f"## {args.large} at {w}x{h}, {n} frames, `--model hybrid` for {large_budget} s\n")
     print(
         "| training time | "
         + " | ".join(f"{c:g} s" for c in checkpoints)
@@ -524,7 +538,7 @@ def main() -> None:
     render_fps = count / (time.perf_counter() - start)
     print("## Decoding and memory\n")
     print(
-        f"- render at 1280x720, default model of the clip above: {render_fps:.1f} frames/s "
+        f"- render at 1280x720, the hybrid model of the clip above: {render_fps:.1f} frames/s "
         "(network only)"
     )
 

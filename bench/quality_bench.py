@@ -4,15 +4,15 @@
     python bench/quality_bench.py --quick    # short training, two clips, to try it out
 
 Temporal: a clip at 160x90 (25 frames: 0..24, or from START where a clip begins still), keep
-every k-th frame (k = 2, 4), learn what was kept with the default encode (run to its end, 100
-epochs, as a plain `nvfilter encode`; --budget gives a time budget instead), decode at the
+every k-th frame (k = 2, 4), learn what was kept with `nvfilter encode` (no budget, as a plain
+encode; --budget gives a time budget; --models compares models side by side), decode at the
 original rate (temporal scale k, the slowmo path of `nvfilter decode`), and score the frames that were left out, interior ones only
 (between the first and the last kept frame), against the real ones. The same frames are made from
 the kept ones by ffmpeg `minterpolate` (mi_mode=mci, motion compensated), `framerate` (blending)
 and by repeating the nearest kept frame (ties: the earlier one).
 
 Spatial: the clip at 320x176 (24 frames), downscaled by 2 and by 4 with ffmpeg's area filter; the
-small clip is learned and decoded at 320x176 (`--width/--height`, both upscalers), and scored
+small clip is learned and decoded at 320x176 (`--width/--height`, every upscaler), and scored
 against the original; ffmpeg `scale` with bicubic and with lanczos from the same small clip are scored on the
 same frames.
 
@@ -39,16 +39,12 @@ import numpy as np
 import torch
 from common import CORPUS  # noqa: E402  (puts the checkout on sys.path)
 
-from nvfilter.config import (
-    EncodeOptions,
-    VideoInfo,  # noqa: E402
-)
+from nvfilter.config import UPSCALERS, VideoInfo  # noqa: E402
 from nvfilter.decode.render import iter_frames, plan_render  # noqa: E402
-from nvfilter.encode.encoder import create_model, train_config  # noqa: E402
-from nvfilter.encode.train import Trainer  # noqa: E402
 from nvfilter.eval import metrics  # noqa: E402
 from nvfilter.eval.evaluate import libvmaf_score  # noqa: E402
 from nvfilter.io import media as ffio  # noqa: E402
+from nvfilter.io import nvw  # noqa: E402
 
 CLIPS = ["realshort.mp4", "Principe_inertie.avi", "g1.avi", "oa4_launch.webm"]
 START = {"oa4_launch.webm": 150}
@@ -87,18 +83,24 @@ def ffmpeg_filter(
     return np.frombuffer(out, np.uint8).reshape(-1, size[1], size[0], 3)
 
 
-def learn(frames: np.ndarray, rate: Fraction, budget: float | None):
-    """The default encode of ``frames`` for ``budget`` seconds (None: to its own end, 100 epochs
-    for the default model): the model and its VideoInfo."""
-    tensor = torch.from_numpy(frames.copy())
-    video = VideoInfo(
-        width=frames.shape[2], height=frames.shape[1], frames=frames.shape[0], frame_rate=rate
-    )
-    options = EncodeOptions(time_budget=budget)
-    torch.manual_seed(options.seed)
-    model, _ = create_model(options, video)
-    Trainer(model, tensor, train_config(options, "cpu")).run()
-    return model, video
+def learn(frames: np.ndarray, rate: Fraction, budget: float | None, model: str):
+    """``nvfilter encode`` of ``frames`` (as a lossless FFV1 clip) with ``--model model`` and
+    ``--time-budget budget`` (None: no budget, as a plain encode; the hybrid then runs its 100
+    epochs): the learned network and its VideoInfo."""
+    count, height, width, _ = frames.shape
+    with tempfile.TemporaryDirectory() as folder:
+        clip, out = Path(folder) / "kept.mkv", Path(folder) / "kept.nvw"
+        subprocess.run(
+            [ffio.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "rawvideo",
+             "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", str(rate), "-i", "-",
+             "-c:v", "ffv1", "-pix_fmt", "bgr0", str(clip)],
+            input=np.ascontiguousarray(frames).tobytes(), check=True,
+        )  # fmt: skip
+        budgets = ["--time-budget", f"{budget:g}"] if budget is not None else []
+        subprocess.run([sys.executable, "-m", "nvfilter", "encode", str(clip), str(out), "-q",
+                        "--model", model, *budgets], check=True)  # fmt: skip
+        loaded = nvw.load(out)
+    return loaded.model, loaded.video
 
 
 def score(test: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
@@ -117,9 +119,10 @@ def score_with_vmaf(
     count, height, width, _ = reference.shape
     video = VideoInfo(width=width, height=height, frames=count, frame_rate=rate)
     with tempfile.TemporaryDirectory() as folder:
-        distorted = Path(folder) / "test.rgb"
+        distorted, real = Path(folder) / "test.rgb", Path(folder) / "real.rgb"
         distorted.write_bytes(np.ascontiguousarray(test).tobytes())
-        quality = libvmaf_score(distorted, torch.from_numpy(np.ascontiguousarray(reference)), video)
+        real.write_bytes(np.ascontiguousarray(reference).tobytes())
+        quality = libvmaf_score(distorted, real, video)
     return (*score(test, reference), quality)
 
 
@@ -128,8 +131,11 @@ def nearest(kept: np.ndarray, k: int, count: int) -> np.ndarray:
     return np.stack([kept[min(kept.shape[0] - 1, (j + (k - 1) // 2) // k)] for j in range(count)])
 
 
-def temporal(name: str, k: int, budget: float | None) -> dict[str, tuple[float, ...]]:
-    """Held-out frames' (PSNR, SSIM, VMAF) for each method (score_with_vmaf)."""
+def temporal(
+    name: str, k: int, budget: float | None, models: list[str]
+) -> dict[str, tuple[float, ...]]:
+    """Held-out frames' (PSNR, SSIM, VMAF) for each method (score_with_vmaf), nvfilter's rows
+    once for each of ``models``."""
 
     def scored(made: np.ndarray) -> tuple[float, ...]:
         return score_with_vmaf(made[held], frames[held], out_rate)
@@ -142,15 +148,16 @@ def temporal(name: str, k: int, budget: float | None) -> dict[str, tuple[float, 
     in_rate = rate / k
     size = TEMPORAL_SIZE
     rows: dict[str, tuple[float, ...]] = {}
-    model, video = learn(kept, in_rate, budget)
-    spec = plan_render(video, temporal_scale=Fraction(k), fps=out_rate)
-    decoded = np.stack(list(iter_frames(model, spec, video.frames)))
-    rows["nvfilter (default encode)"] = scored(decoded)
-    rows["nvfilter, kept frames"] = score(decoded[: last + 1 : k], kept)
-    moved = np.stack(list(iter_frames(model, spec, video.frames, between="motion")))
-    rows["nvfilter --between motion"] = scored(moved)
-    if not np.array_equal(moved[: last + 1 : k], decoded[: last + 1 : k]):
-        raise SystemExit("--between motion changed a kept frame")
+    for choice in models:
+        model, video = learn(kept, in_rate, budget, choice)
+        spec = plan_render(video, temporal_scale=Fraction(k), fps=out_rate)
+        decoded = np.stack(list(iter_frames(model, spec, video.frames)))
+        rows[f"nvfilter --model {choice}"] = scored(decoded)
+        rows[f"nvfilter --model {choice}, kept frames"] = score(decoded[: last + 1 : k], kept)
+        moved = np.stack(list(iter_frames(model, spec, video.frames, between="motion")))
+        rows[f"nvfilter --model {choice} --between motion"] = scored(moved)
+        if not np.array_equal(moved[: last + 1 : k], decoded[: last + 1 : k]):
+            raise SystemExit("--between motion changed a kept frame")
     # the filters stop short of their last input frame: give them one more (the last, repeated)
     padded = np.concatenate([kept, kept[-1:]])
     mci = ffmpeg_filter(padded, in_rate, f"minterpolate=fps={out_rate}:mi_mode=mci", size)
@@ -166,7 +173,11 @@ def temporal(name: str, k: int, budget: float | None) -> dict[str, tuple[float, 
     return rows
 
 
-def spatial(name: str, factor: int, budget: float | None) -> dict[str, tuple[float, float]]:
+def spatial(
+    name: str, factor: int, budget: float | None, models: list[str]
+) -> dict[str, tuple[float, float]]:
+    """Upscaled frames' (PSNR, SSIM) for each method, nvfilter's rows once for each of
+    ``models``."""
     frames, rate = load(name, SPATIAL_SIZE, SPATIAL_FRAMES)
     width, height = SPATIAL_SIZE
     small_size = (width // factor, height // factor)
@@ -174,16 +185,15 @@ def spatial(name: str, factor: int, budget: float | None) -> dict[str, tuple[flo
         frames, rate, f"scale={small_size[0]}:{small_size[1]}:flags=area", small_size
     )
     rows: dict[str, tuple[float, float]] = {}
-    model, video = learn(small, rate, budget)
-    spec = plan_render(video, width=width, height=height)
-    decoded = np.stack(list(iter_frames(model, spec, video.frames)))
-    rows["nvfilter (default encode)"] = score(decoded, frames)
-    projected = np.stack(list(iter_frames(model, spec, video.frames, upscaler="backproject")))
-    rows["nvfilter --upscaler backproject"] = score(projected, frames)
-    small_spec = plan_render(video)
-    rows["nvfilter, learned size"] = score(
-        np.stack(list(iter_frames(model, small_spec, video.frames))), small
-    )
+    for choice in models:
+        model, video = learn(small, rate, budget, choice)
+        spec = plan_render(video, width=width, height=height)
+        for upscaler in UPSCALERS:
+            made = np.stack(list(iter_frames(model, spec, video.frames, upscaler=upscaler)))
+            rows[f"nvfilter --model {choice} --upscaler {upscaler}"] = score(made, frames)
+        rows[f"nvfilter --model {choice}, learned size"] = score(
+            np.stack(list(iter_frames(model, plan_render(video), video.frames))), small
+        )
     for flags in ("bicubic", "lanczos"):
         up = ffmpeg_filter(small, rate, f"scale={width}:{height}:flags={flags}", SPATIAL_SIZE)
         rows[f"ffmpeg scale {flags}"] = score(up, frames)
@@ -215,11 +225,14 @@ def main() -> None:
         "--budget",
         type=lambda text: None if text == "default" else float(text),
         default=None,
-        help="training seconds per encode; by default (or 'default') each encode runs to the "
-        "default's own end (100 epochs), as a plain `nvfilter encode` does, which also makes "
-        "the run the same on a busy machine",
+        help="training seconds per encode; by default (or 'default') none, as a plain "
+        "`nvfilter encode` (the hybrid then runs its 100 epochs), which also makes the run the "
+        "same on a busy machine",
     )
     parser.add_argument("--clips", nargs="+", default=CLIPS)
+    parser.add_argument("--models", nargs="+", default=["auto"],
+                        help="the --model of each nvfilter encode, side by side (auto: the "
+                        "default's pick)")  # fmt: skip
     parser.add_argument(
         "--parts", nargs="+", choices=("temporal", "spatial"), default=["temporal", "spatial"]
     )
@@ -229,22 +242,24 @@ def main() -> None:
     print("Command: python bench/quality_bench.py " + " ".join(sys.argv[1:]))
     print(
         f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch "
-        f"{torch.__version__}, {time.strftime('%Y-%m-%d')}; default encode, "
-        + (f"{budget:g} s per clip" if budget is not None else "run to its end (100 epochs)")
+        f"{torch.__version__}, {time.strftime('%Y-%m-%d')}; `nvfilter encode --model` "
+        + ", ".join(args.models)
+        + ", "
+        + (f"{budget:g} s per clip" if budget is not None else "no budget (a plain encode)")
     )
     print(
         "\nEach cell: PSNR (all scored frames pooled) / mean SSIM, and for held-out frames / VMAF "
         "(ffmpeg's libvmaf, default model, the scored frames as one sequence)."
     )
     for k in (2, 4) if "temporal" in args.parts else ():
-        results = {name: temporal(name, k, budget) for name in clips}
+        results = {name: temporal(name, k, budget, args.models) for name in clips}
         table(
             f"Temporal: every k = {k} frame kept, the {k - 1} between scored "
             f"({TEMPORAL_SIZE[0]}x{TEMPORAL_SIZE[1]}, {TEMPORAL_FRAMES} frames)",
             results,
         )
     for factor in (2, 4) if "spatial" in args.parts else ():
-        results = {name: spatial(name, factor, budget) for name in clips}
+        results = {name: spatial(name, factor, budget, args.models) for name in clips}
         table(
             f"Spatial: {factor}x downscaled (area), upscaled back to "
             f"{SPATIAL_SIZE[0]}x{SPATIAL_SIZE[1]} ({SPATIAL_FRAMES} frames)",
