@@ -119,7 +119,7 @@ MODEL_OPTION = click.option(
     help="tiles: each 8x8 tile the best low-rank fit of its pixels over each part of the "
     "video, found in closed form, in seconds; segments: per-segment feature planes started "
     "from a principal-component fit, refined on whole frames; hybrid: one set of feature "
-    "planes + small head, learned from random pixels (trained: up to 100 epochs); siren: the "
+    "planes + small head, learned from random pixels (100 epochs by default); siren: the "
     "original SIREN; auto: tiles from 400,000 pixels (width x height x frames) and 8 frames, "
     "else hybrid.",
 )

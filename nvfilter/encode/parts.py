@@ -496,7 +496,8 @@ def encode_parts(
         folder = (
             RunFolder(Path(outputs), resuming_step=0 if resuming else None) if outputs else None
         )
-        store = PartStore(parts_folder(output, outputs, stack), None if outputs else output)
+        hidden = not outputs and output != "-"  # standard output's parts go to the temp folder
+        store = PartStore(parts_folder(output, outputs, stack), output if hidden else None)
         part_frames = options.setting("segment_frames")
         check_raw_memory(source, part_frames + 2 + part_frames // 2, opened.width, opened.height,
                          options, " of a part")  # fmt: skip
