@@ -30,8 +30,7 @@ follows the camera (nvfilter/camera.py): each frame is put at its place on a can
 offset along the camera's path, ``places``), the canvas is tiled and fitted as above (what a frame
 leaves uncovered shows the nearest frame that covers it), and frame k is the canvas's picture at
 k cut at its place; between two frames the place moves between theirs (bilinear), so a pan
-played slower moves instead of fading, where the places step by more than a step of their grid
-(FADE_STEP; by one or none, the two frames' own pictures are cross-faded). A hand-held walk through a forest at 640x360: 45.46 ->
+played slower moves instead of fading. A hand-held walk through a forest at 640x360: 45.46 ->
 47.28 dB and 38.72 -> 39.54 dB on two parts; tour.mp4, oa4_launch.webm and a still camera keep
 their frame (BENCHMARKS.md).
 
@@ -100,12 +99,6 @@ PATH_SAMPLE_MOST = 512
 """One tile in PATH_SAMPLE, and at most PATH_SAMPLE_MOST tiles, decide whether a part follows the
 camera's path: fitted both ways, in the layout and in RGB, 512 tiles cost about 0.4 s on a part
 of 33 frames (a 960x540 part's fit takes about 1.1 s)."""
-FADE_STEP = 1
-"""Between two frames whose places on the canvas are at most this many steps of the places'
-grid apart on each axis (a pixel, or a colour block's side in a 4:2:0 or 4:2:2 network, whose
-path is found in whole blocks), the frame is the cross-fade of theirs (TileField._fades);
-farther apart, the canvas is cut at a place between theirs, so a pan played slower moves instead
-of fading."""
 FIT_TILES_PER_BATCH = 1024
 """Tiles converted to float and multiplied at once in the fit: 26 MB of floats for 33 frames of
 8 x 8 tiles, under the size from which the C library maps fresh pages for each buffer (up to 32
@@ -127,15 +120,6 @@ def eigh_on_threads(gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     ):
         parts = list(pool.map(torch.linalg.eigh, gram.chunk(threads)))
     return torch.cat([part[0] for part in parts]), torch.cat([part[1] for part in parts])
-
-
-def _faded(pictures: list[tuple[torch.Tensor, float]]) -> torch.Tensor:
-    """The one picture (3, height, width), or the two weighted and summed, a view of (height,
-    width, 3) memory as the pictures are."""
-    if len(pictures) == 1:
-        return pictures[0][0]
-    (first, _), (second, share) = pictures
-    return torch.lerp(first.permute(1, 2, 0), second.permute(1, 2, 0), share).permute(2, 0, 1)
 
 
 def tile_grid(width: int, height: int, tile: int) -> tuple[int, int]:
@@ -339,33 +323,22 @@ class TileField(VideoField):
         frames) at the learned size, unclamped, each a view of (height, width, 3) memory, which
         the 8-bit frame for ffmpeg takes without a copy.
 
-        Between two frames whose places step by a step of their grid or less (_fades), a
-        position is the cross-fade of the two frames' pictures, each read. One sparse product
-        makes them all: its rows are (tile, picture), so a tile's components are read from
-        memory once for all the pictures and from the cache after. A frame reads every component
-        (139 MB of pictures for 48 frames of 1280x720), so read one at a time it is bound by
-        memory (field.READ_FRAMES)."""
-        n = self.frames
+        One sparse product makes them all: its rows are (tile, position), so a tile's components
+        are read from memory once for all the positions and from the cache after. A frame reads
+        every component (139 MB of pictures for 48 frames of 1280x720), so read one at a time
+        it is bound by memory (field.READ_FRAMES)."""
+        n, count = self.frames, len(positions)
         weights = self.weights.detach()
-        mixes: list[torch.Tensor] = []  # one per picture read: its components' weights,
-        between: list[tuple[int, float]] = []  # and its frame position for the place
-        shares: list[list[tuple[int, float]]] = []  # per position: its reads, with their shares
+        mixes, between = [], []
         for position in positions:
             position = min(max(position, 0.0), n - 1.0)
             before = min(int(math.floor(position)), max(n - 2, 0))
             frac = position - before
             if frac == 0.0 or n == 1:
-                reads = [(weights[:, before], before, 0.0, 1.0)]
-            elif self._fades(before):
-                reads = [(weights[:, before], before, 0.0, 1.0 - frac),
-                         (weights[:, before + 1], before + 1, 0.0, frac)]  # fmt: skip
+                mixes.append(weights[:, before])
             else:
-                mix = torch.lerp(weights[:, before], weights[:, before + 1], frac)
-                reads = [(mix, before, frac, 1.0)]
-            shares.append([(len(mixes) + k, read[3]) for k, read in enumerate(reads)])
-            mixes += [read[0] for read in reads]
-            between += [read[1:3] for read in reads]
-        count = len(mixes)
+                mixes.append(torch.lerp(weights[:, before], weights[:, before + 1], frac))
+            between.append((before, frac))
         tile, values = self.tile, tile_values(self.tile, self.chroma)
         if self.components == 0:
             tiles = self.basis.new_zeros(self.rows * self.columns * count, values)
@@ -384,25 +357,10 @@ class TileField(VideoField):
             tiles = tiles @ self.projection().T
         tiles = tiles.view(self.rows, self.columns, count, tile, tile, 3)
         shape = (self.rows * tile, self.columns * tile, 3)
-        frames = [
+        return [
             self._frame_of(tiles[:, :, k].permute(0, 2, 1, 3, 4).reshape(shape), *between[k])
             for k in range(count)
         ]
-        return [_faded([(frames[read], share) for read, share in made]) for made in shares]
-
-    def _fades(self, before: int) -> bool:
-        """Whether frames between ``before`` and the next are a cross-fade of the two frames'
-        own pictures (each cut at its own place), not the canvas cut at a place between theirs:
-        where the place steps by one step of its grid or none on both axes (FADE_STEP). A pan of
-        one step a frame gives the same either way; a slower one, which the places round, would
-        be cut half a step off both (oa4_launch.webm at 160x90, a tilt of a third of a row a
-        frame in places of two rows: 33 dB there against 41-44 for a blend; BENCHMARKS.md,
-        ninth session). A network whose fit chose RGB after a path found in colour blocks
-        counts its grid as pixels: it moves as before."""
-        if self.canvas is None:
-            return False
-        step = (self.places[before + 1] - self.places[before]).abs().max()
-        return bool(step <= FADE_STEP * max(CHROMA_LAYOUTS[self.chroma]))
 
     def _frame_of(self, picture: torch.Tensor, before: int, frac: float) -> torch.Tensor:
         """The frame (3, height, width), a view of (height, width, 3) memory, cut from the
