@@ -120,7 +120,7 @@ def test_auto_fits_tiles_from_400_thousand_pixels_and_names_the_flags_it_leaves_
     assert nvw.load(out).model.spans[0].architecture["type"] == "tiles"
     plain = run("encode", *clip, out)
     assert plain.exit_code == 0 and "note" not in plain.stderr, plain.stderr
-    assert "tiles" in plain.stderr
+    assert "-> tiles in 1 part" in plain.stderr, plain.stderr
     small = run("encode", clips["testsrc"], out, "--epochs", "1")  # 36,864 pixels: the hybrid
     assert small.exit_code == 0 and "hybrid planes" in small.stderr, small.stderr
     explicit = run("encode", clips["testsrc"], out, "--model", "tiles", "--lr", "1e-3")
@@ -761,13 +761,15 @@ def test_filter_learns_with_footprint_reads_when_the_network_upscales(clips, tmp
     # the upscale presets make new pixels from the learned size: point reads fit it best
     preset = run("filter", clips["smooth"], tmp_path / "pre.mp4", "--preset", "upscale-2x", *hybrid)
     same = run("filter", clips["smooth"], tmp_path / "same.mp4", *hybrid)
-    # the default model (tiles) reads points and is not given footprint reads, nor told of them
-    tiles = run("filter", clips["smooth"], tmp_path / "tiles.mp4", "--spatial-scale", "2")
+    # the default model at 691,200 pixels (tiles) reads points: no footprint reads, no note
+    tiles = run(
+        "filter", EXAMPLE, tmp_path / "t.mp4", "--learn-width", "160", "--spatial-scale", "2"
+    )
     for result in (off, preset, same, tiles):
         assert result.exit_code == 0, result.stderr
         assert "footprint" not in result.stderr
     assert "by back-projection" in preset.stderr
-    assert "tiles" in tiles.stderr
+    assert "-> tiles in 1 part" in tiles.stderr, tiles.stderr
 
 
 @pytest.mark.parametrize(
