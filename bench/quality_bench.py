@@ -151,11 +151,11 @@ def temporal(
     for choice in models:
         model, video = learn(kept, in_rate, budget, choice)
         spec = plan_render(video, temporal_scale=Fraction(k), fps=out_rate)
-        decoded = np.stack(list(iter_frames(model, spec, video.frames)))
-        rows[f"nvfilter --model {choice}"] = scored(decoded)
+        decoded = np.stack(list(iter_frames(model, spec, video.frames, between="network")))
+        rows[f"nvfilter --model {choice} --between network"] = scored(decoded)
         rows[f"nvfilter --model {choice}, kept frames"] = score(decoded[: last + 1 : k], kept)
         moved = np.stack(list(iter_frames(model, spec, video.frames, between="motion")))
-        rows[f"nvfilter --model {choice} --between motion"] = scored(moved)
+        rows[f"nvfilter --model {choice} --between motion (the default)"] = scored(moved)
         if not np.array_equal(moved[: last + 1 : k], decoded[: last + 1 : k]):
             raise SystemExit("--between motion changed a kept frame")
     # the filters stop short of their last input frame: give them one more (the last, repeated)

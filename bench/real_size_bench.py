@@ -39,7 +39,7 @@ from common import native_720 as native_720_clip  # noqa: E402
 
 from nvfilter import chroma  # noqa: E402
 from nvfilter.camera import camera_path  # noqa: E402
-from nvfilter.config import EncodeOptions, TrainResult, VideoInfo  # noqa: E402
+from nvfilter.config import BETWEEN_RULES, UPSCALERS, EncodeOptions, TrainResult, VideoInfo  # noqa: E402
 from nvfilter.decode.render import reconstruct, reconstruction_mse  # noqa: E402
 from nvfilter.encode.encoder import create_model, train_config  # noqa: E402
 from nvfilter.encode.train import Trainer  # noqa: E402
@@ -217,32 +217,37 @@ def slow_motion(
            "12", *LOSSLESS, str(d / "kept.mkv"))  # fmt: skip
     subprocess.run([*NVFILTER, "encode", str(d / "kept.mkv"), str(d / "kept.nvw"), "-q",
                     "--time-budget", str(budget)], check=True)  # fmt: skip
-    begin = time.perf_counter()
-    subprocess.run([*NVFILTER, "decode", str(d / "kept.nvw"), str(d / "slow.mkv"), "-q",
-                    "--temporal-scale", "2", "--fps", "24", "--between", "motion",
-                    "--preset", "lossless"], check=True)  # fmt: skip
-    decode = time.perf_counter() - begin
+    decode = {}
+    for rule in BETWEEN_RULES:
+        begin = time.perf_counter()
+        subprocess.run([*NVFILTER, "decode", str(d / "kept.nvw"), str(d / f"slow-{rule}.mkv"),
+                        "-q", "--temporal-scale", "2", "--fps", "24", "--between", rule,
+                        "--preset", "lossless"], check=True)  # fmt: skip
+        decode[rule] = time.perf_counter() - begin
     ffmpeg("-i", str(d / "kept.mkv"), "-vf", "minterpolate=fps=24:mi_mode=mci", *LOSSLESS,
            str(d / "mi.mkv"))  # fmt: skip
     real = frames_of(d / "full.mkv")
-    ours, theirs = frames_of(d / "slow.mkv"), frames_of(d / "mi.mkv")
-    scored = min(len(ours), len(theirs), len(real) - 1)  # minterpolate ends a frame or two early
+    ours = {rule: frames_of(d / f"slow-{rule}.mkv") for rule in BETWEEN_RULES}
+    theirs = frames_of(d / "mi.mkv")
+    scored = min(len(ours["motion"]), len(theirs), len(real) - 1)  # minterpolate ends early
     scored -= 1 - scored % 2  # end on a kept frame
-    real, ours, theirs = real[:scored], ours[:scored], theirs[:scored]
+    real, theirs = real[:scored], theirs[:scored]
     new = list(range(1, scored, 2))
     blend = (real[0 : scored - 1 : 2] + real[2:scored:2]) / 2
     print(
         f"\nslow motion, {clip.name} at {width}x{height}, frames {start}-{start + count - 1}, every "
         f"second one held out (a blend of the kept neighbours scores "
         f"{psnr_of(blend, real[new]):.2f} dB on the new ones), {budget:g} s of training, frames "
-        f"0-{scored - 1} scored; nvfilter's decode of {len(ours)} frames took {decode:.1f} s:\n"
+        f"0-{scored - 1} scored:\n"
     )
-    print("| method | all frames | new frames | kept frames |")
-    print("| --- | --- | --- | --- |")
-    for name, video in (("nvfilter `--between motion`", ours), ("minterpolate mci", theirs)):
+    print("| method | all frames | new frames | kept frames | decode s |")
+    print("| --- | --- | --- | --- | --- |")
+    rows = [(f"nvfilter `--between {rule}`", ours[rule][:scored], f"{decode[rule]:.1f}")
+            for rule in BETWEEN_RULES]  # fmt: skip
+    for name, video, seconds in [*rows, ("minterpolate mci", theirs, "")]:
         print(f"| {name} | {psnr_of(video, real):.2f} | "
               f"{psnr_of(video[new], real[new]):.2f} | "
-              f"{psnr_of(video[0::2], real[0::2]):.2f} |")  # fmt: skip
+              f"{psnr_of(video[0::2], real[0::2]):.2f} | {seconds} |")  # fmt: skip
 
 
 def upscaling(
@@ -259,7 +264,7 @@ def upscaling(
     subprocess.run([*NVFILTER, "encode", str(d / "small.mkv"), str(d / "small.nvw"), "-q",
                     "--time-budget", str(budget)], check=True)  # fmt: skip
     seconds = {}
-    for upscaler in ("backproject", "multiframe"):
+    for upscaler in UPSCALERS:
         begin = time.perf_counter()
         subprocess.run([*NVFILTER, "decode", str(d / "small.nvw"), str(d / f"{upscaler}.mkv"),
                         "-q", "--width", str(big[0]), "--height", str(big[1]), "--upscaler",
@@ -274,7 +279,7 @@ def upscaling(
     )
     print("| method | PSNR | decode s |")
     print("| --- | --- | --- |")
-    for upscaler, name in (("backproject", "back-projection"),
+    for upscaler, name in (("network", "the network's read"), ("backproject", "back-projection"),
                            ("multiframe", "multi-frame back-projection")):  # fmt: skip
         score = psnr_of(frames_of(d / f"{upscaler}.mkv"), real)
         print(f"| nvfilter `--upscaler {upscaler}` ({name}) | {score:.2f} | "

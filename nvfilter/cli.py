@@ -15,6 +15,7 @@ import click
 from nvfilter import __version__
 from nvfilter.config import (
     AUDIO_MODES,
+    AUTO,
     BETWEEN_RULES,
     PRECISIONS,
     UPSCALERS,
@@ -248,7 +249,7 @@ NETWORK_OPTIONS = [
         help="hybrid: read the full-resolution planes as the average over each pixel, so the "
         "learned video upscales sharper with --upscaler network (4x: ahead of bicubic on every "
         "benchmark clip) at some cost at the learned size in the same training time [encode: "
-        "off; filter: on when the output is upscaled (--spatial-scale over 1) by the network].",
+        "off; filter: on when the output is upscaled (--spatial-scale over 1) by --upscaler network].",
     ),
 ]
 """How the network is built and trained: shared by `encode` and `filter`."""
@@ -429,19 +430,22 @@ RENDER_OPTIONS = [
     ),
     click.option(
         "--between",
-        type=click.Choice(BETWEEN_RULES),
-        help="New frames between the source's: network (the network read at their time; "
-        "default) or motion (the two nearest source frames moved along their optical flow "
-        "and blended; the slowmo presets' choice).",
+        type=click.Choice((AUTO, *BETWEEN_RULES)),
+        help="New frames between the source's: auto (the default: motion, or network where "
+        "motion would not fit in the free memory), motion (the two nearest source frames moved "
+        "along their optical flow and blended) or network (the network read at their time: "
+        "with the tiles model a cross-fade; faster).",
     ),
     click.option(
         "--upscaler",
-        type=click.Choice(UPSCALERS),
-        help="New pixels, when the output is larger than the learned size: network (the "
-        "network read at the output's pixels; default), backproject (each frame made at the "
-        "learned size, upscaled and corrected until its pixel areas average back to it; the "
-        "upscale presets' choice) or multiframe (corrected against its neighbouring frames "
-        "too, moved along the optical flow: sharper where the camera moves, about 5x slower).",
+        type=click.Choice((AUTO, *UPSCALERS)),
+        help="New pixels, when the output is larger than the learned size: auto (the default: "
+        "backproject, or network where it would not fit in the free memory), backproject (each "
+        "frame made at the learned size, upscaled and corrected until its pixel areas average "
+        "back to it), multiframe (corrected against its neighbouring frames too, moved along "
+        "the optical flow: sharper where the camera moves, about 5x slower) or network (the "
+        "network read at the output's pixels: with the tiles model a bilinear resize; "
+        "faster).",
     ),
     click.option("--codec", help="Any ffmpeg video encoder: libx264 (default), libx265, ffv1, ..."),
     click.option(

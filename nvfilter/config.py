@@ -300,6 +300,11 @@ BETWEEN_RULES = ("network", "motion")
 UPSCALERS = ("network", "backproject", "multiframe")
 """How pixels beyond the learned size are made: the network read there, or back-projection of
 each frame alone, or of each frame with its neighbours (decode/multiframe.py)."""
+AUTO = "auto"
+"""The default of ``--between`` and ``--upscaler``: motion and back-projection, which score
+above the network's own reads (a cross-fade and a bilinear resize with the tiles model) and
+above ffmpeg's filters on every benchmark, where the memory allows them
+(render.chosen_rules)."""
 AUDIO_MODES = ("keep", "drop")
 PRECISIONS = ("auto", "float32", "tf32", "bfloat16")
 """``--precision`` values: the training arithmetic (the weights and Adam stay float32)."""
@@ -327,8 +332,8 @@ class DecodeOptions:
     spatial_scale: Fraction | None = None
     temporal_scale: Fraction | None = None
     num_frames: int | None = None
-    between: str = "network"
-    upscaler: str = "network"
+    between: str = AUTO
+    upscaler: str = AUTO
     codec: str | None = None
     crf: int | None = None
     pix_fmt: str | None = None
@@ -364,7 +369,7 @@ class DecodeOptions:
             parse_fps(values["fps"], Fraction(1))  # the syntax, before any work
         for name, rules in (("between", BETWEEN_RULES), ("upscaler", UPSCALERS)):
             if name in values:
-                check_rule(name, values[name], rules)
+                check_rule(name, values[name], (AUTO, *rules))
         if "audio" in values and values["audio"] not in AUDIO_MODES:
             raise OptionError(f"audio {values['audio']!r}: keep or drop")
         for name in ("codec", "pix_fmt", "container", "device"):

@@ -198,27 +198,28 @@ def test_slowmo_frame_4k_is_source_frame_k(smooth_nvw, tmp_path):
 
 
 def test_between_motion_keeps_source_frames_and_makes_others_another_way(smooth_nvw, tmp_path):
-    for rule in ("network", "motion"):
-        result = run(
-            "decode", smooth_nvw, f"{tmp_path}/{rule}/", "--temporal-scale", "2", "--between", rule
-        )
+    for rule in ("network", "motion", "default"):
+        flags = [] if rule == "default" else ["--between", rule]
+        result = run("decode", smooth_nvw, f"{tmp_path}/{rule}/", "--temporal-scale", "2", *flags)
         assert result.exit_code == 0, result.stderr
-        assert ("moved along the motion" in result.stderr) == (rule == "motion")
+        assert ("moved along the motion" in result.stderr) == (rule != "network")
+        assert ("read from the network" in result.stderr) == (rule == "network")
     network, moved = read_pngs(tmp_path / "network"), read_pngs(tmp_path / "motion")
     assert network.shape == moved.shape
     assert np.array_equal(network[::2], moved[::2])
     assert not np.array_equal(network[1::2], moved[1::2])
+    assert np.array_equal(read_pngs(tmp_path / "default"), moved)  # auto: motion
 
 
 @pytest.mark.parametrize(
     "option,bad,preset_text,known",
     [
-        ("between", "warp", 'temporal_scale = 2\nbetween = "warp"\n', "network, motion"),
+        ("between", "warp", 'temporal_scale = 2\nbetween = "warp"\n', "auto, network, motion"),
         (
             "upscaler",
             "lanczos",
             'spatial_scale = 2\nupscaler = "lanczos"\n',
-            "network, backproject",
+            "auto, network, backproject",
         ),
     ],
 )
@@ -243,6 +244,13 @@ def test_backproject_upscaling_averages_back_to_the_learned_frames(smooth_nvw, t
     assert big.shape == (rec.shape[0], 48, 64, 3)
     pooled = (big[:, 0::2, 0::2] + big[:, 1::2, 0::2] + big[:, 0::2, 1::2] + big[:, 1::2, 1::2]) / 4
     assert np.abs(pooled - rec).max() <= 1.5  # the 8-bit rounding of the four, and clipping
+    # the default (auto) back-projects; the network's own read is another picture
+    assert run("decode", smooth_nvw, f"{tmp_path}/auto/", "--spatial-scale", "2").exit_code == 0
+    assert np.array_equal(read_pngs(tmp_path / "auto"), big)
+    read = run("decode", smooth_nvw, f"{tmp_path}/read/", "--spatial-scale", "2",
+               "--upscaler", "network")  # fmt: skip
+    assert "new pixels read from the network" in read.stderr
+    assert not np.array_equal(read_pngs(tmp_path / "read"), big)
 
 
 def test_multiframe_upscaling_through_the_command_line(smooth_nvw, tmp_path):
@@ -258,9 +266,11 @@ def test_multiframe_upscaling_through_the_command_line(smooth_nvw, tmp_path):
     assert psnr(made.astype(np.float64), alone) > 30  # the same frames, corrected a little
 
 
-def test_upscale_is_aligned_to_the_source_pixel_grid(smooth_nvw, tmp_path):
+@pytest.mark.parametrize("upscaler", ["network", "backproject"])
+def test_upscale_is_aligned_to_the_source_pixel_grid(smooth_nvw, tmp_path, upscaler):
     assert run("decode", smooth_nvw, f"{tmp_path}/rec/").exit_code == 0
-    assert run("decode", smooth_nvw, f"{tmp_path}/big/", "--spatial-scale", "2").exit_code == 0
+    big = [f"{tmp_path}/big/", "--spatial-scale", "2", "--upscaler", upscaler]
+    assert run("decode", smooth_nvw, *big).exit_code == 0
     rec, big = read_pngs(tmp_path / "rec"), read_pngs(tmp_path / "big").astype(np.float64)
     pooled = (big[:, 0::2, 0::2] + big[:, 1::2, 0::2] + big[:, 0::2, 1::2] + big[:, 1::2, 1::2]) / 4
     shifted = (
@@ -751,21 +761,24 @@ def test_footprint_flag_is_stored_and_refused_for_siren(clips, tmp_path):
 
 def test_filter_learns_with_footprint_reads_when_the_network_upscales(clips, tmp_path):
     hybrid = ["--model", "hybrid", "--epochs", "3"]
-    up = run("filter", clips["smooth"], tmp_path / "up.mp4", "--spatial-scale", "2", *hybrid)
+    up = run("filter", clips["smooth"], tmp_path / "up.mp4", "--spatial-scale", "2",
+             "--upscaler", "network", *hybrid)  # fmt: skip
     assert up.exit_code == 0, up.stderr
     assert "footprint reads" in up.stderr
     off = run(
         "filter", clips["smooth"], tmp_path / "off.mp4", "--spatial-scale", "2",
         "--no-footprint", *hybrid,
     )  # fmt: skip
-    # the upscale presets make new pixels from the learned size: point reads fit it best
+    # the upscale presets and the default make new pixels from the learned size: point reads
+    # fit it best
     preset = run("filter", clips["smooth"], tmp_path / "pre.mp4", "--preset", "upscale-2x", *hybrid)
+    auto = run("filter", clips["smooth"], tmp_path / "auto.mp4", "--spatial-scale", "2", *hybrid)
     same = run("filter", clips["smooth"], tmp_path / "same.mp4", *hybrid)
     # the default model at 691,200 pixels (tiles) reads points: no footprint reads, no note
     tiles = run(
         "filter", EXAMPLE, tmp_path / "t.mp4", "--learn-width", "160", "--spatial-scale", "2"
     )
-    for result in (off, preset, same, tiles):
+    for result in (off, preset, auto, same, tiles):
         assert result.exit_code == 0, result.stderr
         assert "footprint" not in result.stderr
     assert "by back-projection" in preset.stderr

@@ -7,7 +7,9 @@ import torch
 from nvfilter.config import ColorTags, VideoInfo, parse_fps
 from nvfilter.decode.render import (
     check_decode_memory,
+    chosen_rules,
     decode_memory,
+    makes_new_frames,
     plan_render,
     reconstruct,
     render_frame,
@@ -81,14 +83,45 @@ def test_render_in_small_batches_equals_one_batch():
 def test_decode_memory_grows_with_the_frame_and_refuses_what_does_not_fit():
     video = VideoInfo(64, 36, 10, Fraction(24), Fraction(1), ColorTags(None, None, None, None))
     small = plan_render(video, width=640, height=360)
-    huge = plan_render(video, width=16384, height=16384)
+    huge = plan_render(video, width=16384, height=16384, temporal_scale=Fraction(2))
     assert decode_memory(huge, "network", "network") > 100 * decode_memory(
         small, "network", "network"
     )
-    assert decode_memory(small, "motion", "network") > decode_memory(small, "network", "network")
-    check_decode_memory(small, "motion", "network", available=2**30)
+    slow = plan_render(video, width=640, height=360, temporal_scale=Fraction(2))
+    assert decode_memory(slow, "motion", "network") > decode_memory(slow, "network", "network")
+    # motion costs nothing where no frame lies between two source frames
+    assert decode_memory(small, "motion", "network") == decode_memory(small, "network", "network")
+    check_decode_memory(slow, "motion", "network", available=2**30)
     with pytest.raises(OptionError, match="16384x16384 render needs about .* GB of memory"):
         check_decode_memory(huge, "motion", "network", available=20 * 2**30)
+
+
+def test_auto_rules_are_motion_and_backprojection_and_give_way_where_memory_is_short():
+    video = VideoInfo(640, 360, 10, Fraction(24), Fraction(1), ColorTags(None, None, None, None))
+    assert not makes_new_frames(plan_render(video))
+    assert not makes_new_frames(plan_render(video, temporal_scale=Fraction(1, 2)))
+    assert makes_new_frames(plan_render(video, temporal_scale=Fraction(3, 2)))
+    spec = plan_render(video, spatial_scale=4, temporal_scale=Fraction(2))
+    best = decode_memory(spec, "motion", "backproject")
+    assert chosen_rules(spec, "auto", "auto", best) == ("motion", "backproject", None)
+    # a little short: back-projection (the larger need at 4x) gives way first
+    assert decode_memory(spec, "motion", "network") < best
+    between, upscaler, note = chosen_rules(spec, "auto", "auto", best - 1)
+    assert (between, upscaler) == ("motion", "network")
+    assert note is not None and "back-projection would need more memory" in note
+    reads = decode_memory(spec, "network", "network")
+    between, upscaler, note = chosen_rules(spec, "auto", "auto", reads)
+    assert (between, upscaler) == ("network", "network")
+    assert note is not None and "back-projection and motion" in note
+    # rules given by name are kept, or refused, never swapped
+    assert chosen_rules(spec, "network", "auto", best)[:2] == ("network", "backproject")
+    with pytest.raises(OptionError, match="needs about"):
+        chosen_rules(spec, "motion", "backproject", best - 1)
+    with pytest.raises(OptionError, match="needs about"):
+        chosen_rules(spec, "auto", "auto", reads - 1)
+    # nothing to give up where the render makes no new frames or pixels
+    same = plan_render(video)
+    assert chosen_rules(same, "auto", "auto", decode_memory(same, "network", "network"))[2] is None
 
 
 def test_stopping_a_reconstruction_early_leaves_gradients_on():

@@ -12,7 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from nvfilter.config import DecodeOptions, RenderSpec, VideoInfo, parse_fps
-from nvfilter.decode.render import backprojects, check_decode_memory, iter_frames, plan_render
+from nvfilter.decode.render import (
+    backprojects,
+    chosen_rules,
+    iter_frames,
+    makes_new_frames,
+    plan_render,
+)
+from nvfilter.decode.upscale import enlarges
 from nvfilter.device import available_memory, resolve_device
 from nvfilter.errors import OptionError
 from nvfilter.io import media
@@ -53,8 +60,7 @@ def render_spec(video: VideoInfo, options: DecodeOptions) -> RenderSpec:
 
 def check_render(video: VideoInfo, options: DecodeOptions) -> None:
     """Refuse, before any learning, a render of this video that ``options`` cannot make."""
-    spec = render_spec(video, options)
-    check_decode_memory(spec, options.between, options.upscaler, available_memory())
+    chosen_rules(render_spec(video, options), options.between, options.upscaler, available_memory())
 
 
 def decode(
@@ -70,7 +76,11 @@ def decode(
     folder = check_output(output, options.container)
     loaded, _ = open_nvw(source)
     spec = render_spec(loaded.video, options)
-    check_decode_memory(spec, options.between, options.upscaler, available_memory())
+    between, upscaler, note = chosen_rules(
+        spec, options.between, options.upscaler, available_memory()
+    )
+    if note:
+        console.message(note)
     codec = options.codec or media.default_codec(container_of(output, options.container))
     model = loaded.model.to(device)
     start = time.perf_counter()
@@ -93,11 +103,12 @@ def decode(
             audio=sound.stream() if sound else None,
         )
         video = loaded.video
-        frames = iter_frames(model, spec, video.frames, options.between, options.upscaler,
+        frames = iter_frames(model, spec, video.frames, between, upscaler,
                              (video.chroma, video.color.matrix))  # fmt: skip
         _write(frames, media.FrameWriter(args, output), spec.num_frames, start, console)
     console.done()
-    console.message(_summary(source_label or source, output, spec, options, folder, codec, start))
+    summary = _summary(source_label or source, output, spec, options, folder, codec, start)
+    console.message(summary + _made_by(spec, between, upscaler))
 
 
 def _audio_plan(
@@ -162,16 +173,27 @@ def _summary(
     )
     note = "" if padded == size else f" (padded to {padded[0]}x{padded[1]} for the pixel format)"
     seconds = float(Fraction(spec.num_frames) / spec.fps)
-    text = (
+    return (
         f"decoded {name} -> {output}: {spec.num_frames} frames {spec.width}x{spec.height}"
         f"{note} at {rate_text(spec.fps)} fps ({seconds:.2f} s) in "
         f"{time.perf_counter() - start:.1f} s"
     )
-    if options.between == "motion":
-        text += ", frames between source frames moved along the motion"
-    if backprojects(spec, options.upscaler):
+
+
+def _made_by(spec: RenderSpec, between: str, upscaler: str) -> str:
+    """How the render's new frames and new pixels were made, for the closing line."""
+    text = ""
+    if makes_new_frames(spec):
+        text += (
+            ", frames between source frames moved along the motion"
+            if between == "motion"
+            else ", frames between source frames read from the network"
+        )
+    if backprojects(spec, upscaler):
         learned = spec.learned_size
         text += f", upscaled from the learned {learned[0]}x{learned[1]} by back-projection"
-        if options.upscaler == "multiframe":
+        if upscaler == "multiframe":
             text += " against neighbouring frames"
+    elif enlarges((spec.width, spec.height), spec.learned_size):
+        text += ", new pixels read from the network"
     return text

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from nvfilter.config import (
+    AUTO,
     BETWEEN_RULES,
     MAX_FRAMES,
     MAX_SIDE,
@@ -125,13 +126,49 @@ def decode_memory(spec: RenderSpec, between: str, upscaler: str) -> int:
     out = spec.width * spec.height
     made = math.prod(spec.learned_size) if backprojects(spec, upscaler) else out
     total = RENDER_BYTES_PER_PIXEL * max(out, made) + 2 * READ_BYTES  # frames read together
-    if between == "motion":
+    if between == "motion" and makes_new_frames(spec):
         total += MOTION_BYTES_PER_PIXEL * made
     if made != out:  # back-projection works at the output size on the frame made smaller
         total += MOTION_BYTES_PER_PIXEL * out
         if upscaler == "multiframe":  # and on its neighbours
             total += MULTIFRAME_BYTES_PER_PIXEL * out
     return total
+
+
+def makes_new_frames(spec: RenderSpec) -> bool:
+    """True when some output frame lies between two source frames (output frame j samples
+    source position j / temporal_scale: a whole number for every j only where the scale is 1/m)."""
+    return spec.num_frames > 1 and spec.temporal_scale.numerator > 1
+
+
+def chosen_rules(
+    spec: RenderSpec, between: str, upscaler: str, available: int
+) -> tuple[str, str, str | None]:
+    """The (between, upscaler) rules a render of ``spec`` uses, and a note when ``auto`` gave
+    something up. ``auto`` is motion for new frames and back-projection for new pixels (they
+    score above the network's own reads and ffmpeg's filters on every benchmark, BENCHMARKS.md);
+    where the render would not fit in ``available`` bytes, back-projection and then motion give
+    way to the network's reads. Raises OptionError when even those do not fit."""
+    chosen = {
+        "between": "motion" if between == AUTO else between,
+        "upscaler": "backproject" if upscaler == AUTO else upscaler,
+    }
+    given_up = []
+    for name, given, used, read_by in (
+        ("upscaler", upscaler, backprojects(spec, chosen["upscaler"]), "back-projection"),
+        ("between", between, makes_new_frames(spec), "motion"),
+    ):
+        if given == AUTO and used and decode_memory(spec, **chosen) > available:
+            chosen[name] = "network"
+            given_up.append(read_by)
+    check_decode_memory(spec, chosen["between"], chosen["upscaler"], available)
+    note = None
+    if given_up:
+        note = (
+            f"note: {' and '.join(given_up)} would need more memory than is free; the network's "
+            f"own reads instead"
+        )
+    return chosen["between"], chosen["upscaler"], note
 
 
 def check_decode_memory(spec: RenderSpec, between: str, upscaler: str, available: int) -> None:
