@@ -174,7 +174,8 @@ def _summary(
     note = "" if padded == size else f" (padded to {padded[0]}x{padded[1]} for the pixel format)"
     seconds = float(Fraction(spec.num_frames) / spec.fps)
     return (
-        f"decoded {name} -> {output}: {spec.num_frames} frames {spec.width}x{spec.height}"
+        f"decoded {name} -> {output}: {spec.num_frames} frame{'s' * (spec.num_frames != 1)} "
+        f"{spec.width}x{spec.height}"
         f"{note} at {rate_text(spec.fps)} fps ({seconds:.2f} s) in "
         f"{time.perf_counter() - start:.1f} s"
     )

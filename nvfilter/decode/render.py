@@ -153,7 +153,7 @@ def chosen_rules(
         "between": "motion" if between == AUTO else between,
         "upscaler": "backproject" if upscaler == AUTO else upscaler,
     }
-    given_up = []
+    wanted, given_up = decode_memory(spec, **chosen), []
     for name, given, used, read_by in (
         ("upscaler", upscaler, backprojects(spec, chosen["upscaler"]), "back-projection"),
         ("between", between, makes_new_frames(spec), "motion"),
@@ -165,8 +165,8 @@ def chosen_rules(
     note = None
     if given_up:
         note = (
-            f"note: {' and '.join(given_up)} would need more memory than is free; the network's "
-            f"own reads instead"
+            f"note: {' and '.join(given_up)} would need about {wanted / 2**30:.1f} GB of memory "
+            f"and {available / 2**30:.1f} GB is free; the network's own reads instead"
         )
     return chosen["between"], chosen["upscaler"], note
 
