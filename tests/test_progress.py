@@ -32,3 +32,34 @@ def test_quiet_console_prints_nothing():
 
 def test_clock():
     assert clock(5) == "0:05" and clock(125) == "2:05" and clock(3725) == "1:02:05"
+
+
+def test_decode_progress_gives_the_rate_elapsed_and_eta():
+    import time
+
+    import numpy as np
+
+    from nvfilter.decode import decoder
+
+    class Writer:
+        def __init__(self):
+            self.frames = 0
+
+        def write(self, frame):
+            self.frames += 1
+
+        def close(self):
+            pass
+
+        def abort(self):
+            raise AssertionError("not aborted")
+
+    stream = FakeTerminal()
+    console = Console(stream=stream)
+    writer = Writer()
+    frames = (np.zeros((2, 2, 3), np.uint8) for _ in range(4))
+    decoder._write(frames, writer, 4, time.perf_counter() - 2.0, console)
+    lines = stream.getvalue().split("\r")
+    assert writer.frames == 4 and len(lines) == 5
+    assert "frame 1/4" in lines[1] and "elapsed 0:02" in lines[1] and "ETA 0:06" in lines[1]
+    assert "frame 4/4" in lines[4] and "ETA 0:00" in lines[4]

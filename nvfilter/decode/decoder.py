@@ -27,7 +27,7 @@ from nvfilter.io.audio import STORE_SUFFIX, AudioPlan, container_of, store_forma
 from nvfilter.io.inputs import is_folder_output, open_nvw
 from nvfilter.io.nvw import NvwFile
 from nvfilter.io.outputs import atomic_file, atomic_folder, check_file_output
-from nvfilter.progress import Console, rate_text
+from nvfilter.progress import Console, clock, rate_text
 
 
 def check_output(output: str, container: str | None) -> bool:
@@ -149,8 +149,12 @@ def _write(
     try:
         for index, frame in enumerate(frames):
             writer.write(frame)
-            rate = (index + 1) / (time.perf_counter() - start)
-            console.status(f"frame {index + 1}/{total}  {rate:.1f} fps")
+            elapsed = time.perf_counter() - start
+            rate = (index + 1) / elapsed
+            console.status(
+                f"frame {index + 1}/{total}  {rate:.1f} fps  elapsed {clock(elapsed)}  "
+                f"ETA {clock((total - index - 1) / rate)}"
+            )
         writer.close()
     except BaseException:
         writer.abort()
