@@ -929,3 +929,25 @@ def test_segments_model_end_to_end(clips, tmp_path):
     refused = run("encode", clips["testsrc"], tmp_path / "h.nvw", *flags, "--hidden-layers", "2")
     assert refused.exit_code != 0 and "not for --model segments" in refused.stderr
     assert not (tmp_path / "h.nvw").exists()
+
+
+def test_a_tiles_encode_the_disk_cannot_hold_is_refused_before_work(tmp_path, monkeypatch):
+    """The example at its own size: 320x240x36 numbers in float16 is 5.5 MB, and its part as
+    much again until it is joined: 11.1 MB on the output's disk."""
+    import shutil
+
+    real = shutil.disk_usage
+
+    def free(room):
+        monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=room))
+
+    free(10_000_000)
+    result = run("encode", EXAMPLE, tmp_path / "o.nvw")
+    assert_one_line_error(result, "o.nvw", "need about 11.1 MB of disk", "10.0 MB is free",
+                          "--target-psnr")  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+    free(12_000_000)
+    assert run("encode", EXAMPLE, tmp_path / "o.nvw").exit_code == 0
+    # a PSNR target stores what it needs, unknown before the fit: not refused
+    free(1_000)
+    assert run("encode", EXAMPLE, tmp_path / "t.nvw", "--target-psnr", "30").exit_code == 0

@@ -49,7 +49,7 @@ from nvfilter.encode.workers import (
 from nvfilter.errors import OptionError, OutputError, VideoError
 from nvfilter.eval import metrics
 from nvfilter.io import nvw
-from nvfilter.io.outputs import PARTIAL, write_bytes, write_chunks
+from nvfilter.io.outputs import PARTIAL, check_room, write_bytes, write_chunks
 from nvfilter.models.parts import part_spans
 from nvfilter.models.segments import TIME_SHRINK, parameter_count
 from nvfilter.models.segments import auto_channels as auto_segment_channels
@@ -270,6 +270,32 @@ def parts_folder(output: str, outputs: str | None, stack: ExitStack) -> Path:
     folder = Path(tempfile.mkdtemp(prefix=f".nvfilter-parts{PARTIAL}{os.getpid()}-", dir=beside))
     stack.callback(shutil.rmtree, folder, ignore_errors=True)
     return folder
+
+
+def check_tiles_room(
+    opened: OpenedSource,
+    frames: int,
+    options: EncodeOptions,
+    parts: Path,
+    output: str,
+    label: str | None,
+) -> None:
+    """Refuse, before any work, a tiles encode of about ``frames`` frames whose parts (in the
+    folder ``parts``) and joined .nvw will not fit on the disk: with no PSNR target the fit
+    stores close to NUMBERS_PER_PIXEL numbers a pixel (0.99 on tour.mp4), and the parts stay
+    until they are joined."""
+    numbers = NUMBERS_PER_PIXEL * opened.width * opened.height * frames
+    size = int(numbers * torch.finfo(nvw.DTYPES[options.dtype]).bits / 8)
+    needs = {Path(output).parent: size} if output != "-" else {}  # named first on one disk
+    needs[parts] = needs.get(parts, 0) + size
+    check_room(
+        needs,
+        label or output,
+        f"{frames} frames at {opened.width}x{opened.height} (one stored number a pixel, and "
+        "the parts again until they are joined)",
+        "give --target-psnr (40 dB stored a fifth of that for tour.mp4), or fewer pixels "
+        "with --width, --max-frames or --frame-step",
+    )
 
 
 def kept_video(plan: PartsPlan, frames: int) -> VideoInfo:
@@ -504,6 +530,8 @@ def encode_parts(
         estimate = opened.kept_estimate(options)
         if check_video is not None:
             check_video(opened.video(estimate or 1, options))
+        if estimate and options.model == "tiles" and options.target_psnr is None:
+            check_tiles_room(opened, estimate, options, store.path, output, output_label)
         plan = PartsPlan(part_frames, options, config, opened.width, opened.height,
                          opened.src.frame_rate / options.frame_step)  # fmt: skip
         executor = make_executor(run.jobs, run.ray, config.device)

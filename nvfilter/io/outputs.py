@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from nvfilter.errors import OutputError
+from nvfilter.progress import human_bytes
 
 PARTIAL = ".nvfilter-partial-"
 """In the name of what is being written: hidden ``.{name}{PARTIAL}{pid}``, renamed when complete."""
@@ -79,6 +80,25 @@ def check_file_output(output: str) -> None:
         raise OutputError(f"{output}: is a folder; give a file name")
     if not path.parent.is_dir():
         raise OutputError(f"{output}: folder {path.parent} does not exist")
+
+
+def check_room(needs: dict[Path, int], label: str, what: str, hint: str) -> None:
+    """Refuse, before any work, writes that will not fit: ``needs`` maps folders to the bytes
+    that will be written there (summed over the folders on the same disk), ``what`` says what
+    they are and ``hint`` how to need less; the error names ``label``."""
+    disks: dict[int, tuple[Path, int]] = {}
+    for folder, need in needs.items():
+        folder = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.is_dir())
+        device = folder.stat().st_dev
+        first, total = disks.get(device, (folder, 0))
+        disks[device] = (first, total + need)
+    for folder, need in disks.values():
+        free = shutil.disk_usage(folder).free
+        if need > free:
+            raise OutputError(
+                f"{label}: {what} need about {human_bytes(need)} of disk and "
+                f"{human_bytes(free)} is free in {folder}; {hint}"
+            )
 
 
 def write_bytes(data: bytes, output: str) -> None:
