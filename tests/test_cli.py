@@ -951,3 +951,16 @@ def test_a_tiles_encode_the_disk_cannot_hold_is_refused_before_work(tmp_path, mo
     # a PSNR target stores what it needs, unknown before the fit: not refused
     free(1_000)
     assert run("encode", EXAMPLE, tmp_path / "t.nvw", "--target-psnr", "30").exit_code == 0
+
+
+def test_fps_alone_notes_that_it_changes_the_duration_and_how_to_keep_it(smooth_nvw, tmp_path):
+    """The test clip: 6 frames at 12 fps. --fps sets the playback rate of the same frames."""
+    fast = run("decode", smooth_nvw, tmp_path / "fast.mp4", "--fps", "24")
+    assert fast.exit_code == 0, fast.stderr
+    assert "note: --fps 24 plays the 6 frames faster (0.25 s instead of 0.50 s); add " \
+        "--num-frames 12 to keep the duration" in fast.stderr  # fmt: skip
+    kept = run("decode", smooth_nvw, tmp_path / "kept.mp4", "--fps", "24", "--num-frames", "12")
+    assert kept.exit_code == 0 and "note:" not in kept.stderr, kept.stderr
+    assert read_video(tmp_path / "kept.mp4").shape[0] == 12
+    preset = run("decode", smooth_nvw, tmp_path / "p.mp4", "--preset", "fps-2x")
+    assert preset.exit_code == 0 and "note:" not in preset.stderr

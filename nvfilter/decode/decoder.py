@@ -81,6 +81,9 @@ def decode(
     )
     if note:
         console.message(note)
+    speed = _speed_note(loaded.video, spec, options)
+    if speed:
+        console.message(speed)
     codec = options.codec or media.default_codec(container_of(output, options.container))
     model = loaded.model.to(device)
     start = time.perf_counter()
@@ -109,6 +112,23 @@ def decode(
     console.done()
     summary = _summary(source_label or source, output, spec, options, folder, codec, start)
     console.message(summary + _made_by(spec, between, upscaler))
+
+
+def _speed_note(video: VideoInfo, spec: RenderSpec, options: DecodeOptions) -> str | None:
+    """A note where --fps alone changes how long the video plays (it sets the playback rate of
+    the same frames; ffmpeg's -r keeps the duration), saying how to keep it."""
+    if options.fps is None or options.temporal_scale or options.num_frames:
+        return None
+    ratio = spec.fps / video.frame_rate
+    if ratio == 1:
+        return None
+    played = float(spec.num_frames / spec.fps)
+    return (
+        f"note: --fps {options.fps} plays the {spec.num_frames} frames "
+        f"{'faster' if ratio > 1 else 'slower'} ({played:.2f} s instead of "
+        f"{float(video.duration):.2f} s); add --num-frames {max(1, round(spec.num_frames * ratio))}"
+        f" to keep the duration ({'new frames in between' if ratio > 1 else 'fewer frames'})"
+    )
 
 
 def _audio_plan(
