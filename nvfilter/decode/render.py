@@ -138,7 +138,7 @@ def decode_memory(spec: RenderSpec, between: str, upscaler: str) -> int:
 def makes_new_frames(spec: RenderSpec) -> bool:
     """True when some output frame lies between two source frames (output frame j samples
     source position j / temporal_scale: a whole number for every j only where the scale is 1/m)."""
-    return spec.num_frames > 1 and spec.temporal_scale.numerator > 1
+    return spec.num_frames > 1 and Fraction(spec.temporal_scale).numerator > 1
 
 
 def chosen_rules(
