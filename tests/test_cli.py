@@ -594,6 +594,15 @@ def test_too_big_for_memory_names_the_flags(clips, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_tiles_part_is_checked_with_the_memory_its_fit_holds(tmp_path):
+    """The example at 320x240: a part's frames in hand (50 of them) are 11.5 MB, its fit 12
+    bytes a pixel of its frames more (45.2 MB for the longest part, 49 frames): 56.7 MB."""
+    result = run("encode", EXAMPLE, tmp_path / "o.nvw", "--max-memory", "40M")
+    assert_one_line_error(result, "need about 56.7 MB of memory with their fit", "--width")
+    assert list(tmp_path.iterdir()) == []
+    assert run("encode", EXAMPLE, tmp_path / "o.nvw", "--max-memory", "60M").exit_code == 0
+
+
 @pytest.fixture
 def broken_nvws(smooth_nvw, tmp_path):
     import json

@@ -272,6 +272,14 @@ def parts_folder(output: str, outputs: str | None, stack: ExitStack) -> Path:
     return folder
 
 
+TILES_FIT_BYTES_PER_PIXEL = 12
+"""Memory a tiles part's fit holds besides its frames, per pixel of the part: the frames laid
+out as tiles (3 bytes), the float32 components (4 at one number a pixel) and the eigenvectors of
+the tiles' Gram matrices (2 a colour layout, both tried: 4). Measured: 2.7 GB for 33 frames of
+3840x2160, 9.9 a pixel (3.76 GB peak with the frames, 0.82 GB); a part that follows the camera
+tiles a canvas up to 1.56 times the frame."""
+
+
 def check_tiles_room(
     opened: OpenedSource,
     frames: int,
@@ -525,8 +533,10 @@ def encode_parts(
         hidden = not outputs and output != "-"  # standard output's parts go to the temp folder
         store = PartStore(parts_folder(output, outputs, stack), output if hidden else None)
         part_frames = options.setting("segment_frames")
+        longest = part_frames + 1 + part_frames // 2  # the last part, with a short tail
+        fitted = longest * opened.width * opened.height if options.model == "tiles" else 0
         check_raw_memory(source, part_frames + 2 + part_frames // 2, opened.width, opened.height,
-                         options, " of a part")  # fmt: skip
+                         options, " of a part", TILES_FIT_BYTES_PER_PIXEL * fitted)  # fmt: skip
         estimate = opened.kept_estimate(options)
         if check_video is not None:
             check_video(opened.video(estimate or 1, options))

@@ -85,15 +85,17 @@ def open_source(source: str, options: EncodeOptions, stack: ExitStack) -> Opened
 
 
 def check_raw_memory(source: str, frames: int, width: int, height: int, options: EncodeOptions,
-                     what: str = "") -> None:  # fmt: skip
-    """Refuse raw frames that would not fit in the memory available (or --max-memory)."""
-    raw_bytes = frames * width * height * 3
+                     what: str = "", working: int = 0) -> None:  # fmt: skip
+    """Refuse raw frames that would not fit in the memory available (or --max-memory), with
+    ``working`` bytes that the work on them holds besides (a tiles part's fit)."""
+    need = frames * width * height * 3 + working
     limit = options.max_memory or max(0, available_memory() - MEMORY_MARGIN)
-    if raw_bytes > limit:
+    if need > limit:
         raise VideoError(
             f"{source}: {frames} frames{what} at {width}x{height} need about "
-            f"{human_bytes(raw_bytes)} of memory but only {human_bytes(limit)} is available; "
-            "make it smaller with --width, --max-frames or --frame-step"
+            f"{human_bytes(need)} of memory{' with their fit' if working else ''} but only "
+            f"{human_bytes(limit)} is available; make it smaller with --width, --max-frames or "
+            "--frame-step"
         )
 
 
