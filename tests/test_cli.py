@@ -601,6 +601,9 @@ def test_a_tiles_part_is_checked_with_the_memory_its_fit_holds(tmp_path):
     assert_one_line_error(result, "need about 56.7 MB of memory with their fit", "--width")
     assert list(tmp_path.iterdir()) == []
     assert run("encode", EXAMPLE, tmp_path / "o.nvw", "--max-memory", "60M").exit_code == 0
+    # two local workers fit two parts at once
+    two = run("encode", EXAMPLE, tmp_path / "j.nvw", "--max-memory", "60M", "--jobs", "2")
+    assert_one_line_error(two, "need about 101.8 MB of memory with their fit")
 
 
 @pytest.fixture

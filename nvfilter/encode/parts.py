@@ -534,7 +534,8 @@ def encode_parts(
         store = PartStore(parts_folder(output, outputs, stack), output if hidden else None)
         part_frames = options.setting("segment_frames")
         longest = part_frames + 1 + part_frames // 2  # the last part, with a short tail
-        fitted = longest * opened.width * opened.height if options.model == "tiles" else 0
+        fitting = 1 if run.ray else run.jobs  # parts fitted at once on this machine
+        fitted = fitting * longest * opened.width * opened.height if options.model == "tiles" else 0
         check_raw_memory(source, part_frames + 2 + part_frames // 2, opened.width, opened.height,
                          options, " of a part", TILES_FIT_BYTES_PER_PIXEL * fitted)  # fmt: skip
         estimate = opened.kept_estimate(options)
