@@ -143,6 +143,8 @@ class RenderSpec:
     """Output frames per source frame: output frame j samples source position j / temporal_scale."""
     learned_size: tuple[int, int]
     """(width, height) the network learned the video at."""
+    source_frames: int = 1
+    """Frames the network learned (positions past the last are held)."""
 
 
 ORIGINAL_SIREN_RECIPE: dict[str, Any] = {"batch_size": 65536, "lr": 1e-4, "lr_schedule": "constant"}

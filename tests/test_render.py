@@ -101,6 +101,8 @@ def test_auto_rules_are_motion_and_backprojection_and_give_way_where_memory_is_s
     assert not makes_new_frames(plan_render(video))
     assert not makes_new_frames(plan_render(video, temporal_scale=Fraction(1, 2)))
     assert makes_new_frames(plan_render(video, temporal_scale=Fraction(3, 2)))
+    still = VideoInfo(640, 360, 1, Fraction(24), Fraction(1), ColorTags(None, None, None, None))
+    assert not makes_new_frames(plan_render(still, temporal_scale=Fraction(2)))
     spec = plan_render(video, spatial_scale=4, temporal_scale=Fraction(2))
     best = decode_memory(spec, "motion", "backproject")
     assert chosen_rules(spec, "auto", "auto", best) == ("motion", "backproject", None)

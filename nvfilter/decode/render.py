@@ -97,6 +97,7 @@ def plan_render(
         fps=rate,
         temporal_scale=t_scale,
         learned_size=(video.width, video.height),
+        source_frames=video.frames,
     )
 
 
@@ -137,8 +138,10 @@ def decode_memory(spec: RenderSpec, between: str, upscaler: str) -> int:
 
 def makes_new_frames(spec: RenderSpec) -> bool:
     """True when some output frame lies between two source frames (output frame j samples
-    source position j / temporal_scale: a whole number for every j only where the scale is 1/m)."""
-    return spec.num_frames > 1 and Fraction(spec.temporal_scale).numerator > 1
+    source position j / temporal_scale: a whole number for every j only where the scale is 1/m;
+    a one-frame source holds its frame)."""
+    scale = Fraction(spec.temporal_scale)
+    return spec.num_frames > 1 and spec.source_frames > 1 and scale.numerator > 1
 
 
 def chosen_rules(
