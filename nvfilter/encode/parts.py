@@ -50,7 +50,7 @@ from nvfilter.errors import OptionError, OutputError, VideoError
 from nvfilter.eval import metrics
 from nvfilter.io import nvw
 from nvfilter.io.outputs import PARTIAL, check_room, write_bytes, write_chunks
-from nvfilter.models.parts import part_spans
+from nvfilter.models.parts import longest_part, part_spans
 from nvfilter.models.segments import TIME_SHRINK, parameter_count
 from nvfilter.models.segments import auto_channels as auto_segment_channels
 from nvfilter.models.tiles import DEFAULT_TILE, NUMBERS_PER_PIXEL
@@ -64,7 +64,7 @@ def cut_parts(frames: Iterator[np.ndarray], part_frames: int) -> Iterator[np.nda
     """Consecutive parts (n, height, width, 3) of a frame stream as models.parts.part_spans
     cuts them: ``part_frames`` apart, each ending on the next one's first frame, a tail shorter
     than half a part joined to the last. Holds at most 1.5 parts of frames."""
-    longest = part_frames + 1 + part_frames // 2
+    longest = longest_part(part_frames)
     buffer: list[np.ndarray] = []
     for frame in frames:
         buffer.append(frame)
@@ -533,11 +533,11 @@ def encode_parts(
         hidden = not outputs and output != "-"  # standard output's parts go to the temp folder
         store = PartStore(parts_folder(output, outputs, stack), output if hidden else None)
         part_frames = options.setting("segment_frames")
-        longest = part_frames + 1 + part_frames // 2  # the last part, with a short tail
+        longest = longest_part(part_frames)
         fitting = 1 if run.ray else run.jobs  # parts fitted at once on this machine
         fitted = fitting * longest * opened.width * opened.height if options.model == "tiles" else 0
-        check_raw_memory(source, part_frames + 2 + part_frames // 2, opened.width, opened.height,
-                         options, " of a part", TILES_FIT_BYTES_PER_PIXEL * fitted)  # fmt: skip
+        check_raw_memory(source, longest + 1, opened.width, opened.height, options, " of a part",
+                         TILES_FIT_BYTES_PER_PIXEL * fitted)  # fmt: skip
         estimate = opened.kept_estimate(options)
         if check_video is not None:
             check_video(opened.video(estimate or 1, options))

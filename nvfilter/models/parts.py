@@ -36,6 +36,12 @@ class PartSpan:
     architecture: dict[str, Any]
 
 
+def longest_part(part_frames: int) -> int:
+    """Frames in the longest part: ``part_frames`` and the next part's first, with a tail
+    shorter than half a part joined to it."""
+    return part_frames + 1 + part_frames // 2
+
+
 def part_spans(frames: int, part_frames: int) -> list[tuple[int, int]]:
     """(first, count) of the parts a stream of ``frames`` frames is cut into: ``part_frames``
     apart, neighbours sharing their boundary frame, a last part shorter than half of
@@ -46,7 +52,7 @@ def part_spans(frames: int, part_frames: int) -> list[tuple[int, int]]:
     first = 0
     while True:
         left = frames - first
-        if left <= part_frames + 1 + part_frames // 2:
+        if left <= longest_part(part_frames):
             spans.append((first, left))
             return spans
         spans.append((first, part_frames + 1))
