@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from nvfilter import inbetween
 from nvfilter.config import VideoInfo
 from nvfilter.coords import frame_time
 from nvfilter.decode import motion
@@ -107,14 +108,14 @@ def test_splat_spreads_each_value_over_the_four_pixels_around_where_it_lands():
     flow[1, 1] = torch.tensor([1.5, 0.25])  # lands at x = 2.5, y = 1.25
     weight = torch.zeros(4, 5)
     weight[1, 1] = 2.0
-    summed, total = motion.splat(values, flow, weight)
+    summed, total = inbetween.splat(values, flow, weight)
     expected = torch.zeros(4, 5)
     expected[1, 2] = expected[1, 3] = 0.75 * 0.5 * 2
     expected[2, 2] = expected[2, 3] = 0.25 * 0.5 * 2
     assert torch.allclose(total, expected)
     assert torch.allclose(summed[0], 10 * expected) and torch.allclose(summed[1], -4 * expected)
     off = torch.full((4, 5, 2), 9.0)  # everything lands outside the frame
-    assert motion.splat(values, off, torch.ones(4, 5))[1].sum() == 0
+    assert inbetween.splat(values, off, torch.ones(4, 5))[1].sum() == 0
 
 
 def test_flows_from_the_middle_of_a_steady_motion_point_half_way_each_way():
@@ -140,17 +141,17 @@ def test_flows_from_the_middle_of_a_steady_motion_point_half_way_each_way():
 def test_warp_by_zero_is_the_image_and_by_one_pixel_shifts_it():
     image = torch.rand(3, 10, 12)
     zero = torch.zeros(10, 12, 2)
-    assert torch.allclose(motion.warp(image, zero), image, atol=1e-6)
+    assert torch.allclose(inbetween.warp(image, zero), image, atol=1e-6)
     one = zero.clone()
     one[..., 0] = 1.0
-    assert torch.allclose(motion.warp(image, one)[:, :, :-1], image[:, :, 1:], atol=1e-5)
+    assert torch.allclose(inbetween.warp(image, one)[:, :, :-1], image[:, :, 1:], atol=1e-5)
 
 
 def test_occlusion_is_zero_for_a_consistent_flow_and_one_where_it_does_not_come_back():
     forward = torch.full((8, 8, 2), 0.5)
-    assert motion.occlusion(forward, -forward).sum() == 0
-    assert motion.occlusion(forward, torch.zeros(8, 8, 2)).sum() == 0  # 0.5 px^2 slack
-    assert motion.occlusion(3 * forward, 3 * forward).all()
+    assert inbetween.occlusion(forward, -forward).sum() == 0
+    assert inbetween.occlusion(forward, torch.zeros(8, 8, 2)).sum() == 0  # 0.5 px^2 slack
+    assert inbetween.occlusion(3 * forward, 3 * forward).all()
 
 
 def test_the_frame_halfway_shows_the_square_halfway():
@@ -239,7 +240,7 @@ def test_motion_under_a_pixel_counts_as_none():
     flow = torch.zeros(16, 16, 2)
     flow[..., 1] = 1.5  # a steady drift around the four vectors tested
     flow[8, 4:8] = torch.tensor([[0.9, 0.0], [0.6, -0.7], [1.1, 0.0], [0.8, 0.8]])
-    still = motion.still_as_zero(flow)
+    still = inbetween.still_as_zero(flow)
     assert still[8, 4:6].abs().sum() == 0  # 0.9 and 0.92 pixels
     assert torch.equal(still[8, 6:8], flow[8, 6:8])  # 1.1 and 1.13 pixels
     assert torch.equal(still[:8], flow[:8])
@@ -249,20 +250,20 @@ def test_patches_of_a_pixel_or_two_in_a_slow_drift_count_as_none():
     flow = torch.zeros(32, 32, 2)
     flow[..., 1] = 0.6  # a slow tilt, under a pixel
     flow[10:14, 10:14] = torch.tensor([1.2, 0.9])  # DIS's noise: a patch of 1.5 pixels
-    assert motion.still_as_zero(flow).abs().sum() == 0
+    assert inbetween.still_as_zero(flow).abs().sum() == 0
 
 
 def test_a_small_fast_object_still_moves():
     flow = torch.zeros(32, 32, 2)
     flow[10:14, 10:14] = torch.tensor([3.0, 0.0])  # 4 x 4 pixels among still ones
-    still = motion.still_as_zero(flow)
+    still = inbetween.still_as_zero(flow)
     assert torch.equal(still, flow)
 
 
 def test_a_drift_just_over_a_pixel_moves_everywhere():
     flow = torch.zeros(32, 32, 2)
     flow[..., 0] = 1.05
-    assert torch.equal(motion.still_as_zero(flow), flow)
+    assert torch.equal(inbetween.still_as_zero(flow), flow)
 
 
 def test_frames_twice_the_flow_height_are_halved_for_their_flows():
@@ -288,15 +289,15 @@ def test_a_large_pair_moves_its_frames_by_flows_found_at_half_size():
 def test_motion_under_a_pixel_of_the_frame_counts_as_none_at_half_size():
     flow = torch.zeros(16, 16, 2)
     flow[..., 0] = 0.6  # in pixels of a flow at half size: 1.2 of the frame's
-    assert torch.equal(motion.still_as_zero(flow, pixel=2.0), flow)
-    assert motion.still_as_zero(flow).abs().sum() == 0
+    assert torch.equal(inbetween.still_as_zero(flow, pixel=2.0), flow)
+    assert inbetween.still_as_zero(flow).abs().sum() == 0
 
 
 def test_the_mean_difference_in_eight_bits_is_the_float_planes_one():
     rng = np.random.default_rng(3)
     first, second = (rng.integers(0, 256, (37, 53, 3), dtype=np.uint8) for _ in range(2))
-    expected = (motion.planes(first) - motion.planes(second)).abs().mean(0)
-    assert torch.equal(motion.mean_difference(first, second), expected)
+    expected = (inbetween.planes(first) - inbetween.planes(second)).abs().mean(0)
+    assert torch.equal(inbetween.mean_difference(first, second), expected)
 
 
 def test_a_reused_dis_search_gives_what_a_new_one_gives():

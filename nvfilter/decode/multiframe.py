@@ -38,9 +38,10 @@ import torch
 import torch.nn.functional as F
 
 from nvfilter.chroma import ycbcr_matrix
-from nvfilter.decode.motion import dis_search, occlusion, pixel_places
+from nvfilter.decode.motion import dis_search
 from nvfilter.decode.upscale import backproject, lanczos_enlarge
 from nvfilter.device import opencv_threads, torch_threads
+from nvfilter.inbetween import occlusion, pixel_places
 
 NEIGHBOURS = 2
 """Frames each side whose pixels correct a frame."""
