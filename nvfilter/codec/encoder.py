@@ -1,0 +1,356 @@
+"""Frames of a part -> its coded stream: motion searched, modes chosen, residuals quantised, and
+each frame reconstructed as the decoder will, to predict the next ones from and to score."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nvfilter.codec import bitstream, search
+from nvfilter.codec.decoder import (
+    intra_plane,
+    level_class,
+    plane_grid,
+    plane_steps,
+    prior_field,
+    reconstruct,
+)
+from nvfilter.codec.entropy import Tables, Writer
+from nvfilter.codec.motion import (
+    BOTH,
+    FIRST,
+    MODES,
+    SECOND,
+    blend,
+    compensate,
+    expected,
+    grid,
+    reach_of,
+    write_field,
+    write_modes,
+)
+from nvfilter.codec.planes import GREY_MID, Layout, grey_uint8, to_planes, to_rgb, to_uint8
+from nvfilter.codec.ratecontrol import Coded, Target, next_qp, retry_qp
+from nvfilter.codec.residual import block_bits, write_plane
+from nvfilter.codec.structure import INTRA, CodedFrame, coding_order, regular_groups
+from nvfilter.codec.transform import BLOCK, QP_MAX, forward, quantise
+
+QP_OFFSETS = (-4, -2, 0, 1, 2, 3)
+"""Quantiser offset by level (intra, anchor, then the B levels): frames others are predicted
+from are coded finer, since their error carries into every frame that uses them."""
+ROUNDING_INTRA = 0.45
+ROUNDING_INTER = 0.33
+"""The quantiser's rounding (dead zone) for intra and predicted frames."""
+LAMBDA_MOTION = 0.4
+"""A vector's bits are weighed at this times the quantiser step against its absolute
+differences (H.264's reference encoder: the square root of the mode decision's lambda)."""
+LAMBDA_MODE = 0.15
+LAMBDA_RESIDUAL = 0.13
+"""A mode's bits are weighed at this times the step squared against its squared error."""
+
+
+@dataclass
+class EncodedPart:
+    """A part's coded bytes and how its frames came out."""
+
+    data: bytes
+    squared_errors: list[float] = field(default_factory=list)
+    """Per frame (display order), the sum of squared 8-bit errors of its decoded RGB."""
+    bits: list[int] = field(default_factory=list)
+    """Per frame (display order), its coded size in bits."""
+    qps: list[int] = field(default_factory=list)
+    """Per frame (coding order), its quantiser parameter."""
+    base_qp: int = 0
+    """The quantiser the rate control ended on (frames' own differ by their level)."""
+    edges: dict[int, np.ndarray] = field(default_factory=dict)
+    """The first and last frames as decoded (uint8 RGB): what a join of parts averages."""
+    spent: dict[str, int] = field(default_factory=dict)
+    """Bits by what they code (``level``, ``last``, ``dc``, ``mv``, ``mode``; ``intra`` for all
+    of the intra frames'), for benchmarks."""
+
+
+def frame_qp(base: int, frame: CodedFrame) -> int:
+    return int(np.clip(base + QP_OFFSETS[min(frame.level, len(QP_OFFSETS) - 1)], 0, QP_MAX))
+
+
+def choose_modes(
+    current: list[np.ndarray], predictions: list[list[np.ndarray]], layout: Layout, lam: float,
+    bits: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """Per 8x8 block, the mode (first, second, both) with the least squared error over the three
+    planes plus ``lam`` times its bits."""
+    costs = []
+    for mode in (FIRST, SECOND, BOTH):
+        total = None
+        for plane, picture in enumerate(current):
+            if mode == BOTH:
+                guess = (predictions[0][plane] + predictions[1][plane]) * 0.5
+            else:
+                guess = predictions[mode][plane]
+            down = (1, 1) if plane == 0 else layout.down
+            side = (BLOCK // down[0], BLOCK // down[1])
+            error = np.square(picture - guess)
+            rows, cols = error.shape[0] // side[0], error.shape[1] // side[1]
+            sums = error.reshape(rows, side[0], cols, side[1]).sum((1, 3))
+            total = sums if total is None else total + sums
+        assert total is not None
+        costs.append(total + lam * bits[mode])
+    return np.argmin(np.stack(costs), 0).astype(np.int32)
+
+
+def drop_blocks(
+    coefficients: np.ndarray, levels: np.ndarray, step: float, tables: Tables,
+    grid: tuple[int, int], level: int, colour: int,
+) -> np.ndarray:  # fmt: skip
+    """``levels`` with every block zeroed whose levels put right less squared error than
+    LAMBDA_RESIDUAL x step^2 per bit they cost (a lone small level rarely pays for its
+    block's last, sign and position)."""
+    coded = np.flatnonzero(levels.any(1))
+    if not len(coded):
+        return levels
+    bits = block_bits(tables, levels, grid, level, colour)[coded]
+    kept = coefficients[coded] - levels[coded] * step
+    gained = np.square(coefficients[coded]).sum(1) - np.square(kept).sum(1)
+    dropped = coded[gained < LAMBDA_RESIDUAL * step * step * bits]
+    if len(dropped):
+        levels = levels.copy()
+        levels[dropped] = 0
+    return levels
+
+
+TRIAL_FRAMES = 16
+TRIAL_EVERY = 64
+"""Every TRIAL_EVERY frames the encoder codes the next TRIAL_FRAMES both ways, as groups of
+GROUP (hierarchical B-frames) and as frames each predicted from the one before, and goes on
+the way that did better (merit): hierarchical B-frames win where frames several apart still
+predict each other (oa4_launch.webm), single steps where the picture changes a lot from frame
+to frame (tour.mp4); BENCHMARKS.md, codec."""
+GROUP = 8
+DB_PER_DOUBLING = 4.0
+"""How many dB twice the bits buy, about, near the operating points: what weighs a trial's
+bits against its PSNR (merit)."""
+
+
+@dataclass
+class _State:
+    """Where the coding of a part stands: its tables, the frames later ones predict from, and
+    what has been written."""
+
+    tables: Tables = field(default_factory=Tables)
+    recon: dict[int, list[np.ndarray]] = field(default_factory=dict)
+    greys: dict[int, np.ndarray] = field(default_factory=dict)
+    fields: dict[int, tuple[int, list[np.ndarray]]] = field(default_factory=dict)
+    groups: list[int] = field(default_factory=list)
+    qps: list[int] = field(default_factory=list)
+    words: list[np.ndarray] = field(default_factory=list)
+    errors: dict[int, float] = field(default_factory=dict)
+    bits: dict[int, int] = field(default_factory=dict)
+    spent: dict[str, int] = field(default_factory=dict)
+    edges: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def fork(self) -> _State:
+        """A copy to try something on (arrays are never changed in place, so they are shared)."""
+        tables = Tables()
+        tables.counts = {key: counts.copy() for key, counts in self.tables.counts.items()}
+        return _State(tables, dict(self.recon), dict(self.greys), dict(self.fields),
+                      list(self.groups), list(self.qps), list(self.words), dict(self.errors),
+                      dict(self.bits), dict(self.spent), dict(self.edges))  # fmt: skip
+
+    def merit(self, since: int) -> float:
+        """log2 of the bits less PSNR / DB_PER_DOUBLING, over the frames after ``since`` (less
+        is better: the same bits at a higher PSNR, or fewer at the same)."""
+        frames = [k for k in self.errors if k > since]
+        squared = max(1e-9, sum(self.errors[k] for k in frames))
+        bits = max(1, sum(self.bits[k] for k in frames))
+        return math.log2(bits) + math.log10(squared) * 10 / DB_PER_DOUBLING
+
+
+class PartEncoder:
+    """Codes the frames of one part for a ``target`` (a quantiser, a PSNR, bits: ratecontrol)."""
+
+    def __init__(self, layout: Layout, target: Target | int, gop: int | None = None) -> None:
+        """``target``: a Target, or a fixed quantiser; ``gop``: anchors every ``gop`` frames;
+        None: chosen by trial (TRIAL_FRAMES)."""
+        self.layout, self.gop = layout, gop
+        self.target = Target(qp=target) if isinstance(target, int) else target
+        self.qp = self.target.first_qp()
+
+    def encode(
+        self, frames: np.ndarray, on_frame: Callable[[int], None] | None = None
+    ) -> EncodedPart:
+        """Code uint8 frames (n, height, width, 3); ``on_frame`` is told each frame's index as
+        it is done."""
+        count = len(frames)
+        state = _State()
+        self._code(state, frames, [CodedFrame(0, (), INTRA)], on_frame)
+        first = 0
+        while first < count - 1:
+            if self.gop is not None:
+                self._groups(
+                    state, frames, first, regular_groups(count - first, self.gop), on_frame
+                )
+                break
+            span = min(TRIAL_FRAMES, count - 1 - first)
+            trials = {size: state.fork() for size in (GROUP, 1)}
+            began, ended = self.qp, {}
+            for size, trial in trials.items():
+                self.qp = began
+                self._groups(trial, frames, first, regular_groups(span + 1, min(size, span)), None)
+                ended[size] = self.qp
+            gop = min(trials, key=lambda size: trials[size].merit(first))
+            state, self.qp = trials[gop], ended[gop]
+            if on_frame is not None:
+                for index in range(first + 1, first + span + 1):
+                    on_frame(index)
+            first += span
+            rest = min(TRIAL_EVERY - TRIAL_FRAMES, count - 1 - first)
+            if rest > 0:
+                self._groups(
+                    state, frames, first, regular_groups(rest + 1, min(gop, rest)), on_frame
+                )
+                first += rest
+        header = bitstream.PartHeader(self.layout.width, self.layout.height, count,
+                                      self.layout.chroma, state.groups)  # fmt: skip
+        return EncodedPart(
+            bitstream.pack(header, state.qps, state.words),
+            [state.errors[k] for k in range(count)],
+            [state.bits[k] for k in range(count)],
+            list(state.qps),
+            self.qp,
+            state.edges,
+            state.spent,
+        )
+
+    def _groups(
+        self, state: _State, frames: np.ndarray, first: int, groups: list[int],
+        on_frame: Callable[[int], None] | None,
+    ) -> None:  # fmt: skip
+        """Code the frames after ``first`` in ``groups``, each group's frames in coding order,
+        keeping only its anchor to predict from once it is done."""
+        for size in groups:
+            order = coding_order(size + 1, [size])[1:]
+            shifted = [
+                CodedFrame(
+                    frame.index + first, tuple(r + first for r in frame.references), frame.level
+                )
+                for frame in order
+            ]
+            self._code(state, frames, shifted, on_frame)
+            state.groups.append(size)
+            recent = range(first + 1, first + size + 1)
+            first += size
+            coded = Coded(len(state.errors), sum(state.bits.values()), sum(state.errors.values()),
+                          size, sum(state.bits[k] for k in recent),
+                          sum(state.errors[k] for k in recent), frames[0].size)  # fmt: skip
+            self.qp = next_qp(self.target, self.qp, coded, len(frames))
+            for kept in (state.recon, state.greys, state.fields):
+                for index in [index for index in kept if index != first]:
+                    del kept[index]
+
+    def _code(
+        self, state: _State, frames: np.ndarray, order: list[CodedFrame],
+        on_frame: Callable[[int], None] | None,
+    ) -> None:  # fmt: skip
+        layout = self.layout
+        for frame in order:
+            qp = frame_qp(self.qp, frame)
+            current = to_planes(frames[frame.index], layout)
+            writer = Writer(state.tables, {} if frame.references else None)
+            found: list[list[np.ndarray]] = []
+            if frame.references:
+                planes, found = self._predicted(writer, frame, qp, current, state)
+            else:
+                planes = self._intra(writer, frame, qp, current)
+            coded = writer.finish()
+            for name, used in (writer.spent or {"intra": 32 * len(coded)}).items():
+                state.spent[name] = state.spent.get(name, 0) + used
+            state.qps.append(qp)
+            state.words.append(coded)
+            decoded = to_uint8(to_rgb(planes, layout))
+            state.errors[frame.index] = float(
+                np.square(decoded.astype(np.float32) - frames[frame.index]).sum()
+            )
+            if frame.index in (0, len(frames) - 1):
+                state.edges[frame.index] = decoded
+            state.bits[frame.index] = 32 * len(coded) + 40
+            state.recon[frame.index] = planes
+            state.greys[frame.index] = grey_uint8(current[0])
+            if found:
+                state.fields[frame.index] = (frame.references[0], found[0])
+            if on_frame is not None:
+                on_frame(frame.index)
+
+    def _intra(
+        self, writer: Writer, frame: CodedFrame, qp: int, current: list[np.ndarray]
+    ) -> list[np.ndarray]:
+        steps = plane_steps(qp, self.layout)
+        planes = []
+        for k, picture in enumerate(current):
+            centred = picture - np.float32(GREY_MID) if k == 0 else picture
+            levels = quantise(forward(centred), steps[k], ROUNDING_INTRA)
+            write_plane(
+                writer, levels, plane_grid(self.layout, k), level_class(frame), min(k, 1), True
+            )
+            planes.append(intra_plane(levels, steps[k], self.layout, k))
+        return planes
+
+    def _predicted(
+        self, writer: Writer, frame: CodedFrame, qp: int, current: list[np.ndarray], state: _State
+    ) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
+        layout = self.layout
+        recon, greys, fields, tables = state.recon, state.greys, state.fields, state.tables
+        level = level_class(frame)
+        steps = plane_steps(qp, layout)
+        grey = grey_uint8(current[0])
+        chosen: list[list[np.ndarray]] = []
+        predictions: list[list[np.ndarray]] = []
+        for slot, reference in enumerate(frame.references):
+            motion = search.flow(grey, greys[reference])
+            prior = prior_field(frame, slot, fields, chosen)
+            found = search.Search(current[0], recon[reference][0], motion, LAMBDA_MOTION * steps[0],
+                                  tables, (level, slot), reach_of(layout)).run(prior)  # fmt: skip
+            chosen.append(found)
+            predictions.append(compensate(recon[reference], found[-1], layout))
+        width, height = layout.padded
+        shape = grid(height, width, BLOCK)
+        modes = None
+        if len(frame.references) == 2:
+            mode_bits = tables.bits(("mode", level), MODES)
+            modes = choose_modes(
+                current, predictions, layout, LAMBDA_MODE * steps[0] ** 2, mode_bits
+            )
+            write_modes(writer, modes, level)
+        for slot, (reference, found) in enumerate(zip(frame.references, chosen, strict=True)):
+            used = np.ones(shape, bool) if modes is None else (modes == slot) | (modes == BOTH)
+            prior = prior_field(frame, slot, fields, chosen[:slot])  # as the decoder will know it
+            if not used.all():  # a block's unused vector is its expected one (not coded)
+                guess = expected(found, prior, len(found) - 1, shape)
+                found[-1] = np.where(used[..., None], found[-1], guess)
+                predictions[slot] = compensate(recon[reference], found[-1], layout)
+            write_field(writer, found, level, slot, used, prior)
+        prediction = blend(predictions, modes, layout)
+        planes = []
+        for k, picture in enumerate(current):
+            coefficients = forward(picture - prediction[k])
+            levels = quantise(coefficients, steps[k], ROUNDING_INTER)
+            levels = drop_blocks(
+                coefficients, levels, steps[k], tables, plane_grid(layout, k), level, min(k, 1)
+            )
+            write_plane(writer, levels, plane_grid(layout, k), level, min(k, 1), False)
+            planes.append(reconstruct(levels, steps[k], prediction[k]))
+        return planes, chosen
+
+
+def encode_part(
+    frames: np.ndarray, layout: Layout, target: Target,
+    on_frame: Callable[[int], None] | None = None,
+) -> EncodedPart:  # fmt: skip
+    """A part coded for ``target``, coded again at coarser quantisers while it goes over the
+    target's ceiling of bits (so a budget is a promise, not an aim)."""
+    encoded = PartEncoder(layout, target).encode(frames, on_frame)
+    while (qp := retry_qp(target, encoded.base_qp, sum(encoded.bits), len(frames))) is not None:
+        encoded = PartEncoder(layout, Target(qp=qp)).encode(frames)
+    return encoded
