@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 import sys
@@ -16,33 +15,40 @@ from nvfilter import __version__
 from nvfilter.config import (
     AUDIO_MODES,
     AUTO,
+    AUTO_MODEL,
     BETWEEN_RULES,
     PRECISIONS,
     UPSCALERS,
     DecodeOptions,
     EncodeOptions,
-    TrainConfig,
 )
 from nvfilter.decode import decoder
+from nvfilter.describe import info_lines
 from nvfilter.errors import NvfilterError, OptionError
 from nvfilter.io import nvw, presets
 from nvfilter.io.inputs import open_nvw
+from nvfilter.models import REGISTRY, spec_of
 from nvfilter.progress import Console
 
 SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
 
-def parse_size(text: str) -> int:
-    """'1500M', '2G', '800000000' -> bytes."""
-    value = text.strip().lower().removesuffix("b")
+def parse_size(text: str, flag: str = "--max-memory", example: str = "2G, 500M") -> int:
+    """'1500M', '2G', '800000000' -> bytes (or bits, for a rate)."""
+    value = text.strip().lower().removesuffix("b").removesuffix("/s")
     unit = value[-1:] if value[-1:] in SIZE_UNITS else ""
     try:
         number = float(value[: len(value) - len(unit)])
     except ValueError:
-        raise OptionError(f"--max-memory {text!r} is not a size (e.g. 2G, 500M)") from None
-    if number <= 0:
-        raise OptionError("--max-memory must be positive")
+        raise OptionError(f"{flag} {text!r} is not a number (e.g. {example})") from None
+    if not number > 0 or number == float("inf"):
+        raise OptionError(f"{flag} must be positive")
     return int(number * SIZE_UNITS[unit])
+
+
+def rate_flags(bitrate: str | None, flags: dict[str, Any]) -> dict[str, Any]:
+    """--bitrate parsed (2M, 800k: bits a second) into the encode options' ``bitrate``."""
+    return {**flags, "bitrate": parse_size(bitrate, "--bitrate", "2M, 800k") if bitrate else None}
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -114,16 +120,32 @@ def main() -> None:
 # Options that encode, filter (and decode, for the device and quiet ones) share.
 MODEL_OPTION = click.option(
     "--model",
-    type=click.Choice(["auto", "tiles", "segments", "hybrid", "siren"]),
+    type=click.Choice(["auto", *sorted(REGISTRY)]),
     default="auto",
     show_default=True,
-    help="tiles: each 8x8 tile the best low-rank fit of its pixels over each part of the "
-    "video, found in closed form, in seconds; segments: per-segment feature planes started "
-    "from a principal-component fit, refined on whole frames; hybrid: one set of feature "
-    "planes + small head, learned from random pixels (100 epochs by default); siren: the "
-    "original SIREN; auto: tiles from 400,000 pixels (width x height x frames) and 8 frames, "
-    "else hybrid.",
+    help="; ".join(f"{name}: {spec.help}" for name, spec in sorted(REGISTRY.items()))
+    + f"; auto: {AUTO_MODEL}.",
 )
+RATE_OPTIONS = [
+    click.option(
+        "--quality",
+        type=click.FloatRange(0, 100),
+        help="codec: a fixed quality from 0 to 100 (50: about 40 dB, 100: near lossless), "
+        "whatever size it takes.",
+    ),
+    click.option(
+        "--bitrate",
+        metavar="RATE",
+        help="codec: bits a second to aim at, as ffmpeg's -b:v (e.g. 2M, 800k).",
+    ),
+    click.option(
+        "--bits-per-pixel",
+        type=positive_float,
+        help="codec: bits a pixel to aim at (0.1 is a tenth of a bit).",
+    ),
+]
+"""How good or how large a coded encode is (default: 45 dB or the source file's size, whichever
+is smaller): shared by `encode` and `filter`."""
 EPOCHS_OPTION = click.option(
     "--epochs",
     type=positive_float,
@@ -345,6 +367,7 @@ STORAGE_OPTIONS = [
 )
 @TIME_BUDGET_OPTION
 @TARGET_PSNR_OPTION
+@with_options(RATE_OPTIONS)
 @device_option("Where to train; auto picks a GPU when there is one.")
 @SEED_OPTION
 @with_options(STORAGE_OPTIONS)
@@ -392,8 +415,9 @@ def encode(
                 f"--{name.replace('_', '-')}"
             )
     options = EncodeOptions(
-        max_memory=parse_size(max_memory) if max_memory else None, audio=not no_audio, **flags
-    )
+        max_memory=parse_size(max_memory) if max_memory else None, audio=not no_audio,
+        **rate_flags(flags.pop("bitrate"), flags),
+    )  # fmt: skip
     from nvfilter.encode import encoder  # here: a decode need not import the encoder
 
     run = encoder.RunOptions(
@@ -516,6 +540,7 @@ def decode(
 @TIME_BUDGET_OPTION
 @EPOCHS_OPTION
 @TARGET_PSNR_OPTION
+@with_options(RATE_OPTIONS)
 @with_options(NETWORK_OPTIONS)
 @with_options(RUN_FOLDER_OPTIONS)
 @with_options(PARALLEL_OPTIONS)
@@ -561,9 +586,10 @@ def filter_video(
     """
     network = {name: flags.pop(name) for name in option_names(NETWORK_OPTIONS)}
     storage = {name: flags.pop(name) for name in option_names(STORAGE_OPTIONS)}
+    rates = {name: flags.pop(name) for name in option_names(RATE_OPTIONS)}
     decoding = decode_options(preset, {**flags, "device": device, "container": container})
     decoder.check_output(output, container)
-    if network["footprint"] is None and model == "hybrid":  # for the network's upscaling
+    if network["footprint"] is None and model != "auto" and spec_of(model).footprint:
         upscaled = (decoding.spatial_scale or 1) > 1
         network["footprint"] = upscaled and decoding.upscaler == "network"
     max_memory = storage.pop("max_memory")
@@ -582,6 +608,7 @@ def filter_video(
         audio=decoding.audio != "drop",  # nothing stored that will not be played
         **storage,
         **network,
+        **rate_flags(rates.pop("bitrate"), rates),
     )
     from nvfilter.encode import encoder
 
@@ -646,22 +673,6 @@ def list_presets() -> None:
         click.echo(f"{name:<{width}}  {presets.describe(path)}")
 
 
-def describe_settings(settings: dict[str, Any]) -> str:
-    """One line of a .nvw's training settings: the encoder's words for them, the seed and the
-    stops given."""
-    known = {field.name for field in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{key: value for key, value in settings.items() if key in known})
-    stops = [
-        f", {name} {value:g}{unit}"
-        for name, value, unit in (
-            ("time budget", config.time_budget, " s"),
-            ("target", config.target_psnr, " dB"),
-        )
-        if value is not None
-    ]
-    return f"{config.describe()}, seed {config.seed}" + "".join(stops)
-
-
 @main.command()
 @click.argument("source", metavar="X.nvw")
 @click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
@@ -675,46 +686,7 @@ def info(source: str, as_json: bool) -> None:
             meta["train_settings"] = loaded.training.settings or {}  # type: ignore[assignment]
         click.echo(json.dumps(meta, indent=2, sort_keys=True))
         return
-    v, t, a = loaded.video, loaded.training, loaded.architecture
-    params = loaded.parameters
-    lines = [
-        f"file        {source} ({size:,} bytes, {loaded.dtype})",
-        f"format      {meta['format']} version {meta['format_version']}, written by nvfilter "
-        f"{loaded.nvfilter_version}",
-        f"video       {v.width}x{v.height}, {v.frames} frames at {meta['frame_rate']} fps "
-        f"({v.duration:.3f} s), SAR {meta['sample_aspect_ratio']}",
-        f"colour      range {meta['color_range']}, primaries {meta['color_primaries']}, "
-        f"transfer {meta['color_transfer']}, matrix {meta['color_matrix']}",
-        f"model       {a.get('type')} "
-        + ", ".join(f"{k}={val}" for k, val in sorted(a.items()) if k != "type")
-        + f" ({params:,} parameters)",
-        *_parts_lines(loaded),
-        f"training    {t.steps} steps in {t.seconds:.1f} s, stopped by {t.stopped_by}, "
-        f"PSNR {t.psnr:.2f} dB",
-        "settings    " + (describe_settings(t.settings) if t.settings else "not recorded"),
-        "audio       "
-        + (
-            f"{loaded.audio_codec}, {len(loaded.audio):,} bytes (first stream, copied)"
-            if loaded.audio
-            else "none"
-        ),
-    ]
-    click.echo("\n".join(lines))
-
-
-def _parts_lines(loaded: Any) -> list[str]:
-    """`info`'s line on the parts of a video learned in parts (none for one network): the
-    architecture every part shares, and the keys that differ from part to part."""
-    spans = getattr(loaded.model, "spans", None)
-    if loaded.architecture.get("type") != "parts" or not spans:
-        return []
-    parts = [dict(span.architecture) for span in spans]
-    shared = {k: v for k, v in parts[0].items() if all(p.get(k) == v for p in parts)}
-    varied = sorted({k for p in parts for k in p} - set(shared) - {"frames"})
-    line = f"parts       each {shared.get('type')} " + ", ".join(
-        f"{k}={val}" for k, val in sorted(shared.items()) if k not in ("type", "frames")
-    )
-    return [line + (f"; per part: {', '.join(varied)}" if varied else "")]
+    click.echo("\n".join(info_lines(loaded, source, size)))
 
 
 if __name__ == "__main__":

@@ -147,99 +147,22 @@ class RenderSpec:
     """Frames the network learned (positions past the last are held)."""
 
 
-ORIGINAL_SIREN_RECIPE: dict[str, Any] = {"batch_size": 65536, "lr": 1e-4, "lr_schedule": "constant"}
-"""The original design's training steps for SIREN: `--batch-size 65536 --lr 1e-4 --lr-schedule
-constant` gives them back on a CPU (they are the default on a GPU)."""
-
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    # the original design's network, initialisation and epochs; its steps made smaller with a
-    # decaying rate, which on a CPU reaches the original steps' 240 s PSNR 8-24x sooner
-    # (BENCHMARKS.md)
-    "siren": {
-        "epochs": 1000,
-        "batch_size": 4096,
-        "lr": 3e-4,
-        "lr_schedule": "cosine",
-        "hidden_features": 256,
-        "hidden_layers": 5,
-    },
-    # the best quality per CPU second measured (BENCHMARKS.md)
-    "hybrid": {
-        "epochs": 100,
-        "batch_size": 4096,
-        "lr": 3e-3,
-        "lr_schedule": "cosine",
-        "hidden_features": 32,
-        "hidden_layers": 2,
-        "levels": 3,
-    },
-    # per-segment planes started from a principal-component fit, refined on whole frames
-    # (BENCHMARKS.md, real sizes): one frame a step, small steps that keep the fit
-    "segments": {
-        "epochs": 3,
-        "batch_size": 1,
-        "lr": 2e-4,
-        "lr_schedule": "cosine",
-        "levels": 4,
-        "segment_frames": 32,
-    },
-    # per-tile low-rank fits, found in closed form (no optimiser, so no settings of steps);
-    # parts of 32 frames + 1 shared, as the segments model's
-    "tiles": {"segment_frames": 32},
-}
-"""Defaults per model for every setting the user leaves out."""
-
-GPU_DEFAULTS: dict[str, dict[str, Any]] = {
-    # a batch of 4096 leaves a GPU idle: 65536 learns far more per second there (36.5 against
-    # 32.1 dB in 30 s on a 720x405 clip, H100; BENCHMARKS.md), and 1600 epochs of it are the
-    # same number of steps as the CPU's 100 epochs of 4096
-    "hybrid": {"epochs": 1600, "batch_size": 65536},
-    # a few frames a step keep a GPU busy (unmeasured beyond the CPU's recipe)
-    "segments": {"batch_size": 1 << 21},
-    # the original design's steps, the SIREN setting measured on a GPU (smaller ones unmeasured)
-    "siren": ORIGINAL_SIREN_RECIPE,
-}
-"""What differs from MODEL_DEFAULTS when training on a CUDA GPU."""
+AUTO_MODEL = "codec"
+"""What ``--model auto`` learns every video with: the coded stream, smaller than its source at
+the best quality that size allows (BENCHMARKS.md, codec); the networks are there to study."""
 
 
-PARTS_MODELS = ("tiles", "segments")
-"""The networks a streamed encode learns part by part."""
-
-
-AUTO_TILES_FROM = 400_000
-"""``--model auto`` learns a video of at least this many pixels (width x height x frames) with the
-tiles model, a smaller one with the hybrid: under it the hybrid's 100 epochs are under 10,000
-steps (about five minutes here) and, storing two to four numbers a pixel there to the tiles' one,
-it learns more, which the in-between and upscaled frames of the small-clip quality benchmark
-show (160x90, 13 kept frames: motion in-between 34.73 against 34.37 dB, 2x back-projection
-31.36 against 31.07; BENCHMARKS.md). From it on the hybrid's run is long (the shipped
-realshort.mp4, 2.8 million pixels: an ETA of 28 minutes) and the tiles fit takes seconds
-(46.42 dB in 1.5 s there); at real sizes the hybrid is far behind (tour.mp4 at 720x405: 52 dB
-in seconds, against 20.6 dB for the hybrid in 300 s)."""
-AUTO_TILES_MIN_FRAMES = 8
-"""...and at least this many frames: one stored number a pixel holds a third of a single frame's
-values (64x48, one frame: 11.7 dB), so a still or a few frames go to the hybrid."""
-
-
-def pick_model(model: str, width: int, height: int, frames: int) -> str:
-    """The model ``--model`` names, ``auto`` resolved by the video's size (AUTO_TILES_FROM,
-    AUTO_TILES_MIN_FRAMES)."""
-    if model != "auto":
-        return model
-    real_size = width * height * frames >= AUTO_TILES_FROM and frames >= AUTO_TILES_MIN_FRAMES
-    return "tiles" if real_size else "hybrid"
-
-
-AUTO_DTYPES = {"tiles": "float16"}
-"""--dtype auto: the precision each model's tensors are stored in (float32 for the others). The
-tiles model's pictures and weights are fitted in closed form and sit near 1: in float16 the file
-is half the size for 0.02 dB (Big Buck Bunny at 1280x720: 56.59 -> 56.57 dB, 449 -> 225 MB);
-the trained models keep float32, which their resume and reproducibility tests are made in."""
+def pick_model(model: str) -> str:
+    """The model ``--model`` names, ``auto`` resolved (AUTO_MODEL)."""
+    return AUTO_MODEL if model == "auto" else model
 
 
 def storage_dtype(dtype: str, model: str) -> str:
-    """The precision a .nvw of ``model`` is stored in for ``--dtype`` (AUTO_DTYPES)."""
-    return AUTO_DTYPES.get(model, "float32") if dtype == "auto" else dtype
+    """The precision a .nvw of ``model`` stores its floating-point tensors in for ``--dtype``
+    (``auto``: the model's own, ModelSpec.dtype)."""
+    from nvfilter.models import spec_of
+
+    return spec_of(model).dtype if dtype == "auto" else dtype
 
 
 @dataclass(frozen=True)
@@ -247,7 +170,7 @@ class EncodeOptions:
     """Everything `nvfilter encode` takes, after parsing; None means the model's default."""
 
     model: str = "auto"
-    """``auto`` (pick_model), ``tiles``, ``segments``, ``hybrid`` or ``siren``."""
+    """``auto`` (pick_model) or a registered model's name (nvfilter.models)."""
     hidden_features: int | None = None
     """SIREN layer width, or the hybrid's head width."""
     hidden_layers: int | None = None
@@ -285,16 +208,25 @@ class EncodeOptions:
     footprint: bool | None = None
     """Hybrid: read the full-resolution planes as averages over each pixel (sharper upscaling);
     None: off."""
+    quality: float | None = None
+    """Codec: a quality from 0 to 100 (a fixed quantiser; models/codec.QUALITY_QP)."""
+    bitrate: float | None = None
+    """Codec: bits a second to aim at (as ffmpeg's -b:v)."""
+    bits_per_pixel: float | None = None
+    """Codec: bits a pixel to aim at."""
 
     def setting(self, name: str, device: str = "cpu") -> Any:
         """The option as given, else the model's default for that device."""
         value = getattr(self, name)
         if value is not None:
             return value
-        defaults = MODEL_DEFAULTS[self.model]
-        if device.split(":")[0] == "cuda":
-            defaults = {**defaults, **GPU_DEFAULTS.get(self.model, {})}
-        return defaults.get(name)
+        from nvfilter.models import spec_of
+
+        return spec_of(self.model).default(name, device)
+
+    def settings(self, device: str = "cpu") -> dict[str, Any]:
+        """Every option, the model's defaults filled in."""
+        return {field.name: self.setting(field.name, device) for field in dataclasses.fields(self)}
 
 
 BETWEEN_RULES = ("network", "motion")

@@ -17,9 +17,10 @@ import pytest
 from conftest import EXAMPLE, corpus_clip, make_clip, nvfilter_cmd, read_video, run
 from PIL import Image
 
-from nvfilter.config import ORIGINAL_SIREN_RECIPE, EncodeOptions
+from nvfilter.config import EncodeOptions
 from nvfilter.encode.encoder import train_config
 from nvfilter.io import media, nvw
+from nvfilter.models.siren import ORIGINAL_RECIPE as ORIGINAL_SIREN_RECIPE
 
 SMALL_NET = [
     "--hidden-features",
@@ -47,7 +48,7 @@ def read_pngs(folder: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def smooth_nvw(clips, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("enc") / "smooth.nvw"
-    result = run("encode", clips["smooth"], out, "--epochs", "300", *SMALL_NET)
+    result = run("encode", clips["smooth"], out, "--model", "hybrid", "--epochs", "300", *SMALL_NET)
     assert result.exit_code == 0, result.stderr
     return out
 
@@ -101,28 +102,30 @@ def test_siren_steps_are_small_on_a_cpu_and_the_original_on_a_gpu():
 
 
 def test_default_model_says_what_it_picked(clips, tmp_path):
-    result = run("encode", clips["smooth"], tmp_path / "h.nvw", "--epochs", "1")
+    result = run("encode", clips["smooth"], tmp_path / "h.nvw")
     assert result.exit_code == 0, result.stderr
-    assert "hybrid planes: 3 levels x 16 channels (picked for this video size)" in result.stderr
+    assert "-> codec in 1 part" in result.stderr and "for 45 dB within" in result.stderr
+    named = run("encode", clips["smooth"], tmp_path / "h.nvw", "--model", "hybrid", "--epochs", "1")
+    assert "hybrid planes: 3 levels x 16 channels (picked for this video size)" in named.stderr
 
 
-def test_auto_fits_tiles_from_400_thousand_pixels_and_names_the_flags_it_leaves_unused(
-    clips, tmp_path
-):
+def test_auto_codes_and_names_the_flags_it_leaves_unused(clips, tmp_path):
     out = tmp_path / "t.nvw"
-    clip = [EXAMPLE, "--width", "160"]  # 160x120, 36 frames: 691,200 pixels
+    clip = [EXAMPLE, "--width", "160"]
     result = run("encode", *clip, out, "--epochs", "2", "--hidden-features", "16")
     assert result.exit_code == 0, result.stderr
     assert (
-        "note: --epochs, --hidden-features: unused, the tiles model is fitted in closed form "
+        "note: --epochs, --hidden-features: unused, the codec model is fitted in closed form "
         "(give --model hybrid to train a network)" in result.stderr
     )
-    assert nvw.load(out).model.spans[0].architecture["type"] == "tiles"
+    assert nvw.load(out).model.spans[0].architecture["type"] == "codec"
     plain = run("encode", *clip, out)
     assert plain.exit_code == 0 and "note" not in plain.stderr, plain.stderr
-    assert "-> tiles in 1 part" in plain.stderr, plain.stderr
-    small = run("encode", clips["testsrc"], out, "--epochs", "1")  # 36,864 pixels: the hybrid
-    assert small.exit_code == 0 and "hybrid planes" in small.stderr, small.stderr
+    assert "-> codec in 1 part" in plain.stderr, plain.stderr
+    tiles = run("encode", *clip, out, "--model", "tiles")
+    assert "-> tiles in 1 part" in tiles.stderr, tiles.stderr
+    small = run("encode", clips["testsrc"], out)  # a tiny clip is coded too
+    assert small.exit_code == 0 and "-> codec in 1 part" in small.stderr, small.stderr
     explicit = run("encode", clips["testsrc"], out, "--model", "tiles", "--lr", "1e-3")
     assert explicit.exit_code == 0, explicit.stderr
     assert "note: --lr: unused, the tiles model is fitted in closed form\n" in explicit.stderr
@@ -597,12 +600,13 @@ def test_too_big_for_memory_names_the_flags(clips, tmp_path):
 def test_a_tiles_part_is_checked_with_the_memory_its_fit_holds(tmp_path):
     """The example at 320x240: a part's frames in hand (50 of them) are 11.5 MB, its fit 12
     bytes a pixel of its frames more (45.2 MB for the longest part, 49 frames): 56.7 MB."""
-    result = run("encode", EXAMPLE, tmp_path / "o.nvw", "--max-memory", "40M")
+    tiles = ["--model", "tiles"]
+    result = run("encode", EXAMPLE, tmp_path / "o.nvw", "--max-memory", "40M", *tiles)
     assert_one_line_error(result, "need about 56.7 MB of memory with their fit", "--width")
     assert list(tmp_path.iterdir()) == []
-    assert run("encode", EXAMPLE, tmp_path / "o.nvw", "--max-memory", "60M").exit_code == 0
+    assert run("encode", EXAMPLE, tmp_path / "o.nvw", "--max-memory", "60M", *tiles).exit_code == 0
     # two local workers fit two parts at once
-    two = run("encode", EXAMPLE, tmp_path / "j.nvw", "--max-memory", "60M", "--jobs", "2")
+    two = run("encode", EXAMPLE, tmp_path / "j.nvw", "--max-memory", "60M", "--jobs", "2", *tiles)
     assert_one_line_error(two, "need about 101.8 MB of memory with their fit")
 
 
@@ -688,7 +692,16 @@ def test_stdout_needs_a_format(smooth_nvw, tmp_path):
 def test_ctrl_c_during_encode_leaves_a_complete_nvw_or_none(clips, tmp_path):
     out = tmp_path / "int.nvw"
     proc = subprocess.Popen(
-        nvfilter_cmd("encode", str(clips["smooth"]), str(out), "--epochs", "100000", *SMALL_NET),
+        nvfilter_cmd(
+            "encode",
+            str(clips["smooth"]),
+            str(out),
+            "--model",
+            "hybrid",
+            "--epochs",
+            "100000",
+            *SMALL_NET,
+        ),  # fmt: skip
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -710,7 +723,7 @@ def test_ctrl_c_during_encode_leaves_a_complete_nvw_or_none(clips, tmp_path):
 def training(source: Path, out: Path) -> subprocess.Popen:
     """A long encode in its own process, returned once its progress shows a training step."""
     proc = subprocess.Popen(
-        nvfilter_cmd("encode", source, out, "--epochs", "100000", *SMALL_NET),
+        nvfilter_cmd("encode", source, out, "--model", "hybrid", "--epochs", "100000", *SMALL_NET),
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -757,7 +770,8 @@ def test_compile_flag_trains_siren_compiled(clips, tmp_path):
 
 def test_footprint_flag_is_stored_and_refused_for_siren(clips, tmp_path):
     nvw_path = tmp_path / "f.nvw"
-    result = run("encode", clips["smooth"], nvw_path, "--footprint", "--epochs", "5")
+    result = run("encode", clips["smooth"], nvw_path, "--model", "hybrid", "--footprint",
+                 "--epochs", "5")  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert "footprint reads" in result.stderr
     info = json.loads(run("info", nvw_path, "--json").stdout)
@@ -766,7 +780,7 @@ def test_footprint_flag_is_stored_and_refused_for_siren(clips, tmp_path):
     assert decoded.exit_code == 0, decoded.stderr
     assert_one_line_error(
         run("encode", clips["smooth"], tmp_path / "s.nvw", "--model", "siren", "--footprint"),
-        "--footprint is for the hybrid model",
+        "--footprint is not for --model siren (footprint reads are the hybrid model's)",
     )
     assert not (tmp_path / "s.nvw").exists()
 
@@ -786,15 +800,15 @@ def test_filter_learns_with_footprint_reads_when_the_network_upscales(clips, tmp
     preset = run("filter", clips["smooth"], tmp_path / "pre.mp4", "--preset", "upscale-2x", *hybrid)
     auto = run("filter", clips["smooth"], tmp_path / "auto.mp4", "--spatial-scale", "2", *hybrid)
     same = run("filter", clips["smooth"], tmp_path / "same.mp4", *hybrid)
-    # the default model at 691,200 pixels (tiles) reads points: no footprint reads, no note
-    tiles = run(
+    # the default model (the codec) reads points: no footprint reads, no note
+    coded = run(
         "filter", EXAMPLE, tmp_path / "t.mp4", "--learn-width", "160", "--spatial-scale", "2"
     )
-    for result in (off, preset, auto, same, tiles):
+    for result in (off, preset, auto, same, coded):
         assert result.exit_code == 0, result.stderr
         assert "footprint" not in result.stderr
     assert "by back-projection" in preset.stderr
-    assert "-> tiles in 1 part" in tiles.stderr, tiles.stderr
+    assert "-> codec in 1 part" in coded.stderr, coded.stderr
 
 
 @pytest.mark.parametrize(
@@ -954,15 +968,16 @@ def test_a_tiles_encode_the_disk_cannot_hold_is_refused_before_work(tmp_path, mo
         monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=room))
 
     free(10_000_000)
-    result = run("encode", EXAMPLE, tmp_path / "o.nvw")
+    tiles = ["--model", "tiles"]
+    result = run("encode", EXAMPLE, tmp_path / "o.nvw", *tiles)
     assert_one_line_error(result, "o.nvw", "need about 11.1 MB of disk", "10.0 MB is free",
                           "--target-psnr")  # fmt: skip
     assert list(tmp_path.iterdir()) == []
     free(12_000_000)
-    assert run("encode", EXAMPLE, tmp_path / "o.nvw").exit_code == 0
+    assert run("encode", EXAMPLE, tmp_path / "o.nvw", *tiles).exit_code == 0
     # a PSNR target stores what it needs, unknown before the fit: not refused
     free(1_000)
-    assert run("encode", EXAMPLE, tmp_path / "t.nvw", "--target-psnr", "30").exit_code == 0
+    assert run("encode", EXAMPLE, tmp_path / "t.nvw", "--target-psnr", "30", *tiles).exit_code == 0
 
 
 def test_fps_alone_notes_that_it_changes_the_duration_and_how_to_keep_it(smooth_nvw, tmp_path):

@@ -9,8 +9,9 @@ import click
 import pytest
 
 from nvfilter.cli import main
-from nvfilter.config import MODEL_DEFAULTS, DecodeOptions
+from nvfilter.config import DecodeOptions
 from nvfilter.io import media
+from nvfilter.models import REGISTRY
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -54,14 +55,14 @@ def test_readme_gives_the_model_defaults():
     rows = readme_defaults("`nvfilter encode IN OUT.nvw`")
     for name in ("epochs", "hidden_features", "hidden_layers", "lr", "levels", "batch_size"):
         cell = rows["--" + name.replace("_", "-")]
-        for model, defaults in MODEL_DEFAULTS.items():
-            if name not in defaults:
+        for model, spec in REGISTRY.items():
+            if name not in spec.defaults:
                 continue
-            value = defaults[name]
+            value = spec.defaults[name]
             spelled = {f"{value:g}", f"{value:.0e}".replace("e-0", "e-")}
             assert any(f"{model} {text}" in cell or f"{model} and siren {text}" in cell
                        for text in spelled), (model, name, cell)  # fmt: skip
-    assert rows["--segment-frames"] == str(MODEL_DEFAULTS["segments"]["segment_frames"])
+    assert str(REGISTRY["segments"].defaults["segment_frames"]) in rows["--segment-frames"]
 
 
 def test_readme_and_help_give_the_decode_defaults():

@@ -7,8 +7,10 @@ import json
 import random
 import resource
 import shutil
+import struct
 import subprocess
 import time
+import zlib
 from fractions import Fraction
 
 import pytest
@@ -20,9 +22,11 @@ from safetensors.torch import save
 from nvfilter.config import ColorTags, TrainResult, VideoInfo
 from nvfilter.errors import NvwError
 from nvfilter.io import nvw
+from nvfilter.models.codec import CodedField
 from nvfilter.models.planes import PlaneField
 from nvfilter.models.segments import SegmentField
 from nvfilter.models.siren import Siren
+from nvfilter.models.tiles import TileField
 
 VIDEO = VideoInfo(16, 12, 5, Fraction(24), Fraction(1), ColorTags("tv", "bt709", None, "bt709"))
 TRAINING = TrainResult(steps=3, seconds=1.0, psnr=20.0, stopped_by="epochs", settings={"lr": 1})
@@ -31,14 +35,72 @@ LIES = ["", "-1", "0", "1e12", "nan", "inf", "[]", "{}", '"x"', "null", "9999999
 HUGE = [10**9, -5, 2**40, 1.5, "16", None, [3], {"a": 1}, float("nan"), True]
 
 
-def originals() -> list[tuple[dict[str, torch.Tensor], dict[str, str]]]:
+def frames(count: int) -> torch.Tensor:
+    """A small moving picture, uint8 (count, 12, 16, 3)."""
+    ys, xs = torch.meshgrid(torch.arange(12.0), torch.arange(16.0), indexing="ij")
+    shots = [
+        torch.stack(
+            [
+                128 + 90 * torch.sin((xs - 2 * k) / 3),
+                128 + 80 * torch.cos(ys / 2 + k),
+                128 + 60 * torch.sin((xs + ys) / 4),
+            ],
+            -1,
+        )  # fmt: skip
+        for k in range(count)
+    ]
+    return torch.stack(shots).round().clamp(0, 255).to(torch.uint8)
+
+
+def originals() -> list[bytes]:
+    """One file of every model (the default codec and tiles among them), and a file of parts."""
     torch.manual_seed(0)
     files = []
     segments = SegmentField(16, 12, 5, segment_frames=2, channels=3, coarse_channels=3, levels=2)
-    for model in (PlaneField(16, 12, 5, channels=4, head_features=8), Siren(16, 2), segments):
+    tiles = TileField(16, 12, 5)
+    tiles.start_from(frames(5))
+    coded = CodedField(16, 12, 5, "444", target_qp=20)
+    coded.start_from(frames(5))
+    networks = (PlaneField(16, 12, 5, channels=4, head_features=8), Siren(16, 2), segments,
+                tiles, coded)  # fmt: skip
+    for model in networks:
         data = nvw.to_bytes(model, VIDEO, TRAINING, audio=(b"\x00\x01audio", "aac"))
         files.append(data)
-    return files
+    return files + [parts_file()]
+
+
+def parts_file() -> bytes:
+    """Five frames in two coded parts (of three, sharing the middle frame)."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        paths = []
+        for k, first in enumerate((0, 2)):
+            part = CodedField(16, 12, 3, "444", target_qp=22)
+            part.start_from(frames(5)[first : first + 3])
+            video = VideoInfo(16, 12, 3, Fraction(24))
+            paths.append(Path(folder) / f"part{k}.nvw")
+            paths[-1].write_bytes(nvw.to_bytes(part, video, TRAINING))
+        return b"".join(nvw.join_parts(paths, VIDEO, TRAINING, "float32", None))
+
+
+def lie_in_stream(rng: random.Random, stream: torch.Tensor) -> torch.Tensor:
+    """A coded stream that says something else, its CRC made to match so that the reader
+    believes it: a header field, a frame's length or quantiser, or the coded words."""
+    data = bytearray(stream.numpy().tobytes())
+    body = 24  # the header's size (codec/bitstream.py)
+    where = rng.choice(["header", "table", "words"])
+    if where == "header":
+        offset = rng.choice([4, 5, 8, 10, 12, 16])
+        data[offset] = rng.randrange(256)
+    elif where == "table":
+        data[body + rng.randrange(min(32, len(data) - body))] = rng.randrange(256)
+    else:
+        for _ in range(rng.randint(1, 16)):
+            data[rng.randrange(body, len(data))] = rng.randrange(256)
+    data[20:24] = struct.pack("<I", zlib.crc32(bytes(data[body:])))
+    return torch.frombuffer(data, dtype=torch.uint8)
 
 
 def read_parts(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -51,7 +113,13 @@ def mutate(rng: random.Random, data: bytes, tmp_path) -> bytes:
     original = tmp_path / "original.nvw"
     original.write_bytes(data)
     tensors, metadata = read_parts(original)
-    kind = rng.choice(["metadata", "architecture", "tensor", "bytes", "truncate"])
+    streams = sorted(name for name in tensors if name.endswith("stream"))
+    kinds = ["metadata", "architecture", "tensor", "bytes", "truncate"]
+    kind = rng.choice(kinds + (["stream"] * 3 if streams else []))
+    if kind == "stream":
+        name = rng.choice(streams)
+        tensors[name] = lie_in_stream(rng, tensors[name])
+        return save(tensors, metadata=metadata)
     if kind == "metadata":
         metadata[rng.choice(sorted(metadata))] = rng.choice(LIES)
     elif kind == "architecture":
@@ -89,9 +157,14 @@ def test_mutated_nvw_files_load_or_are_refused(tmp_path):
         except NvwError as err:
             refused += 1
             assert "\n" not in str(err) and str(err).startswith(str(path)), str(err)
-        else:  # what loads must be usable: the network reads a point
-            with torch.no_grad():
-                assert loaded.model(torch.zeros(1, 3)).shape == (1, 3)
+        else:  # what loads must be usable: the network reads a point (or, for a coded stream
+            # whose CRC was made to match its lies, says in one line it cannot)
+            try:
+                with torch.no_grad():
+                    assert loaded.model(torch.zeros(1, 3)).shape == (1, 3)
+            except NvwError as err:
+                refused += 1
+                assert "\n" not in str(err), str(err)
         grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
         assert grown < 200_000, f"case {case} took {grown} KB"  # bounded memory
         path.unlink()

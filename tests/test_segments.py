@@ -151,5 +151,5 @@ def test_architecture_bounds_are_refused():
 
 
 def test_segments_is_picked_when_named_only():
-    assert pick_model("segments", 640, 360, 194) == "segments"
-    assert pick_model("siren", 1920, 1080, 300) == "siren"
+    assert pick_model("segments") == "segments"
+    assert pick_model("siren") == "siren"

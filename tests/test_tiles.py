@@ -222,13 +222,9 @@ def test_architecture_bounds_are_refused():
         TileField(16, 16, 4, tile=1000)
 
 
-def test_auto_picks_tiles_from_400_thousand_pixels_and_eight_frames():
-    assert pick_model("auto", 640, 360, 194) == "tiles"
-    assert pick_model("auto", 320, 240, 36) == "tiles"  # the shipped example
-    assert pick_model("auto", 160, 90, 28) == "tiles"
-    assert pick_model("auto", 160, 90, 24) == "hybrid"  # the small-clip benchmarks' size
-    assert pick_model("auto", 3840, 2160, 7) == "hybrid"  # a few frames: too few numbers
-    assert pick_model("hybrid", 640, 360, 194) == "hybrid"
+def test_auto_picks_the_codec_and_a_name_picks_its_model():
+    assert pick_model("auto") == "codec"
+    assert pick_model("tiles") == "tiles" and pick_model("hybrid") == "hybrid"
 
 
 def test_a_black_video_keeps_no_components():

@@ -29,7 +29,7 @@ from nvfilter.config import (
     check_rule,
 )
 from nvfilter.coords import frame_time
-from nvfilter.decode.motion import FramePair
+from nvfilter.decode.motion import FramePair, flow_factor
 from nvfilter.decode.multiframe import MULTIFRAME_BYTES_PER_PIXEL, upscale_frames
 from nvfilter.decode.upscale import backproject, enlarges
 from nvfilter.device import opencv_threads, torch_threads
@@ -334,7 +334,8 @@ def frames_at(
         if order < len(pairs) and pairs[order] not in made:
             first = pairs[order]
             frames = source_frame(first), source_frame(first + 1)
-            made[first] = workers.submit(frames_between, *frames, wanted[first])
+            stored = model.pair_flows(first)  # here: a network's reads are not thread-safe
+            made[first] = workers.submit(frames_between, *frames, wanted[first], stored)
 
     entered = -1  # the pairs whose frames have been handed on (their order)
     current: tuple[int, Iterator[np.ndarray]] | None = None
@@ -359,11 +360,33 @@ def frames_at(
 
 
 def frames_between(
-    first: np.ndarray, second: np.ndarray, fractions: list[float]
-) -> list[np.ndarray]:
-    """The frames at ``fractions`` of the way from ``first`` to ``second`` (motion.FramePair)."""
-    pair = FramePair.estimate(first, second)
+    first: np.ndarray, second: np.ndarray, fractions: list[float],
+    stored: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[np.ndarray]:  # fmt: skip
+    """The frames at ``fractions`` of the way from ``first`` to ``second``, moved along the
+    motion the network keeps between them (``stored``, VideoField.pair_flows), else along the
+    flows searched on them (motion.FramePair.estimate)."""
+    if stored is None:
+        pair = FramePair.estimate(first, second)
+    else:
+        height, width = first.shape[:2]
+        factor = flow_factor(height)
+        size = (max(1, round(width / factor)), max(1, round(height / factor)))
+        flows = [resized_flow(flow, size) for flow in stored]
+        pair = FramePair.from_flows(first, second, flows[0], flows[1])
     return [pair.at(fraction) for fraction in fractions]
+
+
+def resized_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A flow (h, w, 2) in its own pixels, resized (bilinear) to ``size`` (width, height) and
+    its vectors scaled to that size's pixels."""
+    import cv2
+
+    height, width = flow.shape[:2]
+    if (width, height) == size:
+        return flow
+    resized = cv2.resize(np.ascontiguousarray(flow), size, interpolation=cv2.INTER_LINEAR)
+    return resized * np.array([size[0] / width, size[1] / height], np.float32)
 
 
 def reconstruct(

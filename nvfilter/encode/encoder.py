@@ -16,7 +16,6 @@ from typing import Any
 import torch
 
 from nvfilter.config import (
-    PARTS_MODELS,
     UNTIL_BUDGET_EPOCHS,
     EncodeOptions,
     TrainConfig,
@@ -44,97 +43,65 @@ from nvfilter.errors import OptionError
 from nvfilter.eval.metrics import psnr_from_mse
 from nvfilter.io import nvw
 from nvfilter.io.outputs import check_file_output, write_bytes
-from nvfilter.models import count_parameters
+from nvfilter.models import REGISTRY, ModelSpec, count_parameters, spec_of
 from nvfilter.models.field import VideoField
-from nvfilter.models.planes import PlaneField, auto_channels
-from nvfilter.models.segments import TIME_SHRINK, SegmentField
-from nvfilter.models.segments import auto_channels as auto_segment_channels
-from nvfilter.models.siren import Siren
 from nvfilter.progress import Console, human_bytes, rate_text
 
-
-def check_parts_flags(options: EncodeOptions, model: str) -> None:
-    """Refuse the flags of the other networks for the networks learned in parts."""
-    flags = [("--footprint", options.footprint), ("--hidden-features", options.hidden_features),
-             ("--hidden-layers", options.hidden_layers)]  # fmt: skip
-    why = "its decoder is linear"
-    if model == "tiles":
-        flags += [("--channels", options.channels), ("--levels", options.levels)]
-        why = "it is fitted in closed form, tile by tile"
-    for flag, value in flags:
-        if value:
-            raise OptionError(f"{flag} is not for --model {model} ({why})")
+FLAG_NAMES = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size",
+              "lr_schedule": "--lr-schedule", "channels": "--channels", "levels": "--levels",
+              "hidden_features": "--hidden-features", "hidden_layers": "--hidden-layers",
+              "footprint": "--footprint"}  # fmt: skip
+"""The encode settings a model may refuse or leave unused, as their flags are spelled."""
+STEP_SETTINGS = ("epochs", "lr", "batch_size", "lr_schedule")
+"""The settings of optimiser steps, none of a model fitted in closed form."""
 
 
-def note_unused_network_flags(options: EncodeOptions, console: Console) -> None:
-    """Say which of the trained networks' flags a tiles encode leaves unused (an explicit
-    ``--model tiles`` refuses the network's shape flags, check_parts_flags; ``auto`` picks tiles
-    whatever the flags, so says so and how to train a network instead)."""
-    unused = [flag for flag, value in (
-        ("--epochs", options.epochs), ("--lr", options.lr), ("--batch-size", options.batch_size),
-        ("--lr-schedule", options.lr_schedule), ("--channels", options.channels),
-        ("--levels", options.levels), ("--hidden-features", options.hidden_features),
-        ("--hidden-layers", options.hidden_layers)) if value is not None]  # fmt: skip
+def check_model_flags(options: EncodeOptions, spec: ModelSpec) -> None:
+    """Refuse the settings the model says make no sense for it (ModelSpec.refuses)."""
+    for name in spec.refuses:
+        if getattr(options, name):
+            raise OptionError(f"{FLAG_NAMES[name]} is not for --model {spec.name} "
+                              f"({spec.refuse_reason})")  # fmt: skip
+
+
+def note_unused_flags(
+    options: EncodeOptions, spec: ModelSpec, console: Console, auto: bool
+) -> None:
+    """Name the step settings a closed-form model leaves unused, and with ``--model auto`` the
+    settings it refuses too (a named model refuses them, check_model_flags), and how to get a
+    model that uses them."""
+    names = (*(STEP_SETTINGS if spec.closed_form else ()), *(spec.refuses if auto else ()))
+    unused = [FLAG_NAMES[name] for name in names if getattr(options, name) is not None]
     if unused:
+        how = "fitted in closed form" if spec.closed_form else spec.refuse_reason
         console.message(
-            f"note: {', '.join(unused)}: unused, the tiles model is fitted in closed form"
-            + (" (give --model hybrid to train a network)" if options.model == "auto" else "")
+            f"note: {', '.join(dict.fromkeys(unused))}: unused, the {spec.name} model is {how}"
+            + (" (give --model hybrid to train a network)" if auto else "")
         )
+
+
+RATE_FLAGS = {"quality": "--quality", "bitrate": "--bitrate", "bits_per_pixel": "--bits-per-pixel"}
+
+
+def check_rate_flags(options: EncodeOptions, spec: ModelSpec) -> None:
+    """Refuse a quality or rate for a model that does not code to one, and two ways of saying
+    how good or how large at once (--target-psnr with a rate: the PSNR within that rate)."""
+    given = [flag for name, flag in RATE_FLAGS.items() if getattr(options, name) is not None]
+    if given and not spec.coded:
+        coded = ", ".join(name for name, each in REGISTRY.items() if each.coded)
+        raise OptionError(f"{given[0]} is for --model {coded}, not --model {spec.name}")
+    if len(given) > 1 or (options.quality is not None and options.target_psnr is not None):
+        both = given + (["--target-psnr"] if options.target_psnr is not None else [])
+        raise OptionError(f"{both[0]} and {both[1]} both say how good or how large: give one")
 
 
 def create_model(options: EncodeOptions, video: VideoInfo) -> tuple[VideoField, str]:
     """The network to train and a one-line description of it (saying what was auto-picked)."""
-    if options.model == "siren":
-        if options.footprint:
-            raise OptionError("--footprint is for the hybrid model, not --model siren")
-        model: VideoField = Siren(
-            options.setting("hidden_features"),
-            options.setting("hidden_layers"),
-            options.omega_0,
-            options.omega_0,
-        )
-        text = (
-            f"SIREN {options.setting('hidden_features')} wide x "
-            f"{1 + options.setting('hidden_layers')} sine layers, "
-            f"w0 {options.omega_0:g}"
-        )
-    elif options.model == "hybrid":
-        channels = options.channels or auto_channels(video.width, video.height, video.frames)
-        model = PlaneField(
-            video.width,
-            video.height,
-            video.frames,
-            channels,
-            options.setting("levels"),
-            options.setting("hidden_features"),
-            options.setting("hidden_layers"),
-            footprint=bool(options.footprint),
-        )
-        picked = " (picked for this video size)" if options.channels is None else ""
-        text = (
-            f"hybrid planes: {model.levels} levels x {channels} channels{picked}, "
-            f"head {model.head_features} x {model.head_layers}"
-            + (", footprint reads" if options.footprint else "")
-        )
-    elif options.model == "segments":
-        check_parts_flags(options, "segments")
-        segment_frames, levels = options.setting("segment_frames"), options.setting("levels")
-        if options.channels:
-            fine = coarse = options.channels
-        else:
-            fine, coarse = auto_segment_channels(
-                video.width, video.height, video.frames, segment_frames, levels, TIME_SHRINK
-            )
-        model = SegmentField(
-            video.width, video.height, video.frames, segment_frames, fine, coarse, levels
-        )
-        picked = " (picked for this video size)" if options.channels is None else ""
-        text = (
-            f"segments: {len(model.spans)} of about {model.segment_frames} frames, "
-            f"{model.levels} levels x {fine}/{coarse} channels{picked}, linear pyramid"
-        )
-    else:
-        raise OptionError(f"unknown model {options.model!r} (tiles, segments, hybrid or siren)")
+    spec = spec_of(options.model)
+    check_model_flags(options, spec)
+    if spec.build is None:
+        raise OptionError(f"--model {spec.name} is learned in parts, not as one network")
+    model, text = spec.build(options.settings(), video.width, video.height, video.frames)
     return model, f"{text}, {count_parameters(model):,} parameters"
 
 
@@ -158,10 +125,11 @@ def parts_run_options(resume: str, device: str) -> EncodeOptions:
 def train_config(options: EncodeOptions, device: str) -> TrainConfig:
     """The training settings: the options, else the model's defaults; a segments run with a
     --time-budget and no --epochs trains for the whole budget; a tiles network takes no steps."""
+    spec = spec_of(options.model)
     epochs = options.setting("epochs", device)
-    if options.model == "segments" and options.epochs is None and options.time_budget:
+    if spec.trains_until_budget and options.epochs is None and options.time_budget:
         epochs = UNTIL_BUDGET_EPOCHS
-    closed = options.model == "tiles"  # no optimiser steps: their settings are none of its
+    closed = spec.closed_form  # no optimiser steps: their settings are none of its
     return TrainConfig(
         epochs=0 if closed else epochs,
         batch_size=1 if closed else options.setting("batch_size", device),
@@ -208,31 +176,26 @@ def encode(
             options, run, resumed = resume_point(options, run)
         device = resolve_device(options.device)
         resolve_precision(options.precision, device, options.model)  # refused before reading
-        if run.jobs > 1 or run.ray:
-            if options.model not in ("auto", *PARTS_MODELS) or resumed:
-                raise OptionError("--jobs and --ray learn a video in parts "
-                                  "(--model tiles, segments or auto)")  # fmt: skip
+        picked = pick_model(options.model)
+        spec = spec_of(picked)
+        streamed = [name for name, each in REGISTRY.items() if each.streamed]
+        if (run.jobs > 1 or run.ray) and (not spec.streamed or resumed):
+            raise OptionError("--jobs and --ray learn a video in parts "
+                              f"(--model {', '.join(streamed)} or auto)")  # fmt: skip
+        check_rate_flags(options, spec)
         opened = open_source(source, options, stack)
-        estimate = opened.kept_estimate(options)
-        picked = pick_model(options.model, opened.width, opened.height, estimate or 1 << 62)
-        if not resumed and picked in PARTS_MODELS:
-            if options.model == "auto" and options.footprint:
-                console.message(
-                    f"note: footprint reads are the hybrid's; the {picked} model reads points"
-                )
+        if check_video is not None:  # a render refused before any note on the learning
+            check_video(opened.video(opened.kept_estimate(options) or 1, options))
+        if not resumed and spec.streamed:
             if options.model == picked:
-                check_parts_flags(options, picked)
-            if picked == "tiles":
-                note_unused_network_flags(options, console)
+                check_model_flags(options, spec)
+            note_unused_flags(options, spec, console, auto=options.model != picked)
             options = dataclasses.replace(
                 options, model=picked, footprint=None, dtype=storage_dtype(options.dtype, picked)
             )
             config = train_config(options, device)
             return encode_parts(opened, source, output, options, config, console, run,
                                 output_label, check_video)  # fmt: skip
-        if run.jobs > 1 or run.ray:
-            raise OptionError("--jobs and --ray learn a video in parts: this video is small "
-                              "enough for one network (give --model tiles to split it)")  # fmt: skip
         options = dataclasses.replace(
             options, model=picked, dtype=storage_dtype(options.dtype, picked)
         )

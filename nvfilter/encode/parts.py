@@ -34,6 +34,7 @@ from safetensors.torch import save
 from nvfilter import chroma
 from nvfilter.config import EncodeOptions, TrainConfig, TrainResult, VideoInfo
 from nvfilter.decode.render import to_uint8
+from nvfilter.encode.budget import rate_settings
 from nvfilter.encode.run_folder import RunFolder, read_state, run_config, versions
 from nvfilter.encode.source import OpenedSource, check_raw_memory, read_audio
 from nvfilter.encode.train import Progress, Trainer, stop_requests
@@ -49,11 +50,11 @@ from nvfilter.encode.workers import (
 from nvfilter.errors import OptionError, OutputError, VideoError
 from nvfilter.eval import metrics
 from nvfilter.io import nvw
-from nvfilter.io.outputs import PARTIAL, check_room, write_bytes, write_chunks
+from nvfilter.io.outputs import PARTIAL, write_bytes, write_chunks
+from nvfilter.io.outputs import check_room as check_disk_room
+from nvfilter.models import ModelSpec, spec_of
 from nvfilter.models.parts import longest_part, part_spans
-from nvfilter.models.segments import TIME_SHRINK, parameter_count
-from nvfilter.models.segments import auto_channels as auto_segment_channels
-from nvfilter.models.tiles import DEFAULT_TILE, NUMBERS_PER_PIXEL
+from nvfilter.models.spec import PartShape
 from nvfilter.progress import Console, clock, human_bytes, rate_text
 
 PARTS_RUN = "parts"
@@ -185,7 +186,7 @@ class PartStore:
 
 @dataclasses.dataclass(frozen=True)
 class PartsPlan:
-    """What every part is learned with: the part length, the channels, the settings."""
+    """What every part is learned with: the part length, the model and its settings."""
 
     part_frames: int
     options: EncodeOptions
@@ -193,61 +194,30 @@ class PartsPlan:
     width: int
     height: int
     frame_rate: Fraction
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Every encode setting, the model's defaults filled in (and a coded model's budget)."""
+
+    @property
+    def spec(self) -> ModelSpec:
+        return spec_of(self.options.model)
+
+    def shape(self, frames: int, chroma: str = "444") -> PartShape:
+        return PartShape(self.width, self.height, frames, self.part_frames, chroma, self.settings)
 
     def architecture(self, frames: int, chroma: str = "444") -> dict[str, Any]:
-        """A part's network before its start (a tiles network's components are its fit's; it
-        stores them in the frames' ``chroma`` layout)."""
-        options = self.options
-        if options.model == "tiles":
-            return {"type": "tiles", "width": self.width, "height": self.height,
-                    "frames": frames, "tile": DEFAULT_TILE, "components": 0,
-                    "numbers_per_pixel": NUMBERS_PER_PIXEL,
-                    "target_psnr": options.target_psnr, "chroma": chroma}  # fmt: skip
-        levels = options.setting("levels")
-        if options.channels:
-            fine = coarse = options.channels
-        else:
-            fine, coarse = auto_segment_channels(
-                self.width,
-                self.height,
-                frames,
-                self.part_frames,
-                levels,
-                TIME_SHRINK,
-                own_frames=max(1, frames - 1),
-            )
-        return {"type": "segments", "width": self.width, "height": self.height,
-                "frames": frames, "segment_frames": self.part_frames, "channels": fine,
-                "coarse_channels": coarse, "levels": levels, "time_shrink": TIME_SHRINK}  # fmt: skip
+        """A part's network before its start (a closed-form network's contents are its fit)."""
+        assert self.spec.part_architecture is not None
+        return self.spec.part_architecture(self.shape(frames, chroma))
 
     def describe(self, frames_estimate: int | None) -> str:
         parts = len(part_spans(frames_estimate, self.part_frames)) if frames_estimate else 0
         count = f"{parts} part{'s' * (parts != 1)}" if frames_estimate else "parts"
-        arch = self.architecture(self.part_frames + 1)
-        if arch["type"] == "tiles":
-            target = (
-                f", or fewer once {arch['target_psnr']:g} dB is reached"
-                if arch["target_psnr"] is not None
-                else ""
-            )
-            return (
-                f"tiles in {count} of {self.part_frames} frames (+1 shared), {arch['tile']}x"
-                f"{arch['tile']} tiles, each fitted in closed form (its best low-rank fit over "
-                f"time), at most {arch['numbers_per_pixel']:g} stored number a pixel{target}"
-            )
-        numbers = parameter_count(
-            self.width, self.height, self.part_frames + 1, self.part_frames,
-            [arch["channels"]] + [arch["coarse_channels"]] * (arch["levels"] - 1), TIME_SHRINK,
-        )  # fmt: skip
-        return (
-            f"segments in {count} of {self.part_frames} frames (+1 shared), {arch['levels']} "
-            f"levels x {arch['channels']}/{arch['coarse_channels']} channels, linear pyramid, "
-            f"{numbers:,} parameters a part"
-        )
+        assert self.spec.describe_parts is not None
+        return self.spec.describe_parts(self.shape(self.part_frames + 1), count)
 
     def training(self) -> str:
         """How each part is learned, for the start line."""
-        if self.options.model == "tiles":
+        if self.spec.closed_form:
             return "no optimiser steps"
         return f"{self.config.describe()}; each part starts from a principal-component fit of its frames"
 
@@ -272,35 +242,27 @@ def parts_folder(output: str, outputs: str | None, stack: ExitStack) -> Path:
     return folder
 
 
-TILES_FIT_BYTES_PER_PIXEL = 12
-"""Memory a tiles part's fit holds besides its frames, per pixel of the part: the frames laid
-out as tiles (3 bytes), the float32 components (4 at one number a pixel) and the eigenvectors of
-the tiles' Gram matrices (2 a colour layout, both tried: 4). Measured: 2.7 GB for 33 frames of
-3840x2160, 9.9 a pixel (3.76 GB peak with the frames, 0.82 GB); a part that follows the camera
-tiles a canvas up to 1.56 times the frame."""
-
-
-def check_tiles_room(
+def check_room(
     opened: OpenedSource,
     frames: int,
-    options: EncodeOptions,
+    plan: PartsPlan,
     parts: Path,
     output: str,
     label: str | None,
 ) -> None:
-    """Refuse, before any work, a tiles encode of about ``frames`` frames whose parts (in the
-    folder ``parts``) and joined .nvw will not fit on the disk: with no PSNR target the fit
-    stores close to NUMBERS_PER_PIXEL numbers a pixel (0.99 on tour.mp4), and the parts stay
-    until they are joined."""
-    numbers = NUMBERS_PER_PIXEL * opened.width * opened.height * frames
-    size = int(numbers * torch.finfo(nvw.DTYPES[options.dtype]).bits / 8)
+    """Refuse, before any work, an encode of about ``frames`` frames whose parts (in the folder
+    ``parts``) and joined .nvw will not fit on the disk, where the model knows its size before
+    the fit (ModelSpec.stored_bytes): the parts stay until they are joined."""
+    size = plan.spec.stored_bytes(plan.settings, opened.width, opened.height, frames)
+    if size is None:
+        return
     needs = {Path(output).parent: size} if output != "-" else {}  # named first on one disk
     needs[parts] = needs.get(parts, 0) + size
-    check_room(
+    check_disk_room(
         needs,
         label or output,
-        f"{frames} frames at {opened.width}x{opened.height} (one stored number a pixel, and "
-        "the parts again until they are joined)",
+        f"{frames} frames at {opened.width}x{opened.height} (its file, and the parts again "
+        "until they are joined)",
         "give --target-psnr (40 dB stored a fifth of that for tour.mp4), or fewer pixels "
         "with --width, --max-frames or --frame-step",
     )
@@ -410,10 +372,11 @@ class PartsEncode:
                                      device=device)  # fmt: skip
         if self.interrupted or self.stop_asked():  # the rest keep their start
             config = dataclasses.replace(config, time_budget=0.0)
-            if plan.options.model == "tiles" and not self.told_fits_go_on:
+            if plan.spec.closed_form and not self.told_fits_go_on:
                 self.told_fits_go_on = True
-                self.console.message("interrupted: a tiles part is its fit, so the parts left are "
-                                     "still fitted; Ctrl-C again stops at once, writing nothing")  # fmt: skip
+                self.console.message(f"interrupted: a {plan.spec.name} part is its fit, so the "
+                                     "parts left are still fitted; Ctrl-C again stops at once, "
+                                     "writing nothing")  # fmt: skip
         video = kept_video(plan, n)
         return PartJob(k, frames, plan.architecture(n, self.chroma), config, video,
                        plan.options.dtype)  # fmt: skip
@@ -481,7 +444,7 @@ class PartsEncode:
                 part_done = max(part_done, progress.elapsed / progress.time_budget)
             done += min(1.0, part_done) * (frames - 1)
         budget = self.plan.config.time_budget
-        if budget is not None and self.plan.options.model != "tiles":  # tiles take no budget
+        if budget is not None and not self.plan.spec.closed_form:  # a fit takes no budget
             eta = max(0.0, budget - wall)
         elif self.estimate and done > 0:
             eta = wall / done * max(0.0, self.estimate - done)
@@ -489,7 +452,11 @@ class PartsEncode:
             eta = math.inf
         where = f"part {k + 1}" if k is not None else f"parts done {len(self.records)}"
         of = f"/{self.parts_estimate}" if self.parts_estimate else ""
-        psnr = f"  PSNR {progress.psnr:5.2f} dB" if progress is not None else ""
+        psnr = (
+            f"  PSNR {progress.psnr:5.2f} dB"
+            if progress is not None and math.isfinite(progress.psnr)
+            else ""
+        )
         self.console.status(
             f"{where}{of}  frame {int(done)}/{self.estimate or '?'}{psnr}  "
             f"elapsed {clock(wall)}  ETA {clock(eta) if math.isfinite(eta) else '?'}"
@@ -532,19 +499,26 @@ def encode_parts(
         )
         hidden = not outputs and output != "-"  # standard output's parts go to the temp folder
         store = PartStore(parts_folder(output, outputs, stack), output if hidden else None)
+        spec = spec_of(options.model)
         part_frames = options.setting("segment_frames")
+        if part_frames is None:
+            assert spec.part_frames is not None
+            part_frames = spec.part_frames(opened.width, opened.height)
         longest = longest_part(part_frames)
         fitting = 1 if run.ray else run.jobs  # parts fitted at once on this machine
-        fitted = fitting * longest * opened.width * opened.height if options.model == "tiles" else 0
+        fitted = fitting * longest * opened.width * opened.height * spec.fit_bytes_per_pixel
         check_raw_memory(source, longest + 1, opened.width, opened.height, options, " of a part",
-                         TILES_FIT_BYTES_PER_PIXEL * fitted)  # fmt: skip
+                         fitted)  # fmt: skip
         estimate = opened.kept_estimate(options)
         if check_video is not None:
             check_video(opened.video(estimate or 1, options))
-        if estimate and options.model == "tiles" and options.target_psnr is None:
-            check_tiles_room(opened, estimate, options, store.path, output, output_label)
+        settings = options.settings(config.device)
+        if spec.coded:
+            settings.update(rate_settings(opened, options, estimate, part_frames))
         plan = PartsPlan(part_frames, options, config, opened.width, opened.height,
-                         opened.src.frame_rate / options.frame_step)  # fmt: skip
+                         opened.src.frame_rate / options.frame_step, settings)  # fmt: skip
+        if estimate:
+            check_room(opened, estimate, plan, store.path, output, output_label)
         executor = make_executor(run.jobs, run.ray, config.device)
         if executor is not None:
             stack.callback(executor.close)
@@ -572,15 +546,25 @@ def encode_parts(
         result = encode.result(config)
         count = len(encode.records)
         paths = [store.part(k) for k in range(count)]
-        write_chunks(nvw.join_parts(paths, video, result, options.dtype, sound), output)
-    size = Path(output).stat().st_size if output != "-" else None
-    bpp = (
-        f", {size * 8 / (video.width * video.height * video.frames):.3f} bits/pixel" if size else ""
+        written = [0]
+
+        def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
+            for chunk in chunks:
+                written[0] += len(chunk)
+                yield chunk
+
+        write_chunks(counted(nvw.join_parts(paths, video, result, options.dtype, sound)), output)
+        source_bytes = os.path.getsize(opened.path)
+    size = written[0]
+    steps = (
+        "" if spec.closed_form else f"{result.steps} steps in {result.seconds:.1f} s of training "
     )
     console.message(
         f"encoded {source} -> {output_label or output}: PSNR {result.psnr:.2f} dB, {frames} "
-        f"frames in {count} part{'s' * (count != 1)}, {result.steps} steps in {result.seconds:.1f} s of training "
-        f"({time.perf_counter() - encode.began:.1f} s in all, {result.stopped_by}){bpp}"
+        f"frames in {count} part{'s' * (count != 1)}, {steps}"
+        f"({time.perf_counter() - encode.began:.1f} s in all, {result.stopped_by}), "
+        f"{human_bytes(size)}, {size * 8 / (video.width * video.height * video.frames):.3f} "
+        f"bits/pixel, {size / max(1, source_bytes):.2f} x the source file's size"
         + (f" ({sound[1]} audio, {human_bytes(len(sound[0]))})" if sound else "")
     )
     return result

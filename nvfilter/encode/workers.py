@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import math
 import multiprocessing
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -88,7 +90,16 @@ def train_part(
     torch.manual_seed(job.config.seed)
     frames = torch.from_numpy(job.frames)
     model = resume[0] if resume else build_model(job.architecture)
-    trainer = Trainer(model, frames, job.config, start=resume is None)
+    began, done = time.perf_counter(), [0]
+
+    def fitted_frame(index: int) -> None:
+        """A closed-form fit's frame done, as a step of the part's progress."""
+        done[0] += 1
+        if on_progress is not None:
+            elapsed = time.perf_counter() - began
+            on_progress(Progress(done[0], len(frames), math.nan, math.nan, elapsed, None))
+
+    trainer = Trainer(model, frames, job.config, start=resume is None, fit_progress=fitted_frame)
     if resume:
         trainer.load_state(*resume[1])
     hooks: dict[str, Any] = {}
@@ -99,7 +110,7 @@ def train_part(
     fitted = trainer.run(on_progress, **hooks)
     model = trainer.model.cpu()
     nvw.round_to_stored(model, job.dtype)  # scored, and its join pictures made, as it is stored
-    errors = [
+    errors = model.fit_squared_errors() or [
         metrics.mse(torch.from_numpy(recon), frames[k]) / 255.0**2
         for k, recon in enumerate(
             reconstruct(model, job.video.width, job.video.height, len(frames))

@@ -89,20 +89,18 @@ from nvfilter import __version__
 from nvfilter.chroma import LAYOUTS
 from nvfilter.config import MAX_FPS, MAX_FRAMES, MAX_SIDE, ColorTags, TrainResult, VideoInfo
 from nvfilter.errors import NvwError
-from nvfilter.models import MODELS, build_model
+from nvfilter.models import MODELS, build_model, spec_of
 from nvfilter.models.field import VideoField
 from nvfilter.models.parts import PartsField, PartSpan
+from nvfilter.models.spec import SINGLE_VERSION
 
 FORMAT_NAME = "nvfilter.io.nvw"
-FORMAT_VERSION = 6
-"""The newest version: a file holding a tiles network that follows the camera (CANVAS_VERSION);
-other tiles networks are still written as TILES_VERSION, a video learned in parts of other
-networks as PARTS_VERSION and a single one as SINGLE_VERSION, which the readers since each
-decode."""
-SINGLE_VERSION = 3
+FORMAT_VERSION = 7
+"""The newest version this reader knows: a file of coded parts (models/codec.py). A file is
+written at the version its models need (ModelSpec.format_version: a tiles network 5, or 6
+where it follows the camera; a file of parts of other networks PARTS_VERSION; one network
+SINGLE_VERSION), so the readers since each version decode it."""
 PARTS_VERSION = 4
-TILES_VERSION = 5
-CANVAS_VERSION = 6
 PART_PREFIX = "part."
 MAX_PARTS = 1_000_000
 AUDIO_TENSOR = "audio"
@@ -141,10 +139,11 @@ def _chroma(value: str) -> str:
     return value
 
 
-def tiles_version(architectures: list[dict[str, Any]]) -> int:
-    """The format version of a file holding these tiles networks: CANVAS_VERSION where one
-    follows the camera (older readers refuse it in one line), else TILES_VERSION."""
-    return CANVAS_VERSION if any("canvas_width" in a for a in architectures) else TILES_VERSION
+def format_version(architectures: list[dict[str, Any]]) -> int:
+    """The format version of a file holding these networks: the newest any of them needs
+    (ModelSpec.format_version), at least PARTS_VERSION for several parts."""
+    needed = [spec_of(a["type"]).format_version(a) for a in architectures]
+    return max([*needed, PARTS_VERSION if len(architectures) > 1 else SINGLE_VERSION])
 
 
 def encode_metadata(
@@ -156,13 +155,7 @@ def encode_metadata(
 ) -> dict[str, str]:
     """The metadata header of a .nvw (see the module docstring for each key)."""
     kind = architecture.get("type")
-    version = (
-        tiles_version([architecture])
-        if kind == "tiles"
-        else PARTS_VERSION
-        if kind == "parts"
-        else SINGLE_VERSION
-    )
+    version = PARTS_VERSION if kind == "parts" else format_version([architecture])
     return {
         "format": FORMAT_NAME,
         "format_version": str(version),
@@ -218,7 +211,7 @@ def to_bytes(
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}")
     tensors = {
-        name: tensor.detach().to("cpu", DTYPES[dtype]).contiguous()
+        name: _stored(tensor.detach().cpu(), dtype).contiguous()
         for name, tensor in model.state_dict().items()
     }
     if audio is not None:
@@ -231,6 +224,12 @@ def to_bytes(
         audio[1] if audio is not None else None,
     )
     return save(tensors, metadata=metadata)
+
+
+def _stored(tensor: torch.Tensor, dtype: str) -> torch.Tensor:
+    """A tensor as the file stores it: floating point in ``dtype``, bytes (a coded stream) as
+    they are."""
+    return tensor.to(DTYPES[dtype]) if tensor.is_floating_point() else tensor
 
 
 def decode_metadata(metadata: dict[str, str]) -> tuple[dict[str, Any], VideoInfo, TrainResult]:
@@ -322,9 +321,12 @@ def check_parts_architecture(architecture: Any, video: VideoInfo) -> None:
 
 ARCHITECTURE_INT_LIMIT = 1 << 20
 """Largest whole number an architecture field may hold (a size, a width, a count)..."""
-COMPONENTS_LIMIT = 1 << 31
+LARGE_COUNTS = {"components": 1 << 31, "stream_bytes": 1 << 40}
 """... except a tiles network's component count (1080p: about 300,000 a part; the network
-checks it against its tiles and frames)."""
+checks it against its tiles and frames) and a coded part's bytes (checked against the file's
+tensor)."""
+FLOAT_LIMIT = 1e12
+"""Largest magnitude of a number with a fraction in an architecture (bits a frame: millions)."""
 
 
 def check_architecture(architecture: Any) -> None:
@@ -338,10 +340,10 @@ def check_architecture(architecture: Any) -> None:
     for key, value in architecture.items():
         if isinstance(value, bool) or value is None or isinstance(value, str):
             continue
-        limit = COMPONENTS_LIMIT if key == "components" else ARCHITECTURE_INT_LIMIT
+        limit = LARGE_COUNTS.get(key, ARCHITECTURE_INT_LIMIT)
         if isinstance(value, int) and 0 <= value <= limit:
             continue
-        if isinstance(value, float) and math.isfinite(value) and abs(value) <= 1e6:
+        if isinstance(value, float) and math.isfinite(value) and abs(value) <= FLOAT_LIMIT:
             continue
         raise NvwError(f"bad .nvw metadata: architecture {key} = {value!r} is out of range")
 
@@ -404,6 +406,8 @@ def _load_single(
     shapes = {
         key: (tuple(value.shape), value.is_floating_point()) for key, value in tensors.items()
     }
+    if any(value.dtype not in (*FLOAT_TORCH, torch.uint8) for value in tensors.values()):
+        raise NvwError(f"{name}: .nvw tensors are neither floating point nor bytes")
     _check_tensors(_expected_shapes(architecture, shapes, name), shapes, name)
     return _build_loaded(architecture, tensors, name)
 
@@ -415,7 +419,9 @@ def _build_loaded(
     model = build_model(architecture)
     try:
         model.load_state_dict(  # its tensors become the network's, not copied into it
-            {k: v.float() for k, v in tensors.items()}, strict=True, assign=True
+            {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()},
+            strict=True,
+            assign=True,
         )
     except RuntimeError as err:
         raise NvwError(
@@ -425,9 +431,11 @@ def _build_loaded(
 
 
 TORCH_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32,
-                "F64": torch.float64}  # fmt: skip
-"""The floating-point safetensors dtypes a network's tensors may be stored in, as torch's."""
-FLOAT_DTYPES = frozenset(TORCH_DTYPES)
+                "F64": torch.float64, "U8": torch.uint8}  # fmt: skip
+"""The safetensors dtypes a network's tensors may be stored in, as torch's: floating point,
+or bytes (a coded stream)."""
+FLOAT_DTYPES = frozenset(TORCH_DTYPES) - {"U8"}
+FLOAT_TORCH = tuple(TORCH_DTYPES[name] for name in FLOAT_DTYPES)
 
 
 def parse_parts(metadata: dict[str, str], video: VideoInfo, name: str) -> list[PartSpan]:
@@ -495,8 +503,10 @@ def _open_parts(
             raise NvwError(f"{name}: .nvw tensor {key} belongs to no part")
         part = handle.get_slice(key)
         shape = tuple(int(d) for d in part.get_shape())
+        if part.get_dtype() not in TORCH_DTYPES:
+            raise NvwError(f"{name}: .nvw tensor {key} is neither floating point nor bytes")
         by_part.setdefault(int(number), {})[tensor] = (shape, part.get_dtype() in FLOAT_DTYPES)
-    known: dict[str, dict[str, tuple[int, ...]]] = {}
+    known: dict[str, dict[str, tuple[tuple[int, ...], bool]]] = {}
     stored = 0
     for k, span in enumerate(spans):
         shapes = by_part.get(k, {})
@@ -544,9 +554,10 @@ class TensorReader:
 
 def _expected_shapes(
     architecture: dict[str, Any], shapes: dict[str, tuple[tuple[int, ...], bool]], name: str
-) -> dict[str, tuple[int, ...]]:
-    """Every tensor name and shape the architecture's network has, found on a weightless copy
-    (torch's meta device), and only once its tensor count is near what the file holds."""
+) -> dict[str, tuple[tuple[int, ...], bool]]:
+    """Every tensor name, shape and whether it is floating point, as the architecture's network
+    has them, found on a weightless copy (torch's meta device), and only once its tensor count
+    is near what the file holds."""
     try:
         count = getattr(MODELS[architecture["type"]], "tensor_count", None)
         needed = count(architecture) if count is not None else None
@@ -557,7 +568,10 @@ def _expected_shapes(
             )
         with torch.device("meta"):
             shape_only = build_model(architecture)
-        return {key: tuple(value.shape) for key, value in shape_only.state_dict().items()}
+        return {
+            key: (tuple(value.shape), value.is_floating_point())
+            for key, value in shape_only.state_dict().items()
+        }
     except (
         KeyError, TypeError, ValueError, RuntimeError, NotImplementedError, ZeroDivisionError
     ) as err:  # fmt: skip
@@ -565,9 +579,12 @@ def _expected_shapes(
 
 
 def _check_tensors(
-    expected: dict[str, tuple[int, ...]], shapes: dict[str, tuple[tuple[int, ...], bool]], name: str
+    expected: dict[str, tuple[tuple[int, ...], bool]],
+    shapes: dict[str, tuple[tuple[int, ...], bool]],
+    name: str,
 ) -> None:
-    """The file's tensors are exactly the expected ones, in shape and floating point."""
+    """The file's tensors are exactly the expected ones, in shape and floating point (or bytes,
+    where the network holds bytes)."""
     missing = sorted(set(expected) - set(shapes))
     if missing:
         raise NvwError(
@@ -577,13 +594,14 @@ def _check_tensors(
     for key, (shape, floating) in shapes.items():
         if key not in expected:
             raise NvwError(f"{name}: .nvw tensor {key} is not part of its architecture")
-        if shape != expected[key]:
+        if shape != expected[key][0]:
             raise NvwError(
                 f"{name}: .nvw tensor {key} has shape {shape}, its architecture "
-                f"needs {expected[key]}"
+                f"needs {expected[key][0]}"
             )
-        if not floating:
-            raise NvwError(f"{name}: .nvw tensor {key} is not floating point")
+        if floating != expected[key][1]:
+            kind = "floating point" if expected[key][1] else "bytes"
+            raise NvwError(f"{name}: .nvw tensor {key} is not {kind}")
 
 
 SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.uint8: "U8"}
@@ -609,7 +627,7 @@ def join_parts(
                 if key == AUDIO_TENSOR:
                     continue
                 piece = handle.get_slice(key)
-                stored = DTYPES[dtype]
+                stored = DTYPES[dtype] if piece.get_dtype() in FLOAT_DTYPES else torch.uint8
                 entries.append((f"{PART_PREFIX}{k}.{key}", path, key, stored, piece.get_shape()))
         frames = int(meta["frames"])
         index.append(
@@ -627,11 +645,7 @@ def join_parts(
     architecture = {"type": "parts", "frames": video.frames, "parts": len(part_files)}
     metadata = encode_metadata(architecture, video, training, dtype, audio[1] if audio else None)
     metadata["parts"] = json.dumps(index, sort_keys=True)
-    tiles = [
-        entry["architecture"] for entry in index if entry["architecture"].get("type") == "tiles"
-    ]
-    if tiles:
-        metadata["format_version"] = str(tiles_version(tiles))
+    metadata["format_version"] = str(format_version([entry["architecture"] for entry in index]))
     header: dict[str, Any] = {"__metadata__": metadata}
     offset = 0
     for name, _, _, stored, shape in entries:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -74,8 +76,22 @@ class VideoField(nn.Module):
         """The source frame a training view shows."""
         raise NotImplementedError
 
-    def start_from(self, frames: torch.Tensor) -> None:
-        """Initialise from the uint8 frames (N, H, W, 3) about to be learned (none by default)."""
+    def start_from(
+        self, frames: torch.Tensor, progress: Callable[[int], None] | None = None
+    ) -> None:
+        """Initialise from the uint8 frames (N, H, W, 3) about to be learned (none by default);
+        a network fitted here in closed form may tell ``progress`` each frame it is done with."""
+
+    def fit_squared_errors(self) -> list[float] | None:
+        """Each frame's mean squared error (in [0, 1] units) as the fit left it, where the fit
+        knows it without reading the frames back; None: read them back to score them."""
+        return None
+
+    def pair_flows(self, first: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The motion the network keeps between frames ``first`` and ``first + 1``: (forward,
+        backward) flows at the learned size or a whole fraction of it (inbetween.FramePair's);
+        None for a network that keeps none (its frames' flows are then searched)."""
+        return None
 
     def forget_render_cache(self) -> None:
         """Drop what render_rows keeps between calls; every render job starts with this, since

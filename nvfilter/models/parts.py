@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from nvfilter.coords import frame_time
@@ -148,6 +149,12 @@ class PartsField(VideoField):
             made.update(zip(((k, local) for local in locals_), images, strict=True))
         pictures = [[made[k, local] for k, local in read] for read in reads]
         return [both[0] if len(both) == 1 else (both[0] + both[1]) * 0.5 for both in pictures]
+
+    def pair_flows(self, first: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The motion between frames ``first`` and ``first + 1``, from the part that holds both
+        (every part holds its last frame, which the next part starts on)."""
+        k = max(0, bisect.bisect_right(self.firsts, first) - 1)
+        return self.part(k).pair_flows(first - self.spans[k].first)
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """RGB (B, 3) at points (B, 3), each read from the part its time falls in (both parts,

@@ -26,12 +26,14 @@ realshort.mp4 at 160x90, 24 frames, 16 channels, 64-wide head, 30 s of training,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from nvfilter.models.field import VideoField
+from nvfilter.models.spec import ModelSpec, register
 
 HEAD_CHUNK = 8192
 """Pixels per head evaluation when filling a grid on a CPU: keeps the activations in cache (a
@@ -133,7 +135,7 @@ class PlaneField(VideoField):
         frames: int,
         channels: int = 16,
         levels: int = 3,
-        head_features: int = 64,
+        head_features: int = 32,
         head_layers: int = 2,
         footprint: bool = False,
     ) -> None:
@@ -337,3 +339,45 @@ class PlaneField(VideoField):
             "head_layers": self.head_layers,
             "footprint": self.footprint,
         }
+
+
+def build(
+    settings: Mapping[str, Any], width: int, height: int, frames: int
+) -> tuple[PlaneField, str]:
+    """The network for a video: its planes' channels picked from its size unless given."""
+    channels = settings["channels"] or auto_channels(width, height, frames)
+    footprint = bool(settings["footprint"])
+    model = PlaneField(width, height, frames, channels, settings["levels"],
+                       settings["hidden_features"], settings["hidden_layers"],
+                       footprint=footprint)  # fmt: skip
+    picked = " (picked for this video size)" if settings["channels"] is None else ""
+    return model, (
+        f"hybrid planes: {model.levels} levels x {channels} channels{picked}, "
+        f"head {model.head_features} x {model.head_layers}"
+        + (", footprint reads" if footprint else "")
+    )
+
+
+SPEC = register(
+    ModelSpec(
+        name="hybrid",
+        network=PlaneField,
+        help="one set of feature planes and a small head, learned from random pixels",
+        # the best quality per CPU second measured (BENCHMARKS.md)
+        defaults={
+            "epochs": 100,
+            "batch_size": 4096,
+            "lr": 3e-3,
+            "lr_schedule": "cosine",
+            "hidden_features": 32,
+            "hidden_layers": 2,
+            "levels": 3,
+        },  # fmt: skip
+        # a batch of 4096 leaves a GPU idle: 65536 learns far more per second there (36.5
+        # against 32.1 dB in 30 s on a 720x405 clip, H100; BENCHMARKS.md), and 1600 epochs of
+        # it are the same number of steps as the CPU's 100 epochs of 4096
+        gpu_defaults={"epochs": 1600, "batch_size": 65536},
+        footprint=True,
+        build=build,
+    )
+)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import torch
@@ -38,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nvfilter.models.field import VideoField
+from nvfilter.models.spec import ModelSpec, PartShape, register
 
 DEFAULT_CHANNELS = (21, 27)
 """Channels of the level-0 and of each coarser level's planes for segments of 32 frames: the
@@ -344,7 +346,9 @@ class SegmentField(VideoField):
     # ---- training and storage -------------------------------------------------------------
 
     @torch.no_grad()
-    def start_from(self, frames: torch.Tensor) -> None:
+    def start_from(
+        self, frames: torch.Tensor, progress: Callable[[int], None] | None = None
+    ) -> None:
         """Start each segment as the best linear fit of its frames that its planes hold, level
         by level: a level's xy channels, three to a picture, hold the mean and the principal
         components (PCA over the segment's frames) of what the finer levels leave, at that
@@ -397,3 +401,78 @@ class SegmentField(VideoField):
             "levels": self.levels,
             "time_shrink": self.time_shrink,
         }
+
+
+def _channels(settings: Mapping[str, Any], width: int, height: int, frames: int,
+              segment_frames: int, own_frames: int | None = None) -> tuple[int, int]:  # fmt: skip
+    """(level-0, coarser) channels: as given, else auto_channels."""
+    if settings["channels"]:
+        return settings["channels"], settings["channels"]
+    return auto_channels(width, height, frames, segment_frames, settings["levels"], TIME_SHRINK,
+                         own_frames=own_frames)  # fmt: skip
+
+
+def build(
+    settings: Mapping[str, Any], width: int, height: int, frames: int
+) -> tuple[SegmentField, str]:
+    """The network for a whole video (a streamed encode builds one a part: part_architecture)."""
+    segment_frames, levels = settings["segment_frames"], settings["levels"]
+    fine, coarse = _channels(settings, width, height, frames, segment_frames)
+    model = SegmentField(width, height, frames, segment_frames, fine, coarse, levels)
+    picked = " (picked for this video size)" if settings["channels"] is None else ""
+    return model, (
+        f"segments: {len(model.spans)} of about {model.segment_frames} frames, "
+        f"{model.levels} levels x {fine}/{coarse} channels{picked}, linear pyramid"
+    )
+
+
+def part_architecture(part: PartShape) -> dict[str, Any]:
+    """A part's network: one segment of the part's frames."""
+    fine, coarse = _channels(part.settings, part.width, part.height, part.frames,
+                             part.part_frames, own_frames=max(1, part.frames - 1))  # fmt: skip
+    return {"type": "segments", "width": part.width, "height": part.height,
+            "frames": part.frames, "segment_frames": part.part_frames, "channels": fine,
+            "coarse_channels": coarse, "levels": part.settings["levels"],
+            "time_shrink": TIME_SHRINK}  # fmt: skip
+
+
+def describe_parts(part: PartShape, count: str) -> str:
+    arch = part_architecture(part)
+    numbers = parameter_count(
+        part.width, part.height, part.frames, part.part_frames,
+        [arch["channels"]] + [arch["coarse_channels"]] * (arch["levels"] - 1), TIME_SHRINK,
+    )  # fmt: skip
+    return (
+        f"segments in {count} of {part.part_frames} frames (+1 shared), {arch['levels']} "
+        f"levels x {arch['channels']}/{arch['coarse_channels']} channels, linear pyramid, "
+        f"{numbers:,} parameters a part"
+    )
+
+
+SPEC = register(
+    ModelSpec(
+        name="segments",
+        network=SegmentField,
+        help="per-segment feature planes started from a principal-component fit, refined on "
+        "whole frames",
+        # per-segment planes started from a principal-component fit, refined on whole frames
+        # (BENCHMARKS.md, real sizes): one frame a step, small steps that keep the fit
+        defaults={
+            "epochs": 3,
+            "batch_size": 1,
+            "lr": 2e-4,
+            "lr_schedule": "cosine",
+            "levels": 4,
+            "segment_frames": 32,
+        },  # fmt: skip
+        # a few frames a step keep a GPU busy (unmeasured beyond the CPU's recipe)
+        gpu_defaults={"batch_size": 1 << 21},
+        streamed=True,
+        refuses=("footprint", "hidden_features", "hidden_layers"),
+        refuse_reason="its decoder is linear",
+        trains_until_budget=True,
+        build=build,
+        part_architecture=part_architecture,
+        describe_parts=describe_parts,
+    )
+)

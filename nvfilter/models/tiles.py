@@ -54,6 +54,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -72,6 +73,7 @@ from nvfilter.camera import (
 )
 from nvfilter.device import torch_threads
 from nvfilter.models.field import VideoField, frames_per_read
+from nvfilter.models.spec import SINGLE_VERSION, ModelSpec, PartShape, register
 
 DEFAULT_TILE = 8
 """Tile side in pixels: 8 keeps 52 dB at one number per pixel on tour.mp4 at 720x405 (16: 45 dB,
@@ -484,7 +486,9 @@ class TileField(VideoField):
         return _projection(self.tile, self.chroma).to(self.basis.device)
 
     @torch.no_grad()
-    def start_from(self, frames: torch.Tensor) -> None:
+    def start_from(
+        self, frames: torch.Tensor, progress: Callable[[int], None] | None = None
+    ) -> None:
         """Fit the network to uint8 frames (n, H, W, 3) at the learned size: every tile's
         eigen-decomposition, the components shared out by water-filling, their pictures and
         weights. Replaces the tensors (their count is the fit's)."""
@@ -778,3 +782,66 @@ class TileField(VideoField):
                 else {}
             ),
         }
+
+
+TILES_VERSION = SINGLE_VERSION + 2
+CANVAS_VERSION = TILES_VERSION + 1
+"""The .nvw versions of files holding tiles networks (5), and one that follows the camera (6:
+older readers refuse its places in one line)."""
+
+
+def format_version(architecture: dict[str, Any]) -> int:
+    return CANVAS_VERSION if "canvas_width" in architecture else TILES_VERSION
+
+
+def part_architecture(part: PartShape) -> dict[str, Any]:
+    """A part's network before its fit (its components are the fit's; it stores them in the
+    frames' ``chroma`` layout)."""
+    return {"type": "tiles", "width": part.width, "height": part.height, "frames": part.frames,
+            "tile": DEFAULT_TILE, "components": 0, "numbers_per_pixel": NUMBERS_PER_PIXEL,
+            "target_psnr": part.settings["target_psnr"], "chroma": part.chroma}  # fmt: skip
+
+
+def describe_parts(part: PartShape, count: str) -> str:
+    target = part.settings["target_psnr"]
+    stop = f", or fewer once {target:g} dB is reached" if target is not None else ""
+    return (
+        f"tiles in {count} of {part.part_frames} frames (+1 shared), {DEFAULT_TILE}x"
+        f"{DEFAULT_TILE} tiles, each fitted in closed form (its best low-rank fit over time), "
+        f"at most {NUMBERS_PER_PIXEL:g} stored number a pixel{stop}"
+    )
+
+
+def stored_bytes(settings: Mapping[str, Any], width: int, height: int, frames: int) -> int | None:
+    """With no PSNR target the fit stores close to NUMBERS_PER_PIXEL numbers a pixel (0.99 on
+    tour.mp4) in the stored dtype."""
+    if settings["target_psnr"] is not None:
+        return None
+    size = 2 if settings["dtype"] == "float16" else 4
+    return int(NUMBERS_PER_PIXEL * width * height * frames * size)
+
+
+SPEC = register(
+    ModelSpec(
+        name="tiles",
+        network=TileField,
+        help="each 8x8 tile of each part the best low-rank fit of its pixels over time, found "
+        "in closed form, in seconds; about one float16 number a pixel",
+        # parts of 32 frames + 1 shared, as the segments model's
+        defaults={"segment_frames": 32},
+        streamed=True,
+        # its pictures and weights are fitted in closed form and sit near 1: in float16 the
+        # file is half the size for 0.02 dB (Big Buck Bunny at 1280x720: 56.59 -> 56.57 dB)
+        dtype="float16",
+        refuses=("footprint", "hidden_features", "hidden_layers", "channels", "levels"),
+        refuse_reason="it is fitted in closed form, tile by tile",
+        # the frames laid out as tiles (3 bytes), the float32 components (4 at one number a
+        # pixel) and the tiles' eigenvectors (2 a colour layout, both tried: 4); measured 9.9 a
+        # pixel at 3840x2160 (a part that follows the camera tiles up to 1.56 times the frame)
+        fit_bytes_per_pixel=12,
+        format_version=format_version,
+        part_architecture=part_architecture,
+        describe_parts=describe_parts,
+        stored_bytes=stored_bytes,
+    )
+)

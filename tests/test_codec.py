@@ -1,0 +1,211 @@
+"""The codec (nvfilter/codec): its entropy coder, bitstream, motion fields and parts round trip,
+and the codec model's reads (models/codec.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_frame_and_point_reads_agree
+
+from nvfilter.codec import bitstream, entropy, motion, residual
+from nvfilter.codec.decoder import PartDecoder
+from nvfilter.codec.encoder import PartEncoder, encode_part
+from nvfilter.codec.planes import Layout, to_planes, to_rgb, to_uint8
+from nvfilter.codec.ratecontrol import Target
+from nvfilter.codec.structure import coding_order, pair_source, regular_groups
+from nvfilter.inbetween import FramePair
+from nvfilter.models import build_model
+from nvfilter.models.codec import CodedField
+
+
+def moving_clip(
+    frames: int = 10, width: int = 64, height: int = 48, step: float = 1.5
+) -> np.ndarray:
+    """A textured picture panning ``step`` pixels a frame to the right, uint8 (n, h, w, 3)."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    out = []
+    for k in range(frames):
+        x = xs - step * k
+        red = 128 + 90 * np.sin(x / 5.0) * np.cos(ys / 7.0)
+        green = 128 + 80 * np.cos((x + ys) / 9.0)
+        blue = 128 + 70 * np.sin((x - 2 * ys) / 11.0)
+        out.append(np.stack([red, green, blue], -1))
+    return np.clip(np.rint(np.stack(out)), 0, 255).astype(np.uint8)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b) ** 2)
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def test_entropy_round_trip_with_escapes_and_adapting_tables():
+    rng = np.random.default_rng(0)
+    values = np.rint(rng.laplace(0, 3, 2000)).astype(np.int64)
+    values[::97] = rng.integers(-100000, 100000, len(values[::97]))  # far past the escape
+    small = rng.integers(0, 5, 300)
+    writer = entropy.Writer(entropy.Tables())
+    for group in np.array_split(values, 4):  # the same context four times: it adapts
+        writer.signed(("a",), 16, group)
+    writer.unsigned(("b",), 8, np.abs(values[:500]))
+    writer.symbols(("c",), 5, small)
+    words = writer.finish()
+    reader = entropy.Reader(entropy.Tables(), words)
+    back = np.concatenate([reader.signed(("a",), 16, len(g)) for g in np.array_split(values, 4)])
+    assert np.array_equal(back, values)
+    assert np.array_equal(reader.unsigned(("b",), 8, 500), np.abs(values[:500]))
+    assert np.array_equal(reader.symbols(("c",), 5, 300), small)
+    assert 32 * len(words) < 8 * values.size  # well under a byte a value
+
+
+def test_bitstream_round_trip_and_every_corruption_is_one_error():
+    header = bitstream.PartHeader(40, 30, 5, "420", [2, 2])
+    frames = [np.arange(k + 1, dtype=np.uint32) for k in range(5)]
+    data = bitstream.pack(header, [30, 31, 32, 33, 34], frames)
+    back, qps, words = bitstream.unpack(data)
+    assert back == header and qps.tolist() == [30, 31, 32, 33, 34]
+    assert [w.tolist() for w in words] == [f.tolist() for f in frames]
+    flipped = bytearray(data)
+    flipped[-3] ^= 0x10
+    for bad in (data[:10], data[:-4], bytes(flipped), b"XXXX" + data[4:]):
+        with pytest.raises(entropy.CorruptStream):
+            bitstream.unpack(bad)
+    # a lying header: frames the groups do not cover, with its CRC made to match
+    lying = bitstream.pack(bitstream.PartHeader(40, 30, 5, "420", [2, 3]), [30] * 5, frames)
+    with pytest.raises(entropy.CorruptStream, match="groups"):
+        bitstream.unpack(lying)
+
+
+@pytest.mark.parametrize("groups", [[8, 3], [1] * 11, [4, 4, 3]], ids=["b", "p", "b4"])
+def test_every_neighbouring_pair_has_its_motion_in_the_stream(groups):
+    order = coding_order(12, groups)
+    assert sorted(f.index for f in order) == list(range(12))
+    for first in range(11):
+        holder, reference = pair_source(order, first)
+        assert {holder, reference} == {first, first + 1}
+
+
+def test_motion_fields_round_trip_against_a_prior_and_unused_blocks():
+    rng = np.random.default_rng(1)
+    height, width = 48, 80
+    levels = []
+    for side in motion.PYRAMID:
+        rows, cols = motion.grid(height, width, side)
+        levels.append(rng.integers(-40, 40, (rows, cols, 2)))
+    prior = [field + 3 for field in levels]
+    used = rng.random(motion.grid(height, width, 8)) > 0.3
+    levels[-1] = np.where(
+        used[..., None], levels[-1], motion.expected(levels, prior, 3, used.shape)
+    )
+    writer = entropy.Writer(entropy.Tables())
+    motion.write_field(writer, levels, 2, 0, used, prior)
+    reader = entropy.Reader(entropy.Tables(), writer.finish())
+    back = motion.read_field(reader, height, width, 2, 0, used, 10_000, prior)
+    for ours, theirs in zip(levels, back, strict=True):
+        assert np.array_equal(ours, theirs)
+
+
+def test_residual_planes_round_trip_intra_and_predicted():
+    rng = np.random.default_rng(2)
+    grid = (5, 7)
+    levels = np.zeros((35, 64), np.int64)
+    chosen = rng.random((35, 64)) < 0.08
+    levels[chosen] = rng.integers(-30, 30, chosen.sum())
+    levels[:, 0] = rng.integers(-200, 200, 35)
+    for intra in (True, False):
+        writer = entropy.Writer(entropy.Tables())
+        residual.write_plane(writer, levels, grid, 2, 0, intra)
+        reader = entropy.Reader(entropy.Tables(), writer.finish())
+        assert np.array_equal(residual.read_plane(reader, grid, 2, 0, intra), levels)
+
+
+@pytest.mark.parametrize("chroma", ["420", "444"])
+def test_planes_hold_a_420_frame_to_its_rounding(chroma):
+    frame = moving_clip(1)[0]
+    if chroma == "420":  # colour shared by 2x2 blocks, as ffmpeg makes RGB from 4:2:0
+        mean = frame.reshape(24, 2, 32, 2, 3).mean((1, 3), keepdims=True)
+        grey = frame.mean(-1, keepdims=True).reshape(24, 2, 32, 2, 1)
+        frame = np.clip(np.rint(mean - mean.mean(-1, keepdims=True) + grey), 0, 255)
+        frame = frame.reshape(48, 64, 3).astype(np.uint8)
+    layout = Layout(64, 48, chroma)
+    back = to_uint8(to_rgb(to_planes(frame, layout), layout))
+    assert np.abs(back.astype(int) - frame).max() <= 1
+
+
+@pytest.mark.parametrize("gop", [None, 1, 8])
+def test_a_part_decodes_to_what_the_encoder_scored(gop):
+    frames = moving_clip(11)
+    layout = Layout(64, 48, "444")
+    encoded = PartEncoder(layout, 30, gop).encode(frames)
+    decoded = {}
+    for frame in PartDecoder(encoded.data, layout, len(frames)).frames():
+        decoded[frame.frame.index] = to_uint8(to_rgb(frame.planes, layout))
+    assert sorted(decoded) == list(range(11))
+    for index, error in enumerate(encoded.squared_errors):
+        ours = np.square(decoded[index].astype(np.float64) - frames[index]).sum()
+        assert ours == pytest.approx(error, rel=1e-3, abs=len(frames[index]))
+    assert psnr(np.stack([decoded[k] for k in range(11)]), frames) > 38
+    assert len(encoded.data) < frames.size / 10  # a tenth of a byte a value or less
+
+
+def test_a_budget_is_a_ceiling_and_a_psnr_is_aimed_at():
+    frames = moving_clip(12)
+    layout = Layout(64, 48, "444")
+    budget = 2000.0  # bits a frame
+    capped = encode_part(frames, layout, Target(psnr=60.0, bits_per_frame=budget))
+    assert sum(capped.bits) <= budget * len(frames)
+    aimed = encode_part(frames, layout, Target(psnr=36.0))
+    reached = 10 * math.log10(255**2 * frames.size / sum(aimed.squared_errors))
+    assert 33.5 < reached < 39
+
+
+def fitted(frames: np.ndarray, **target) -> CodedField:
+    model = CodedField(frames.shape[2], frames.shape[1], len(frames), "444", **target)
+    model.start_from(torch.from_numpy(frames))
+    return model
+
+
+def test_the_codec_model_rebuilds_from_its_architecture_and_stream():
+    frames = moving_clip(9)
+    model = fitted(frames, target_qp=28)
+    rebuilt = build_model(model.architecture())
+    rebuilt.load_state_dict(model.state_dict(), assign=True)
+    for index in (0, 4, 8):
+        assert np.array_equal(rebuilt.decoded(index), model.decoded(index))
+    assert model.fit_squared_errors() is not None
+    with pytest.raises(TypeError):  # a number written as a string is refused, not passed on
+        build_model({**model.architecture(), "frames": "9"})
+
+
+def test_reads_between_frames_move_along_the_stored_motion():
+    frames = moving_clip(9, step=3.0)
+    model = fitted(frames, target_qp=24)
+    first, second = model.decoded(4), model.decoded(5)
+    flows = model.pair_flows(4)
+    assert flows is not None
+    forward, backward = flows
+    # the picture moves right: frame 4's pixel is 3 to the right in frame 5, and back
+    assert np.median(forward[..., 0]) == pytest.approx(3.0, abs=0.3)
+    assert np.median(backward[..., 0]) == pytest.approx(-3.0, abs=0.3)
+    made = model.picture(4.5)
+    assert np.array_equal(made, FramePair.from_flows(first, second, *flows).at(0.5))
+    truth = moving_clip(19, step=1.5)[9]  # the pan half way between
+    faded = ((first.astype(np.float64) + second) / 2).round()
+    assert psnr(made[:, 8:-8], truth[:, 8:-8]) > psnr(faded[:, 8:-8], truth[:, 8:-8]) + 3
+
+
+@pytest.mark.parametrize("position", [3.0, 3.5])
+def test_codec_frame_and_point_reads_agree(position):
+    model = fitted(moving_clip(6), target_qp=30)
+    assert_frame_and_point_reads_agree(model, (64, 48), position)
+    assert_frame_and_point_reads_agree(model, (32, 24), position)
+
+
+def test_a_part_of_one_frame_and_of_two():
+    for count in (1, 2):
+        frames = moving_clip(count)
+        model = fitted(frames, target_qp=26)
+        assert psnr(model.decoded(count - 1), frames[-1]) > 40
+        assert regular_groups(count, 8) == ([1] if count == 2 else [])
