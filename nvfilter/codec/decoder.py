@@ -5,7 +5,7 @@ so what it scores is what is decoded."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +24,23 @@ LEVEL_CLASSES = 6
 
 def level_class(frame: CodedFrame) -> int:
     return min(frame.level, LEVEL_CLASSES - 1)
+
+
+def relatives(key: Hashable) -> Iterator[Hashable]:
+    """The tables a context's table starts from when first used (entropy.Tables): the same
+    context at the nearest other predicted level (a new B level starts from the level above it),
+    and a second reference's motion from the first's."""
+    if isinstance(key, tuple) and len(key) == 2 and key[1] == "tail":
+        yield from ((inner, "tail") for inner in relatives(key[0]))
+        return
+    if not (isinstance(key, tuple) and len(key) > 1 and isinstance(key[1], int)):
+        return
+    name, level, rest = key[0], key[1], key[2:]
+    if isinstance(name, str) and name.startswith("mv") and rest and rest[0] == 1:
+        yield (name, level, 0, *rest[1:])
+    for other in sorted(range(1, LEVEL_CLASSES), key=lambda other: (abs(other - level), other)):
+        if other != level and level != 0:
+            yield (name, other, *rest)
 
 
 def plane_steps(qp: int, layout: Layout) -> list[float]:
@@ -160,7 +177,7 @@ class PartDecoder:
         self.order = coding_order(frames, header.groups)
 
     def frames(self) -> Iterator[DecodedFrame]:
-        tables = Tables()
+        tables = Tables(relatives)
         references: dict[int, list[np.ndarray]] = {}
         fields: dict[int, tuple[int, list[np.ndarray]]] = {}
         last = last_use(self.order)

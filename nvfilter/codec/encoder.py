@@ -17,6 +17,7 @@ from nvfilter.codec.decoder import (
     plane_steps,
     prior_field,
     reconstruct,
+    relatives,
 )
 from nvfilter.codec.entropy import Tables, Writer
 from nvfilter.codec.motion import (
@@ -44,11 +45,17 @@ from are coded finer, since their error carries into every frame that uses them.
 ROUNDING_INTRA = 0.45
 ROUNDING_INTER = 0.33
 """The quantiser's rounding (dead zone) for intra and predicted frames."""
-LAMBDA_MOTION = 0.4
+LAMBDA_MOTION = (0.4, 0.8)
 """A vector's bits are weighed at this times the quantiser step against its absolute
-differences (H.264's reference encoder: the square root of the mode decision's lambda)."""
+differences (H.264's reference encoder: the square root of the mode decision's lambda): in a
+frame predicted from one reference, and in one between two, whose residual is mostly not coded
+(so precise vectors buy it less; BENCHMARKS.md, codec)."""
 LAMBDA_MODE = 0.15
 LAMBDA_RESIDUAL = 0.13
+"""A block's levels are dropped where they put right less squared error than this times the
+step squared a bit they cost (H.264's mode lambda, about), in frames no other frame is
+predicted from: elsewhere what a dropped block leaves wrong is carried into every frame
+predicted from it (dropping them too cost Big Buck Bunny 18% at 40 dB; BENCHMARKS.md, codec)."""
 """A mode's bits are weighed at this times the step squared against its squared error."""
 
 
@@ -122,7 +129,7 @@ def drop_blocks(
 
 
 TRIAL_FRAMES = 16
-TRIAL_EVERY = 64
+TRIAL_EVERY = 128
 """Every TRIAL_EVERY frames the encoder codes the next TRIAL_FRAMES both ways, as groups of
 GROUP (hierarchical B-frames) and as frames each predicted from the one before, and goes on
 the way that did better (merit): hierarchical B-frames win where frames several apart still
@@ -139,7 +146,7 @@ class _State:
     """Where the coding of a part stands: its tables, the frames later ones predict from, and
     what has been written."""
 
-    tables: Tables = field(default_factory=Tables)
+    tables: Tables = field(default_factory=lambda: Tables(relatives))
     recon: dict[int, list[np.ndarray]] = field(default_factory=dict)
     greys: dict[int, np.ndarray] = field(default_factory=dict)
     fields: dict[int, tuple[int, list[np.ndarray]]] = field(default_factory=dict)
@@ -153,7 +160,7 @@ class _State:
 
     def fork(self) -> _State:
         """A copy to try something on (arrays are never changed in place, so they are shared)."""
-        tables = Tables()
+        tables = Tables(relatives)
         tables.counts = {key: counts.copy() for key, counts in self.tables.counts.items()}
         return _State(tables, dict(self.recon), dict(self.greys), dict(self.fields),
                       list(self.groups), list(self.qps), list(self.words), dict(self.errors),
@@ -238,7 +245,8 @@ class PartEncoder:
                 )
                 for frame in order
             ]
-            self._code(state, frames, shifted, on_frame)
+            referenced = {reference for frame in shifted for reference in frame.references}
+            self._code(state, frames, shifted, on_frame, referenced | {first + size})
             state.groups.append(size)
             recent = range(first + 1, first + size + 1)
             first += size
@@ -252,8 +260,10 @@ class PartEncoder:
 
     def _code(
         self, state: _State, frames: np.ndarray, order: list[CodedFrame],
-        on_frame: Callable[[int], None] | None,
+        on_frame: Callable[[int], None] | None, referenced: set[int] | None = None,
     ) -> None:  # fmt: skip
+        """Code ``order``'s frames; ``referenced``: those other frames are predicted from (the
+        others may drop blocks, LAMBDA_RESIDUAL); None: all."""
         layout = self.layout
         for frame in order:
             qp = frame_qp(self.qp, frame)
@@ -261,7 +271,8 @@ class PartEncoder:
             writer = Writer(state.tables, {} if frame.references else None)
             found: list[list[np.ndarray]] = []
             if frame.references:
-                planes, found = self._predicted(writer, frame, qp, current, state)
+                leaf = referenced is not None and frame.index not in referenced
+                planes, found = self._predicted(writer, frame, qp, current, state, leaf)
             else:
                 planes = self._intra(writer, frame, qp, current)
             coded = writer.finish()
@@ -298,8 +309,9 @@ class PartEncoder:
         return planes
 
     def _predicted(
-        self, writer: Writer, frame: CodedFrame, qp: int, current: list[np.ndarray], state: _State
-    ) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
+        self, writer: Writer, frame: CodedFrame, qp: int, current: list[np.ndarray],
+        state: _State, leaf: bool,
+    ) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:  # fmt: skip
         layout = self.layout
         recon, greys, fields, tables = state.recon, state.greys, state.fields, state.tables
         level = level_class(frame)
@@ -310,7 +322,7 @@ class PartEncoder:
         for slot, reference in enumerate(frame.references):
             motion = search.flow(grey, greys[reference])
             prior = prior_field(frame, slot, fields, chosen)
-            found = search.Search(current[0], recon[reference][0], motion, LAMBDA_MOTION * steps[0],
+            found = search.Search(current[0], recon[reference][0], motion, LAMBDA_MOTION[len(frame.references) - 1] * steps[0],
                                   tables, (level, slot), reach_of(layout)).run(prior)  # fmt: skip
             chosen.append(found)
             predictions.append(compensate(recon[reference], found[-1], layout))
@@ -336,9 +348,10 @@ class PartEncoder:
         for k, picture in enumerate(current):
             coefficients = forward(picture - prediction[k])
             levels = quantise(coefficients, steps[k], ROUNDING_INTER)
-            levels = drop_blocks(
-                coefficients, levels, steps[k], tables, plane_grid(layout, k), level, min(k, 1)
-            )
+            if leaf:
+                levels = drop_blocks(
+                    coefficients, levels, steps[k], tables, plane_grid(layout, k), level, min(k, 1)
+                )
             write_plane(writer, levels, plane_grid(layout, k), level, min(k, 1), False)
             planes.append(reconstruct(levels, steps[k], prediction[k]))
         return planes, chosen

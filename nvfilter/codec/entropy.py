@@ -15,7 +15,7 @@ its own, its bits uniform), so any value fits and large ones stay rare and cheap
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterable
 
 import constriction
 import numpy as np
@@ -43,16 +43,33 @@ def prior(size: int, centre: int = 0, shift: int = 2) -> np.ndarray:
     return np.maximum(1, counts * PRIOR_WEIGHT // int(counts.sum())).astype(np.int64)
 
 
-class Tables:
-    """The adaptive frequency tables of one part, by context key."""
+INHERIT_SHIFT = 2
+"""A table first used takes a quarter of a related table's counts (Tables.relatives), so the
+first frames of a kind (a new B level, a second reference) start near what the others learned
+rather than from the prior, yet soon follow their own symbols."""
 
-    def __init__(self) -> None:
+
+class Tables:
+    """The adaptive frequency tables of one part, by context key. ``relatives`` names, for a
+    key first used, the keys whose table to start from (the first that exists; else the prior).
+    A table is made only when its symbols are first coded (never by ``bits``), so encoder and
+    decoder make it at the same point of the stream, from the same counts."""
+
+    def __init__(self, relatives: Callable[[Hashable], Iterable[Hashable]] | None = None) -> None:
         self.counts: dict[Hashable, np.ndarray] = {}
         self._models: dict[Hashable, object] = {}
+        self.relatives = relatives or (lambda key: ())
+
+    def _fresh(self, key: Hashable, size: int, centre: int) -> np.ndarray:
+        for relative in self.relatives(key):
+            counts = self.counts.get(relative)
+            if counts is not None and len(counts) == size:
+                return np.maximum(1, counts >> INHERIT_SHIFT)
+        return prior(size, centre)
 
     def table(self, key: Hashable, size: int, centre: int = 0) -> np.ndarray:
         if key not in self.counts:
-            self.counts[key] = prior(size, centre)
+            self.counts[key] = self._fresh(key, size, centre)
         counts = self.counts[key]
         if len(counts) != size:
             raise ValueError(f"context {key!r} used with two alphabets")
@@ -65,8 +82,12 @@ class Tables:
         return self._models[key]
 
     def bits(self, key: Hashable, size: int, centre: int = 0) -> np.ndarray:
-        """What each symbol of ``key``'s table costs now, in bits (for the encoder's choices)."""
-        counts = self.table(key, size, centre).astype(np.float64)
+        """What each symbol of ``key``'s table costs now, in bits (for the encoder's choices;
+        a table not yet used is costed as it would start, and not made)."""
+        counts = self.counts.get(key)
+        if counts is None:
+            counts = self._fresh(key, size, centre)
+        counts = counts.astype(np.float64)
         return np.log2(counts.sum()) - np.log2(counts)
 
     def update(self, key: Hashable, symbols: np.ndarray) -> None:

@@ -20,9 +20,9 @@ import numpy as np
 from nvfilter.codec.entropy import Tables, signed_bits
 from nvfilter.codec.motion import PYRAMID, VECTOR_ESCAPE, expected, grid, parent_of
 
-SCALES = {64: 2, 32: 1, 16: 1, 8: 1}
+SCALES = {64: 4, 32: 2, 16: 1, 8: 1}
 """The shrink factor each level's block side is costed at."""
-REFINE = {64: (4, 2, 1), 32: (4, 2, 1), 16: (2, 1), 8: (2, 1)}
+REFINE = {64: (4, 2, 1), 32: (2, 1), 16: (2, 1), 8: (2, 1)}
 """Each level's refinement steps, quarter pixels."""
 ESCAPE_BITS = 12.0
 """What a difference at or past the escape is taken to cost (its tail included)."""
