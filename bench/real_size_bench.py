@@ -34,7 +34,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-from common import CORPUS  # noqa: E402  (puts the checkout on sys.path)
+from common import CORPUS, ffmpeg, frames_of, matmul_flops, psnr_of  # noqa: E402  (puts the checkout on sys.path)
 from common import native_720 as native_720_clip  # noqa: E402
 
 from nvfilter import chroma  # noqa: E402
@@ -52,18 +52,6 @@ from nvfilter.models.tiles import TileField  # noqa: E402
 NVFILTER = [sys.executable, "-m", "nvfilter"]
 LOSSLESS = ["-c:v", "ffv1"]
 """ffmpeg output options for the clips the quality tables make and score."""
-
-
-def matmul_flops(size: int = 2048, repeats: int = 5) -> float:
-    """Best float32 matmul FLOP/s of a few size^3 products."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
 
 
 def flops_per_pixel(model) -> float:
@@ -181,21 +169,6 @@ def decode_fps(rounds: int = 2, model_name: str = "tiles") -> list[str]:
                 f"{(count - 1) / (seconds - start_up):.1f} | `nvfilter {' '.join(command)}` |"
             )
         return rows
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run([media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args],
-                   check=True)  # fmt: skip
-
-
-def frames_of(path: Path) -> torch.Tensor:
-    src = media.probe(str(path))
-    return media.read_frames(str(path), src, src.width, src.height).float()
-
-
-def psnr_of(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = ((a - b) ** 2).mean().item()
-    return 10 * math.log10(255**2 / mse) if mse > 0 else math.inf
 
 
 def slow_motion(

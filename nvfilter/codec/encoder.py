@@ -34,7 +34,14 @@ from nvfilter.codec.motion import (
     write_modes,
 )
 from nvfilter.codec.planes import GREY_MID, Layout, grey_uint8, to_planes, to_rgb, to_uint8
-from nvfilter.codec.ratecontrol import Coded, Target, next_qp, retry_qp
+from nvfilter.codec.ratecontrol import (
+    QP_PER_HALVING,
+    Coded,
+    Target,
+    complexities,
+    next_qp,
+    retry_qp,
+)
 from nvfilter.codec.residual import block_bits, write_plane
 from nvfilter.codec.structure import INTRA, CodedFrame, coding_order, regular_groups
 from nvfilter.codec.transform import BLOCK, QP_MAX, forward, quantise
@@ -192,6 +199,10 @@ class PartEncoder:
         it is done."""
         count = len(frames)
         state = _State()
+        self.complexity = (
+            complexities(frames) if self.target.bits_per_frame is not None else np.ones(count)
+        )
+        self.units: dict[int, float] = {}
         self._code(state, frames, [CodedFrame(0, (), INTRA)], on_frame)
         first = 0
         while first < count - 1:
@@ -250,9 +261,14 @@ class PartEncoder:
             state.groups.append(size)
             recent = range(first + 1, first + size + 1)
             first += size
+            for index in recent:
+                self.units[index] = self.complexity[index] * 2 ** (-self.qp / QP_PER_HALVING)
+            units = {k: u for k, u in self.units.items() if k in state.bits}  # this state's
             coded = Coded(len(state.errors), sum(state.bits.values()), sum(state.errors.values()),
                           size, sum(state.bits[k] for k in recent),
-                          sum(state.errors[k] for k in recent), frames[0].size)  # fmt: skip
+                          sum(state.errors[k] for k in recent), frames[0].size,
+                          sum(units.values()), sum(state.bits[k] for k in units),
+                          float(self.complexity[first + 1 :].sum()))  # fmt: skip
             self.qp = next_qp(self.target, self.qp, coded, len(frames))
             for kept in (state.recon, state.greys, state.fields):
                 for index in [index for index in kept if index != first]:

@@ -1,16 +1,21 @@
 """What a part is coded for, and the quantiser that steers it there frame group by frame group.
 
 A part is coded at a fixed quantiser parameter, or for a PSNR (the quantiser moves so that the
-frames coded so far, pooled, sit at the target), or for a bit budget per frame (the same, on
-the bits), or for a PSNR with the budget as a ceiling (the default: encode.py's). The quantiser
-moves by at most a few steps a group, since each group's error and size answer it only roughly
-(a step of the quantiser is about DB_PER_QP dB and 12% of the bits, BENCHMARKS.md).
+frames coded so far, pooled, sit at the target), or for a bit budget per frame, or for a PSNR
+with the budget as a ceiling (the default: encode/budget.py). A budget is shared out by how
+hard each frame is to predict (``complexities``: its motion-compensated difference from the
+frame before, on the frames shrunk), so that the quantiser stays about the same over the part
+where the hard frames come late: a model bits = A x complexity x 2^(-qp / QP_PER_HALVING),
+its A fitted to the frames coded so far, gives the quantiser that spends what is left. The
+quantiser moves by at most a few steps a group.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from nvfilter.codec.transform import QP_MAX
 
@@ -22,7 +27,28 @@ QP_AT_45_DB = 28
 starts."""
 QP_FOR_BUDGET = 32
 """Where a bit budget without a PSNR starts."""
-MOST_A_GROUP = 3
+MOST_A_GROUP = (-1, 3)
+"""How far the quantiser moves a group, finer and coarser: it backs off a budget overrun at
+once and spends what is left slowly, so a part ends near its budget rather than past it..."""
+FIRST_GROUPS = (3, 8)
+"""...except in the first groups, where it may move up this much at once (the start's guess
+is rough)."""
+SPEND_EVERY = 8
+"""Where the budget binds, the quantiser gets finer by one step at most every this many frames:
+what is left is spent evenly rather than at the end (a constant quantiser is what pools the
+least error for the bits)."""
+AIM = 0.97
+"""The share of a budget the control aims at..."""
+SLACK = 0.01
+"""...and how far past it a part may end before it is coded again (the default budget keeps
+this much in hand: encode/budget.ALLOWANCE_SHARE)."""
+QP_PER_HALVING = 6.0
+"""Quantiser steps that halve a frame's bits, about (H.264's scale; the fitted A absorbs the
+rest)."""
+SHRINK = 4
+STILL = 0.5
+"""A frame's complexity is its mean absolute difference (grey levels) from the frame before
+moved along DIS flow, on frames shrunk SHRINK times, plus STILL (a still frame's noise)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +88,12 @@ class Coded:
     recent_squared: float
     samples_per_frame: int
     """Pixel values a frame has (width x height x 3)."""
+    spent_units: float = 0.0
+    """Over the predicted frames coded: complexity x 2^(-base qp / QP_PER_HALVING), summed."""
+    spent_bits: float = 0.0
+    """...and their bits: their ratio is the model's A."""
+    left_complexity: float = 0.0
+    """The complexities of the frames left, summed."""
 
 
 def next_qp(target: Target, qp: int, coded: Coded, frames: int) -> int:
@@ -81,19 +113,54 @@ def next_qp(target: Target, qp: int, coded: Coded, frames: int) -> int:
         recent = max(coded.recent_squared / coded.recent_frames, 1e-9)
         step = 10 * math.log10(room / recent) / DB_PER_QP  # > 0: room to spare, coarser
     if target.bits_per_frame is not None:
-        budget = target.bits_per_frame * frames
-        room = max(budget - coded.bits, 0.05 * budget) / left
-        recent = max(coded.recent_bits / coded.recent_frames, 1.0)
-        by_bits = 6 * math.log2(recent / room)  # > 0: spending too fast, coarser
+        budget = AIM * target.bits_per_frame * frames
+        room = max(budget - coded.bits, 0.05 * budget)
+        if coded.spent_units > 0 and coded.left_complexity > 0:
+            scale = coded.spent_bits / coded.spent_units  # the model's A
+            wanted = QP_PER_HALVING * math.log2(scale * coded.left_complexity / room)
+            by_bits = wanted - qp  # > 0: at this quantiser the rest would spend too much
+        else:
+            recent = max(coded.recent_bits / coded.recent_frames, 1.0)
+            by_bits = 6 * math.log2(recent * left / room)
+        binding = target.psnr is None or by_bits >= step
         step = by_bits if target.psnr is None else max(step, by_bits)
-    step = max(-MOST_A_GROUP, min(MOST_A_GROUP, step))
+        since = coded.frames - coded.recent_frames
+        if binding and step < 0 and coded.frames // SPEND_EVERY == since // SPEND_EVERY:
+            step = 0.0
+    finer, coarser = MOST_A_GROUP
+    if coded.frames <= FIRST_GROUPS[0] * max(1, coded.recent_frames) + 1:
+        coarser = FIRST_GROUPS[1]
+    step = max(finer, min(coarser, step))
     return _clamp(qp + round(step))
 
 
 def retry_qp(target: Target, qp: int, bits: float, frames: int) -> int | None:
     """A quantiser to code the part again with when its bits went over the budget's ceiling
     (None: they did not): enough steps up for the excess, at least one."""
-    if target.bits_per_frame is None or bits <= target.bits_per_frame * frames or qp >= QP_MAX:
+    ceiling = (1 + SLACK) * target.bits_per_frame * frames if target.bits_per_frame else 0.0
+    if target.bits_per_frame is None or bits <= ceiling or qp >= QP_MAX:
         return None
     over = math.log2(bits / (target.bits_per_frame * frames))
     return _clamp(qp + max(1, math.ceil(6 * over)))
+
+
+def complexities(frames: np.ndarray) -> np.ndarray:
+    """How hard each of a part's uint8 frames (n, h, w, 3) is to predict from the one before
+    (STILL and SHRINK); the first frame, coded on its own, is given the mean of the others."""
+    import cv2
+
+    count, height, width = frames.shape[:3]
+    size = (max(8, width // SHRINK), max(8, height // SHRINK))
+    greys = [cv2.resize(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY), size,
+                        interpolation=cv2.INTER_AREA) for frame in frames]  # fmt: skip
+    search = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+    places = np.stack(np.meshgrid(np.arange(size[0], dtype=np.float32),
+                                  np.arange(size[1], dtype=np.float32)), -1)  # fmt: skip
+    found = np.zeros(count)
+    for k in range(1, count):
+        flow = search.calc(greys[k], greys[k - 1], None)  # type: ignore[call-overload]
+        moved = cv2.remap(greys[k - 1], np.asarray(flow) + places, None, cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        found[k] = float(cv2.absdiff(greys[k], moved).mean()) + STILL
+    found[0] = found[1:].mean() if count > 1 else STILL
+    return found

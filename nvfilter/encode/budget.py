@@ -23,6 +23,7 @@ ALLOWANCE = 16 << 10
 KB), with ALLOWANCE_SHARE of the budget to spare; at most half the source's video, so that a
 clip of a few KB is still coded well (its .nvw may then pass its size by those few KB)."""
 ALLOWANCE_SHARE = 0.01
+"""(A part may end this much past its budget before it is coded again: ratecontrol.SLACK.)"""
 
 
 def rate_settings(
