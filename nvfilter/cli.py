@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from nvfilter import __version__
+from nvfilter import api
 from nvfilter.config import (
     AUDIO_MODES,
     AUTO,
@@ -29,6 +29,7 @@ from nvfilter.io import nvw, presets
 from nvfilter.io.inputs import open_nvw
 from nvfilter.models import REGISTRY, spec_of
 from nvfilter.progress import Console
+from nvfilter.version import __version__
 
 SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
@@ -414,16 +415,12 @@ def encode(
                 f"--resume continues the run with its own settings: leave out "
                 f"--{name.replace('_', '-')}"
             )
-    options = EncodeOptions(
+    result = api.encode(
+        source, output, quiet=quiet,
         max_memory=parse_size(max_memory) if max_memory else None, audio=not no_audio,
+        outputs=outputs, checkpoint_every=checkpoint_every, resume=resume, jobs=jobs, ray=ray,
         **rate_flags(flags.pop("bitrate"), flags),
     )  # fmt: skip
-    from nvfilter.encode import encoder  # here: a decode need not import the encoder
-
-    run = encoder.RunOptions(
-        outputs=outputs, checkpoint_every=checkpoint_every, resume=resume, jobs=jobs, ray=ray
-    )
-    result = encoder.encode(source, output, options, Console(quiet), run)
     if result.stopped_by == "interrupt":
         sys.exit(130)
 
@@ -499,12 +496,18 @@ RENDER_OPTIONS = [
 """The decode options, shared by `decode` and `filter`."""
 
 
+def no_audio_as_audio(flags: dict[str, Any]) -> dict[str, Any]:
+    """The decode flags with --no-audio said as --audio drop."""
+    flags = dict(flags)
+    if flags.pop("no_audio", False):
+        flags["audio"] = "drop"
+    return flags
+
+
 def decode_options(preset: str | None, flags: dict[str, Any]) -> DecodeOptions:
     """The preset's settings overridden by the decode flags given (--no-audio is --audio drop),
     checked."""
-    if flags.pop("no_audio", False):
-        flags["audio"] = "drop"
-    settings = presets.merge(presets.load(preset) if preset else {}, flags)
+    settings = presets.merge(presets.load(preset) if preset else {}, no_audio_as_audio(flags))
     return DecodeOptions.from_settings(settings)
 
 
@@ -528,8 +531,8 @@ def decode(
     Explicit flags override the preset. Output frame j samples source frame j / temporal-scale,
     so at --temporal-scale 4 output frame 4k is source frame k.
     """
-    options = decode_options(preset, {**flags, "device": device, "container": container})
-    decoder.decode(source, output, options, Console(quiet))
+    api.decode(source, output, preset, quiet, **no_audio_as_audio(flags), device=device,
+               container=container)  # fmt: skip
 
 
 @main.command(name="filter")

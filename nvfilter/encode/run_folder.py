@@ -31,13 +31,13 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from nvfilter import __version__
 from nvfilter.config import EncodeOptions, TrainConfig, VideoInfo
 from nvfilter.errors import OptionError, OutputError
 from nvfilter.eval import plots
 from nvfilter.io.outputs import atomic_file, remove_partials, write_bytes
 from nvfilter.models import count_parameters
 from nvfilter.models.field import VideoField
+from nvfilter.version import __version__
 
 STATE_SUFFIX = ".optim.safetensors"
 CHECKPOINT_PATTERN = re.compile(r"checkpoint_(\d+)\.nvw$")

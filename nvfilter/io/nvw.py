@@ -85,7 +85,6 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 from torch import nn
 
-from nvfilter import __version__
 from nvfilter.chroma import LAYOUTS
 from nvfilter.config import MAX_FPS, MAX_FRAMES, MAX_SIDE, ColorTags, TrainResult, VideoInfo
 from nvfilter.errors import NvwError
@@ -93,6 +92,7 @@ from nvfilter.models import MODELS, build_model, spec_of
 from nvfilter.models.field import VideoField
 from nvfilter.models.parts import PartsField, PartSpan
 from nvfilter.models.spec import SINGLE_VERSION
+from nvfilter.version import __version__
 
 FORMAT_NAME = "nvfilter.io.nvw"
 FORMAT_VERSION = 7
