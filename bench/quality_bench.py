@@ -17,7 +17,7 @@ against the original; ffmpeg `scale` with bicubic and with lanczos from the same
 same frames.
 
 PSNR pools the squared error of all scored frames (as ffmpeg's psnr filter does); SSIM is the mean
-of per-frame SSIM (nvfilter.eval.metrics.ssim); held-out frames also get VMAF (ffmpeg's libvmaf with its
+of per-frame SSIM (nvfilter.metrics.ssim); held-out frames also get VMAF (ffmpeg's libvmaf with its
 default model, the call `nvfilter eval --vmaf` makes, the scored frames as one sequence; a model
 made for larger pictures, so read it beside PSNR and SSIM at 160x90). Kept-frame PSNR (the
 reconstruction of the frames that were learned) is reported too: gains in between must not cost it
@@ -39,9 +39,9 @@ import numpy as np
 import torch
 from common import CORPUS  # noqa: E402  (puts the checkout on sys.path)
 
+from nvfilter import metrics  # noqa: E402
 from nvfilter.config import UPSCALERS, VideoInfo  # noqa: E402
 from nvfilter.decode.render import iter_frames, plan_render  # noqa: E402
-from nvfilter.eval import metrics  # noqa: E402
 from nvfilter.eval.evaluate import libvmaf_score  # noqa: E402
 from nvfilter.io import media as ffio  # noqa: E402
 from nvfilter.io import nvw  # noqa: E402

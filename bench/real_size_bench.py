@@ -40,13 +40,13 @@ from common import native_720 as native_720_clip  # noqa: E402
 from nvfilter import chroma  # noqa: E402
 from nvfilter.camera import camera_path  # noqa: E402
 from nvfilter.config import BETWEEN_RULES, UPSCALERS, EncodeOptions, TrainResult, VideoInfo  # noqa: E402
-from nvfilter.decode.render import reconstruct, reconstruction_mse  # noqa: E402
 from nvfilter.encode.encoder import create_model, train_config  # noqa: E402
 from nvfilter.encode.train import Trainer  # noqa: E402
-from nvfilter.eval.metrics import psnr_from_mse  # noqa: E402
 from nvfilter.io import media, nvw  # noqa: E402
+from nvfilter.metrics import psnr_from_mse  # noqa: E402
 from nvfilter.models import count_parameters  # noqa: E402
 from nvfilter.models.parts import part_spans  # noqa: E402
+from nvfilter.models.reads import reconstruct, reconstruction_mse  # noqa: E402
 from nvfilter.models.tiles import TileField  # noqa: E402
 
 NVFILTER = [sys.executable, "-m", "nvfilter"]

@@ -28,9 +28,10 @@ import torch
 
 from nvfilter.config import DecodeOptions, EncodeOptions, TrainResult, VideoInfo
 from nvfilter.coords import frame_time
-from nvfilter.decode.render import render_frames
 from nvfilter.io import nvw
+from nvfilter.io.inputs import open_nvw
 from nvfilter.models.field import VideoField
+from nvfilter.models.reads import render_frames
 from nvfilter.progress import Console
 
 
@@ -84,7 +85,9 @@ class Video:
             rgb = self.model(array.reshape(-1, 3))
         return rgb.reshape(*array.shape[:-1], 3).numpy()
 
-    def _read(self, positions: list[float], width: int | None, height: int | None) -> list[np.ndarray]:
+    def _read(
+        self, positions: list[float], width: int | None, height: int | None
+    ) -> list[np.ndarray]:
         width, height = _size(self.info, width, height)
         times = [frame_time(position, self.frames) for position in positions]
         self.model.forget_render_cache()
@@ -103,8 +106,9 @@ def _size(video: VideoInfo, width: int | None, height: int | None) -> tuple[int,
 
 
 def open(path: str | Path) -> Video:  # noqa: A001 (nvfilter.open, as the package's verb)
-    """Open a .nvw (any version this nvfilter reads); NvwError if it is not one."""
-    loaded = nvw.load(Path(path))
+    """Open a .nvw (any version this nvfilter reads; '-': standard input); NvwError if it is
+    not one."""
+    loaded, _ = open_nvw(str(path))
     return Video(loaded.model, loaded.video, loaded)
 
 

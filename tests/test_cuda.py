@@ -12,10 +12,10 @@ from test_train import gradient_video
 
 from nvfilter.config import TrainConfig
 from nvfilter.coords import frame_time
-from nvfilter.decode.render import reconstruction_mse, render_frame
 from nvfilter.encode.train import Trainer
-from nvfilter.eval.metrics import psnr_from_mse
+from nvfilter.metrics import psnr_from_mse
 from nvfilter.models.planes import PlaneField
+from nvfilter.models.reads import reconstruction_mse, render_frame
 from nvfilter.models.siren import Siren
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")

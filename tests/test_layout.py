@@ -48,6 +48,47 @@ def test_the_package_has_no_import_cycles():
         visit(name, [])
 
 
+def package_of(module: str) -> str:
+    """A module's package below nvfilter (nvfilter.encode, ...), or the module itself at the top."""
+    parts = module.split(".")
+    return ".".join(parts[:2])
+
+
+def packages() -> dict[str, set[str]]:
+    """The import graph between packages (a top-level module counts as one of its own)."""
+    graph: dict[str, set[str]] = {}
+    for module, targets in imports().items():
+        home = package_of(module)
+        graph.setdefault(home, set()).update(package_of(t) for t in targets)
+    return {name: targets - {name} for name, targets in graph.items()}
+
+
+def test_the_packages_have_no_import_cycles():
+    graph = packages()
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        assert name not in path, "package cycle: " + " -> ".join(path + [name])
+        if name in done:
+            return
+        for target in graph.get(name, ()):
+            visit(target, path + [name])
+        done.add(name)
+
+    for name in graph:
+        visit(name, [])
+
+
+def test_encode_and_decode_are_siblings_and_read_models_from_below():
+    """Reading a model into frames and scoring it (models/reads.py) is below encode, decode
+    and eval: encode never imports decode, nor decode encode, and eval neither."""
+    graph = packages()
+    assert "nvfilter.decode" not in graph["nvfilter.encode"]
+    assert "nvfilter.encode" not in graph["nvfilter.decode"]
+    assert not graph["nvfilter.eval"] & {"nvfilter.decode", "nvfilter.encode"}
+    assert "nvfilter.models" in graph["nvfilter.encode"] & graph["nvfilter.decode"]
+
+
 def test_the_graph_sees_imports():
     graph = imports()
     assert "nvfilter.io.media" in graph["nvfilter.io.audio"]

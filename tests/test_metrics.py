@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from nvfilter.eval.metrics import mse, psnr_from_mse, ssim
+from nvfilter.metrics import mse, psnr_from_mse, ssim
 
 
 def test_psnr_of_known_error():

@@ -11,8 +11,9 @@ from nvfilter import inbetween
 from nvfilter.config import VideoInfo
 from nvfilter.coords import frame_time
 from nvfilter.decode import motion
-from nvfilter.decode.render import MOTION_WORKERS, iter_frames, plan_render, render_frame
+from nvfilter.decode.render import MOTION_WORKERS, iter_frames, plan_render
 from nvfilter.errors import OptionError
+from nvfilter.models.reads import render_frame
 from nvfilter.models.siren import Siren
 
 

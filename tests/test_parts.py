@@ -284,7 +284,7 @@ def test_playing_a_file_of_parts_keeps_memory_flat(tmp_path):
     """Every part of a ~100 MB file of parts played in turn: the process's resident memory grows
     by about the parts kept loaded, not by the file (parts are read, not memory-mapped)."""
     from nvfilter.config import ColorTags, TrainResult, VideoInfo
-    from nvfilter.decode.render import render_frame
+    from nvfilter.models.reads import render_frame
     from nvfilter.models.segments import SegmentField
 
     parts, frames_each = 12, 9
@@ -319,9 +319,9 @@ def test_a_joins_shared_frame_is_both_parts_fits_averaged():
     """Parts 0..4 and 4..8 share frame 4: it is read from both and averaged (frame reads and
     point reads alike); every other frame is read from its one part."""
     from nvfilter.coords import frame_time
-    from nvfilter.decode.render import render_frame
     from nvfilter.models.field import VideoField
     from nvfilter.models.parts import PartsField, PartSpan
+    from nvfilter.models.reads import render_frame
 
     class Flat(VideoField):
         def __init__(self, level: float) -> None:
@@ -349,8 +349,8 @@ def test_frames_of_parts_read_together_are_the_frames_read_one_at_a_time():
     frame as render_image does; parts read by points have no such read, and render_frames then
     makes the same frames one at a time."""
     from nvfilter.coords import frame_time
-    from nvfilter.decode.render import render_frame, render_frames
     from nvfilter.models.parts import PartsField, PartSpan
+    from nvfilter.models.reads import render_frame, render_frames
     from nvfilter.models.siren import Siren
     from nvfilter.models.tiles import TileField
 

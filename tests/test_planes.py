@@ -2,9 +2,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nvfilter.decode.render import render_frame
 from nvfilter.models import build_model
 from nvfilter.models.planes import GRID_LR_SCALE, PlaneField, auto_channels, plane_shapes
+from nvfilter.models.reads import render_frame
 
 
 def reference_features(model: PlaneField, coords: torch.Tensor) -> torch.Tensor:
@@ -141,7 +141,7 @@ def test_footprint_reads_at_the_learned_size_blur_point_reads_by_one_eighth():
 
 
 def test_decode_cache_gives_the_same_frames_and_follows_weight_changes():
-    from nvfilter.decode.render import render_frame
+    from nvfilter.models.reads import render_frame
 
     torch.manual_seed(0)
     model = PlaneField(13, 7, 5, channels=3)
@@ -162,7 +162,7 @@ def test_decode_cache_gives_the_same_frames_and_follows_weight_changes():
 def test_render_jobs_see_weights_changed_by_any_optimiser():
     """torch's fused Adam updates weights without bumping their version counter: a render job
     must still see the new weights (each job drops the cache)."""
-    from nvfilter.decode.render import reconstruction_mse
+    from nvfilter.models.reads import reconstruction_mse
 
     torch.manual_seed(0)
     model = PlaneField(12, 8, 4, channels=3)

@@ -11,11 +11,10 @@ from nvfilter.decode.render import (
     decode_memory,
     makes_new_frames,
     plan_render,
-    reconstruct,
-    render_frame,
     source_positions,
 )
 from nvfilter.errors import OptionError
+from nvfilter.models.reads import reconstruct, render_frame
 from nvfilter.models.siren import Siren
 
 VIDEO = VideoInfo(width=40, height=30, frames=10, frame_rate=Fraction(30000, 1001))

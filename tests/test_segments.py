@@ -9,10 +9,10 @@ from conftest import assert_frame_and_point_reads_agree
 
 from nvfilter.config import TrainConfig, pick_model
 from nvfilter.coords import frame_time
-from nvfilter.decode.render import reconstruction_mse
 from nvfilter.encode.train import Trainer
-from nvfilter.eval.metrics import psnr_from_mse
+from nvfilter.metrics import psnr_from_mse
 from nvfilter.models import count_parameters
+from nvfilter.models.reads import reconstruction_mse
 from nvfilter.models.segments import (
     TIME_SHRINK,
     SegmentField,

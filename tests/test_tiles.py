@@ -14,13 +14,13 @@ from conftest import assert_frame_and_point_reads_agree
 
 from nvfilter.config import TrainConfig, TrainResult, VideoInfo, pick_model
 from nvfilter.coords import frame_time, rows_coords
-from nvfilter.decode.render import reconstruction_mse
 from nvfilter.encode.train import Trainer
 from nvfilter.errors import NvwError
-from nvfilter.eval.metrics import psnr_from_mse
 from nvfilter.io import nvw
+from nvfilter.metrics import psnr_from_mse
 from nvfilter.models import count_parameters
 from nvfilter.models import tiles as tiles_module
+from nvfilter.models.reads import reconstruction_mse
 from nvfilter.models.tiles import (
     TileField,
     _projection,

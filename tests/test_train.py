@@ -1,9 +1,9 @@
 import torch
 
 from nvfilter.config import TrainConfig
-from nvfilter.decode.render import reconstruction_mse
 from nvfilter.encode.train import Trainer, compile_pays, fit, total_steps
-from nvfilter.eval.metrics import psnr_from_mse
+from nvfilter.metrics import psnr_from_mse
+from nvfilter.models.reads import reconstruction_mse
 from nvfilter.models.siren import Siren
 
 

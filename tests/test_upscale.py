@@ -14,8 +14,9 @@ from nvfilter import chroma
 from nvfilter.config import VideoInfo
 from nvfilter.coords import frame_time
 from nvfilter.decode import upscale
-from nvfilter.decode.render import iter_frames, plan_render, render_frame
+from nvfilter.decode.render import iter_frames, plan_render
 from nvfilter.errors import OptionError
+from nvfilter.models.reads import render_frame
 from nvfilter.models.siren import Siren
 
 

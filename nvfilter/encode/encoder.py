@@ -25,7 +25,6 @@ from nvfilter.config import (
     storage_dtype,
 )
 from nvfilter.coords import frame_time
-from nvfilter.decode.render import reconstruction_mse, render_frame
 from nvfilter.device import resolve_device
 from nvfilter.encode.parts import PARTS_RUN, encode_parts
 from nvfilter.encode.run_folder import (
@@ -40,11 +39,12 @@ from nvfilter.encode.run_folder import (
 from nvfilter.encode.source import OpenedSource, Source, open_source, read_source
 from nvfilter.encode.train import Progress, Trainer, compile_pays, resolve_precision
 from nvfilter.errors import OptionError
-from nvfilter.eval.metrics import psnr_from_mse
 from nvfilter.io import nvw
 from nvfilter.io.outputs import check_file_output, write_bytes
+from nvfilter.metrics import psnr_from_mse
 from nvfilter.models import REGISTRY, ModelSpec, count_parameters, spec_of
 from nvfilter.models.field import VideoField
+from nvfilter.models.reads import reconstruction_mse, render_frame
 from nvfilter.progress import Console, human_bytes, rate_text
 
 FLAG_NAMES = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size",

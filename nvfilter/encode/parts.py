@@ -31,9 +31,8 @@ import numpy as np
 import torch
 from safetensors.torch import save
 
-from nvfilter import chroma
+from nvfilter import chroma, metrics
 from nvfilter.config import EncodeOptions, TrainConfig, TrainResult, VideoInfo
-from nvfilter.decode.render import to_uint8
 from nvfilter.encode.budget import rate_settings
 from nvfilter.encode.run_folder import RunFolder, read_state, run_config, versions
 from nvfilter.encode.source import OpenedSource, check_raw_memory, read_audio
@@ -48,12 +47,12 @@ from nvfilter.encode.workers import (
     train_part,
 )
 from nvfilter.errors import OptionError, OutputError, VideoError
-from nvfilter.eval import metrics
 from nvfilter.io import nvw
 from nvfilter.io.outputs import PARTIAL, write_bytes, write_chunks
 from nvfilter.io.outputs import check_room as check_disk_room
 from nvfilter.models import ModelSpec, spec_of
 from nvfilter.models.parts import longest_part, part_spans
+from nvfilter.models.reads import to_uint8
 from nvfilter.models.spec import PartShape
 from nvfilter.progress import Console, clock, human_bytes, rate_text
 

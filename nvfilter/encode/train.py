@@ -34,7 +34,7 @@ from torch import nn
 from nvfilter.config import PRECISIONS, TrainConfig
 from nvfilter.coords import index_coords
 from nvfilter.errors import OptionError
-from nvfilter.eval.metrics import psnr_from_mse
+from nvfilter.metrics import psnr_from_mse
 from nvfilter.models import count_parameters
 from nvfilter.models.field import VideoField
 from nvfilter.progress import Progress

@@ -21,15 +21,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from nvfilter import metrics
 from nvfilter.config import TrainConfig, TrainResult, VideoInfo
 from nvfilter.coords import frame_time
-from nvfilter.decode.render import reconstruct
 from nvfilter.encode.train import Progress, Trainer
 from nvfilter.errors import OptionError
-from nvfilter.eval import metrics
 from nvfilter.io import nvw
 from nvfilter.models import build_model
 from nvfilter.models.field import VideoField
+from nvfilter.models.reads import reconstruct
 
 RAY_INSTALL = 'pip install "nvfilter[ray]"'
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import torch
 
+from nvfilter import metrics
 from nvfilter.config import SourceInfo, VideoInfo
-from nvfilter.decode.render import reconstruct
 from nvfilter.errors import OutputError, VideoError
-from nvfilter.eval import metrics
 from nvfilter.io import media
 from nvfilter.io.inputs import open_nvw
+from nvfilter.models.reads import reconstruct
 
 
 def evaluate(original: str, nvw_path: str, vmaf: bool = False) -> dict[str, Any]:

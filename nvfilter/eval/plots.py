@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from nvfilter.eval.metrics import mse, psnr_from_mse
+from nvfilter.metrics import mse, psnr_from_mse
 
 
 def _pyplot() -> Any:
