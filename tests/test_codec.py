@@ -209,3 +209,12 @@ def test_a_part_of_one_frame_and_of_two():
         model = fitted(frames, target_qp=26)
         assert psnr(model.decoded(count - 1), frames[-1]) > 40
         assert regular_groups(count, 8) == ([1] if count == 2 else [])
+
+
+@pytest.mark.parametrize("size", [(8, 6), (32, 24), (40, 12)])
+def test_frames_smaller_than_the_searches_code_and_decode(size):
+    width, height = size
+    frames = moving_clip(5, width, height)
+    model = fitted(frames, target_psnr=36.0, bits_per_frame=width * height * 8.0)
+    assert model.decoded(4).shape == frames[4].shape
+    assert psnr(model.decoded(4), frames[4]) > 30

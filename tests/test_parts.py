@@ -18,8 +18,9 @@ import torch
 
 from nvfilter.config import EncodeOptions
 from nvfilter.encode import encoder
-from nvfilter.encode.parts import BudgetShare, cut_parts
+from nvfilter.encode.part_plan import cut_parts
 from nvfilter.encode.run_folder import RunOptions
+from nvfilter.encode.time_share import BudgetShare
 from nvfilter.errors import NvwError
 from nvfilter.io import media, nvw
 from nvfilter.models.parts import part_spans

@@ -47,8 +47,10 @@ QP_PER_HALVING = 6.0
 rest)."""
 SHRINK = 4
 STILL = 0.5
+SMALLEST = 16
 """A frame's complexity is its mean absolute difference (grey levels) from the frame before
-moved along DIS flow, on frames shrunk SHRINK times, plus STILL (a still frame's noise)."""
+moved along DIS flow, on frames shrunk SHRINK times (no side below SMALLEST: OpenCV's DIS needs
+12), plus STILL (a still frame's noise)."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,7 @@ def complexities(frames: np.ndarray) -> np.ndarray:
     import cv2
 
     count, height, width = frames.shape[:3]
-    size = (max(8, width // SHRINK), max(8, height // SHRINK))
+    size = (max(SMALLEST, width // SHRINK), max(SMALLEST, height // SHRINK))
     greys = [cv2.resize(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY), size,
                         interpolation=cv2.INTER_AREA) for frame in frames]  # fmt: skip
     search = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)

@@ -26,6 +26,7 @@ from nvfilter.config import (
 )
 from nvfilter.coords import frame_time
 from nvfilter.device import resolve_device
+from nvfilter.encode.finish import finish_fit
 from nvfilter.encode.parts import PARTS_RUN, encode_parts
 from nvfilter.encode.run_folder import (
     RunFolder,
@@ -285,14 +286,10 @@ def _encode_whole(
     console.done()
     if fitted.stopped_by == "interrupt":
         console.message("interrupted: saving what was learned so far")
-    nvw.round_to_stored(model, options.dtype)  # scored as it is stored
-    psnr = psnr_from_mse(reconstruction_mse(model, frames), peak=1.0)
-    result = TrainResult(
-        fitted.steps, fitted.seconds, psnr, fitted.stopped_by, dataclasses.asdict(trainer.config)
-    )
+    finished = finish_fit(model, frames, video, fitted, trainer.config, options.dtype, src.audio)
+    result, data, psnr = finished.result, finished.data, finished.result.psnr
     if recorder is not None:
         recorder.finish(result)
-    data = nvw.to_bytes(model, video, result, options.dtype, src.audio)
     write_bytes(data, output)
     bpp = len(data) * 8 / (video.width * video.height * video.frames)
     console.message(

@@ -1,42 +1,41 @@
 """Streamed encode: a video of any length learned part by part, in bounded memory.
 
-Frames stream out of ffmpeg and are cut into parts of ``--segment-frames`` frames plus the next
-part's first (``cut_parts``; a short tail joins the last part). Each part is one network (tiles or
-segments) of its own frames (workers.train_part), trained in this process, in ``--jobs N`` local workers or
-as Ray tasks, with its share of ``--time-budget`` by frame count (``BudgetShare``). At most one
-part per worker (plus the one being read) is in memory. Finished parts are written one file each
-to a parts folder (the run's ``--outputs`` folder, else a hidden one beside the output, removed at
-the end); ``--resume`` keeps the finished ones and goes on in the one that was training, from its
-last checkpoint. The .nvw is joined from the part files at the end (nvw.join_parts), streaming,
-and replaces the output all at once.
+Frames stream out of ffmpeg and are cut into parts (part_plan.cut_parts: ``--segment-frames``
+frames plus the next part's first); each part is one network of a streamed model (codec, tiles,
+segments) of its own frames (workers.train_part), learned in this process, in ``--jobs N`` local
+workers or as Ray tasks, with its share of ``--time-budget`` (time_share.BudgetShare). At most
+one part per worker (plus the one being read) is in memory. Finished parts are written one file
+each (part_store.PartStore); ``--resume`` keeps the finished ones and goes on in the one that was
+training. The .nvw is joined from the part files at the end (nvw.join_parts), streaming, and
+replaces the output all at once; the frames parts share are scored as decode plays them
+(joins.JoinScores).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save
 
 from nvfilter import chroma, metrics
 from nvfilter.config import EncodeOptions, TrainConfig, TrainResult, VideoInfo
 from nvfilter.encode.budget import rate_settings
-from nvfilter.encode.run_folder import RunFolder, read_state, run_config, versions
+from nvfilter.encode.joins import JoinScores
+from nvfilter.encode.part_plan import PartsPlan, check_room, cut_parts, kept_video
+from nvfilter.encode.part_store import PartStore, parts_folder
+from nvfilter.encode.run_folder import RunFolder, run_config, versions
 from nvfilter.encode.source import OpenedSource, check_raw_memory, read_audio
-from nvfilter.encode.train import Progress, Trainer, stop_requests
+from nvfilter.encode.time_share import BudgetShare
+from nvfilter.encode.train import Progress, stop_requests
 from nvfilter.encode.workers import (
     Executor,
     LocalPool,
@@ -46,179 +45,15 @@ from nvfilter.encode.workers import (
     edge_pictures,
     train_part,
 )
-from nvfilter.errors import OptionError, OutputError, VideoError
+from nvfilter.errors import OptionError, VideoError
 from nvfilter.io import nvw
-from nvfilter.io.outputs import PARTIAL, write_bytes, write_chunks
-from nvfilter.io.outputs import check_room as check_disk_room
-from nvfilter.models import ModelSpec, spec_of
+from nvfilter.io.outputs import write_chunks
+from nvfilter.models import spec_of
 from nvfilter.models.parts import longest_part, part_spans
-from nvfilter.models.reads import to_uint8
-from nvfilter.models.spec import PartShape
 from nvfilter.progress import Console, clock, human_bytes, rate_text
 
 PARTS_RUN = "parts"
 """config.json's ``kind`` for a streamed run (what --resume looks for)."""
-
-
-def cut_parts(frames: Iterator[np.ndarray], part_frames: int) -> Iterator[np.ndarray]:
-    """Consecutive parts (n, height, width, 3) of a frame stream as models.parts.part_spans
-    cuts them: ``part_frames`` apart, each ending on the next one's first frame, a tail shorter
-    than half a part joined to the last. Holds at most 1.5 parts of frames."""
-    longest = longest_part(part_frames)
-    buffer: list[np.ndarray] = []
-    for frame in frames:
-        buffer.append(frame)
-        if len(buffer) > longest:
-            yield np.stack(buffer[: part_frames + 1])
-            buffer = buffer[part_frames:]
-    if buffer:
-        yield np.stack(buffer)
-
-
-class BudgetShare:
-    """--time-budget shared among parts by frame count, on the wall clock: a part gets what is
-    left of the budget (x the workers, which train at once) times its share of the frames left.
-    What is left counts everything since the encode began, not only training: reading and
-    starting the parts, writing them, so the run ends near its budget; time a part does not
-    use goes to the rest."""
-
-    def __init__(
-        self,
-        budget: float | None,
-        workers: int,
-        frames: int | None,
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> None:
-        self.capacity = None if budget is None else budget * workers
-        self.workers = workers
-        self.frames_left = frames
-        self.clock = clock
-        self.began = clock()
-        self.earlier = 0.0
-        """Seconds of the parts an earlier run finished (a resumed encode keeps them)."""
-        self.in_flight: dict[int, tuple[float, float]] = {}
-        """part -> (seconds given, when), for parts training now."""
-
-    def give(self, part: int, frames: int) -> float | None:
-        share = None
-        if self.capacity is not None:
-            now = self.clock()
-            spent = self.earlier + self.workers * (now - self.began)
-            pending = sum(max(0.0, given - (now - when)) for given, when in self.in_flight.values())
-            left = max(0.0, self.capacity - spent - pending)
-            share = left * frames / max(self.frames_left or frames, frames)
-            self.in_flight[part] = (share, now)
-        if self.frames_left is not None:
-            self.frames_left = max(0, self.frames_left - (frames - 1))
-        return share
-
-    def took(self, part: int) -> None:
-        """Part ``part`` has finished (its time is in the wall clock)."""
-        self.in_flight.pop(part, None)
-
-    def kept(self, frames: int, seconds: float) -> None:
-        """A part an earlier run finished, which took ``seconds``."""
-        self.earlier += seconds
-        if self.frames_left is not None:
-            self.frames_left = max(0, self.frames_left - (frames - 1))
-
-
-class PartStore:
-    """The finished parts (``part_000003.nvw``, written last, with ``part_000003.json`` of its
-    error sums), the training part's checkpoint and optimiser state. ``stands_for``: the path a
-    failed write is reported as (the output, for the hidden folder beside it that the user never
-    named), or None to name the part's own file (a --outputs folder)."""
-
-    def __init__(self, path: Path, stands_for: str | None = None) -> None:
-        self.path = path
-        self.stands_for = stands_for
-
-    def _write(self, data: bytes, path: Path) -> None:
-        try:
-            write_bytes(data, str(path))
-        except OutputError as err:
-            if self.stands_for is None or err.reason is None:
-                raise
-            raise OutputError(f"{self.stands_for}: {err.reason}", err.reason) from None
-
-    def part(self, k: int) -> Path:
-        return self.path / f"part_{k:06d}.nvw"
-
-    def checkpoint(self, k: int) -> Path:
-        return self.path / f"part_{k:06d}.checkpoint.nvw"
-
-    def state(self, k: int) -> Path:
-        return self.path / f"part_{k:06d}.checkpoint.optim.safetensors"
-
-    def finished(self, k: int) -> dict[str, Any] | None:
-        """A finished part's record (frames, error sums, seconds, steps), or None."""
-        if not self.part(k).is_file():
-            return None
-        return dict(json.loads((self.path / f"part_{k:06d}.json").read_text()))
-
-    def save(self, result: PartResult, frames: int) -> None:
-        record = {"frames": frames, "squared_error": result.squared_error,
-                  "pixels": result.pixels, "seconds": result.seconds, "steps": result.steps,
-                  "stopped_by": result.stopped_by}  # fmt: skip
-        self._write(json.dumps(record).encode(), self.path / f"part_{result.index:06d}.json")
-        self._write(result.nvw_bytes, self.part(result.index))
-        for stale in (self.checkpoint(result.index), self.state(result.index)):
-            stale.unlink(missing_ok=True)
-
-    def save_checkpoint(self, k: int, trainer: Trainer, job: PartJob) -> None:
-        """The training part's network and optimiser state (the state first: a checkpoint
-        present always has its state)."""
-        tensors, metadata = trainer.state()
-        self._write(save(tensors, metadata=metadata), self.state(k))
-        result = TrainResult(trainer.step, trainer.elapsed, math.nan, "checkpoint",
-                             dataclasses.asdict(trainer.config))  # fmt: skip
-        self._write(nvw.to_bytes(trainer.model, job.video, result), self.checkpoint(k))
-
-    def resume_point(
-        self, k: int
-    ) -> tuple[Any, tuple[dict[str, torch.Tensor], dict[str, str]]] | None:
-        """Part k's last checkpoint (network, optimiser state), if it has one."""
-        if not (self.checkpoint(k).is_file() and self.state(k).is_file()):
-            return None
-        return nvw.load(self.checkpoint(k)).model, read_state(self.checkpoint(k))
-
-
-@dataclasses.dataclass(frozen=True)
-class PartsPlan:
-    """What every part is learned with: the part length, the model and its settings."""
-
-    part_frames: int
-    options: EncodeOptions
-    config: TrainConfig
-    width: int
-    height: int
-    frame_rate: Fraction
-    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """Every encode setting, the model's defaults filled in (and a coded model's budget)."""
-
-    @property
-    def spec(self) -> ModelSpec:
-        return spec_of(self.options.model)
-
-    def shape(self, frames: int, chroma: str = "444") -> PartShape:
-        return PartShape(self.width, self.height, frames, self.part_frames, chroma, self.settings)
-
-    def architecture(self, frames: int, chroma: str = "444") -> dict[str, Any]:
-        """A part's network before its start (a closed-form network's contents are its fit)."""
-        assert self.spec.part_architecture is not None
-        return self.spec.part_architecture(self.shape(frames, chroma))
-
-    def describe(self, frames_estimate: int | None) -> str:
-        parts = len(part_spans(frames_estimate, self.part_frames)) if frames_estimate else 0
-        count = f"{parts} part{'s' * (parts != 1)}" if frames_estimate else "parts"
-        assert self.spec.describe_parts is not None
-        return self.spec.describe_parts(self.shape(self.part_frames + 1), count)
-
-    def training(self) -> str:
-        """How each part is learned, for the start line."""
-        if self.spec.closed_form:
-            return "no optimiser steps"
-        return f"{self.config.describe()}; each part starts from a principal-component fit of its frames"
 
 
 def make_executor(jobs: int, ray: str | None, device: str) -> Executor | None:
@@ -228,87 +63,6 @@ def make_executor(jobs: int, ray: str | None, device: str) -> Executor | None:
     if jobs > 1:
         return LocalPool(jobs)
     return None
-
-
-def parts_folder(output: str, outputs: str | None, stack: ExitStack) -> Path:
-    """Where finished parts go: the --outputs folder, else a hidden folder beside the output
-    (the system's temporary folder for standard output), removed when ``stack`` closes."""
-    if outputs:
-        return Path(outputs)
-    beside = Path(output).parent if output != "-" else None
-    folder = Path(tempfile.mkdtemp(prefix=f".nvfilter-parts{PARTIAL}{os.getpid()}-", dir=beside))
-    stack.callback(shutil.rmtree, folder, ignore_errors=True)
-    return folder
-
-
-def check_room(
-    opened: OpenedSource,
-    frames: int,
-    plan: PartsPlan,
-    parts: Path,
-    output: str,
-    label: str | None,
-) -> None:
-    """Refuse, before any work, an encode of about ``frames`` frames whose parts (in the folder
-    ``parts``) and joined .nvw will not fit on the disk, where the model knows its size before
-    the fit (ModelSpec.stored_bytes): the parts stay until they are joined."""
-    size = plan.spec.stored_bytes(plan.settings, opened.width, opened.height, frames)
-    if size is None:
-        return
-    needs = {Path(output).parent: size} if output != "-" else {}  # named first on one disk
-    needs[parts] = needs.get(parts, 0) + size
-    check_disk_room(
-        needs,
-        label or output,
-        f"{frames} frames at {opened.width}x{opened.height} (its file, and the parts again "
-        "until they are joined)",
-        "give --target-psnr (40 dB stored a fifth of that for tour.mp4), or fewer pixels "
-        "with --width, --max-frames or --frame-step",
-    )
-
-
-def kept_video(plan: PartsPlan, frames: int) -> VideoInfo:
-    """A part of ``frames`` frames as a video of its own (its .nvw's)."""
-    return VideoInfo(plan.width, plan.height, frames, plan.frame_rate)
-
-
-class JoinScores:
-    """The 8-bit error of the frames the parts share, as decode plays them: a join's shared
-    frame is the average of the two parts' pictures of it, the video's last frame the last
-    part's own. Parts may finish in any order; a join is scored once both sides are in."""
-
-    def __init__(self) -> None:
-        self.squared = 0.0
-        self.pixels = 0
-        self.sources: dict[int, np.ndarray] = {}
-        """part -> the source's uint8 picture of its last frame, until scored."""
-        self.firsts: dict[int, np.ndarray] = {}
-        self.lasts: dict[int, np.ndarray] = {}
-
-    def source(self, k: int, frame: np.ndarray) -> None:
-        self.sources[k] = frame
-
-    def edges(self, k: int, first: np.ndarray | None, last: np.ndarray) -> None:
-        """Part k's pictures of its first (after part 0) and last frames."""
-        if first is not None:
-            self.firsts[k] = first
-        self.lasts[k] = last
-        for join in (k - 1, k):
-            if join in self.lasts and join + 1 in self.firsts and join in self.sources:
-                shared = (self.lasts.pop(join) + self.firsts.pop(join + 1)) * 0.5
-                self.score(shared, self.sources.pop(join))
-
-    def close(self) -> None:
-        """The end of the stream: the last part's last frame is its own picture."""
-        if self.lasts:
-            last = max(self.lasts)
-            if last in self.sources:
-                self.score(self.lasts.pop(last), self.sources.pop(last))
-
-    def score(self, picture: np.ndarray, source: np.ndarray) -> None:
-        decoded = to_uint8(torch.tensor(picture))
-        self.squared += metrics.mse(decoded, torch.from_numpy(source)) / 255.0**2 * picture.size
-        self.pixels += picture.size
 
 
 class PartsEncode:

@@ -21,15 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from nvfilter import metrics
-from nvfilter.config import TrainConfig, TrainResult, VideoInfo
+from nvfilter.config import TrainConfig, VideoInfo
 from nvfilter.coords import frame_time
+from nvfilter.encode.finish import finish_fit
 from nvfilter.encode.train import Progress, Trainer
 from nvfilter.errors import OptionError
-from nvfilter.io import nvw
 from nvfilter.models import build_model
 from nvfilter.models.field import VideoField
-from nvfilter.models.reads import reconstruct
 
 RAY_INSTALL = 'pip install "nvfilter[ray]"'
 
@@ -109,24 +107,14 @@ def train_part(
         hooks = {"checkpoints": times, "on_checkpoint": lambda step, seconds: checkpoint(trainer)}
     fitted = trainer.run(on_progress, **hooks)
     model = trainer.model.cpu()
-    nvw.round_to_stored(model, job.dtype)  # scored, and its join pictures made, as it is stored
-    errors = model.fit_squared_errors() or [
-        metrics.mse(torch.from_numpy(recon), frames[k]) / 255.0**2
-        for k, recon in enumerate(
-            reconstruct(model, job.video.width, job.video.height, len(frames))
-        )
-    ]
-    counted = errors[1 if job.index > 0 else 0 : len(errors) - 1]
+    # scored, and its join pictures made, as it is stored
+    finished = finish_fit(model, frames, job.video, fitted, trainer.config, job.dtype)
+    counted = finished.errors[1 if job.index > 0 else 0 : len(finished.errors) - 1]
     pixels_per_frame = job.video.width * job.video.height * 3
-    squared = sum(counted) * pixels_per_frame
-    own = metrics.psnr_from_mse(sum(errors) / len(errors), peak=1.0)
-    result = TrainResult(
-        fitted.steps, fitted.seconds, own, fitted.stopped_by, dataclasses.asdict(trainer.config)
-    )
-    data = nvw.to_bytes(model, job.video, result, job.dtype)
     first, last = edge_pictures(model, job.video, job.index > 0)
-    return PartResult(job.index, data, fitted.steps, fitted.seconds, fitted.stopped_by,
-                      squared, len(counted) * pixels_per_frame, first, last)  # fmt: skip
+    return PartResult(job.index, finished.data, fitted.steps, fitted.seconds, fitted.stopped_by,
+                      sum(counted) * pixels_per_frame, len(counted) * pixels_per_frame, first,
+                      last)  # fmt: skip
 
 
 def edge_pictures(

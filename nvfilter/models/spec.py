@@ -20,7 +20,7 @@ SINGLE_VERSION = 3
 
 @dataclass(frozen=True)
 class PartShape:
-    """What a streamed model's part network is built from (encode/parts.py)."""
+    """What a streamed model's part network is built from (encode/part_plan.py)."""
 
     width: int
     height: int
@@ -65,7 +65,7 @@ class ModelSpec:
     """Whether it can read pixel footprints (--footprint)."""
     coded: bool = False
     """Whether it codes for a quality or a rate (--quality, --bitrate, --bits-per-pixel), with
-    a budget of bits by default (encode/parts.py)."""
+    a budget of bits by default (encode/part_plan.py)."""
     format_version: Callable[[dict[str, Any]], int] = lambda architecture: SINGLE_VERSION
     """The .nvw format version a file holding this architecture is written as."""
     build: Callable[[Mapping[str, Any], int, int, int], tuple[VideoField, str]] | None = None
