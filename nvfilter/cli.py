@@ -222,10 +222,11 @@ NETWORK_OPTIONS = [
     click.option(
         "--channels",
         type=positive_int,
-        help="Hybrid and segments: features per plane [segments 12; hybrid picked from the "
-        "video size: 16 or 8].",
+        help="Hybrid and segments: features per plane [picked from the video's size: segments "
+        "21 at full size and 27 at coarser levels for 32-frame parts, fewer for shorter ones; "
+        "hybrid 16, or 8 for large planes].",
     ),
-    click.option("--levels", type=positive_int, help="Hybrid and segments: plane resolutions [3]."),
+    click.option("--levels", type=positive_int, help="Hybrid and segments: plane resolutions [segments 4, hybrid 3]."),
     click.option(
         "--segment-frames",
         type=click.IntRange(1, 4096),

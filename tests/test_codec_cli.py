@@ -105,3 +105,13 @@ def test_slow_motion_moves_along_the_motion_the_file_keeps(coded, tmp_path):
     assert np.array_equal(read[0], read[1])
     faded = (read[0][0:-2:2].astype(np.float64) + read[0][2::2]) / 2
     assert not np.allclose(read[0][1:-1:2], faded, atol=1)  # moved, not a cross-fade
+
+
+def test_settings_a_coded_stream_has_no_use_for_are_named(tmp_path):
+    out = tmp_path / "o.nvw"
+    result = run("encode", EXAMPLE, out, "--max-frames", "3", "--time-budget", "5", "--dtype",
+                 "float16", "--epochs", "2")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    note = result.stderr.splitlines()[0]
+    assert note.startswith("note: --epochs, --time-budget, --dtype: unused"), note
+    assert nvw.load(out).model.kind == "parts"

@@ -51,10 +51,15 @@ from nvfilter.progress import Console, human_bytes, rate_text
 FLAG_NAMES = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size",
               "lr_schedule": "--lr-schedule", "channels": "--channels", "levels": "--levels",
               "hidden_features": "--hidden-features", "hidden_layers": "--hidden-layers",
-              "footprint": "--footprint"}  # fmt: skip
+              "footprint": "--footprint", "time_budget": "--time-budget", "dtype": "--dtype",
+              "precision": "--precision", "compile": "--compile"}  # fmt: skip
 """The encode settings a model may refuse or leave unused, as their flags are spelled."""
 STEP_SETTINGS = ("epochs", "lr", "batch_size", "lr_schedule")
 """The settings of optimiser steps, none of a model fitted in closed form."""
+STREAM_SETTINGS = ("time_budget", "dtype", "precision", "compile")
+"""What a coded stream has no use for: it is not trained and holds bytes, not floats."""
+AUTO_SETTINGS = {"dtype": "auto", "precision": "auto"}
+"""Settings whose default is a word rather than None."""
 
 
 def check_model_flags(options: EncodeOptions, spec: ModelSpec) -> None:
@@ -71,10 +76,13 @@ def note_unused_flags(
     """Name the step settings a closed-form model leaves unused, and with ``--model auto`` the
     settings it refuses too (a named model refuses them, check_model_flags), and how to get a
     model that uses them."""
-    names = (*(STEP_SETTINGS if spec.closed_form else ()), *(spec.refuses if auto else ()))
-    unused = [FLAG_NAMES[name] for name in names if getattr(options, name) is not None]
+    names = (*(STEP_SETTINGS if spec.closed_form else ()), *(spec.refuses if auto else ()),
+             *(STREAM_SETTINGS if spec.coded else ()))  # fmt: skip
+    unused = [FLAG_NAMES[name] for name in names
+              if getattr(options, name) not in (None, AUTO_SETTINGS.get(name))]  # fmt: skip
     if unused:
-        how = "fitted in closed form" if spec.closed_form else spec.refuse_reason
+        how = ("a coded stream, not trained" if spec.coded
+               else "fitted in closed form" if spec.closed_form else spec.refuse_reason)  # fmt: skip
         console.message(
             f"note: {', '.join(dict.fromkeys(unused))}: unused, the {spec.name} model is {how}"
             + (" (give --model hybrid to train a network)" if auto else "")
