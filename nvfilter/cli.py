@@ -226,7 +226,11 @@ NETWORK_OPTIONS = [
         "21 at full size and 27 at coarser levels for 32-frame parts, fewer for shorter ones; "
         "hybrid 16, or 8 for large planes].",
     ),
-    click.option("--levels", type=positive_int, help="Hybrid and segments: plane resolutions [segments 4, hybrid 3]."),
+    click.option(
+        "--levels",
+        type=positive_int,
+        help="Hybrid and segments: plane resolutions [segments 4, hybrid 3].",
+    ),
     click.option(
         "--segment-frames",
         type=click.IntRange(1, 4096),
