@@ -2,13 +2,14 @@
 the options the command line takes (the command line is a client of these functions).
 
     import nvfilter
+    from nvfilter import api
 
     video = nvfilter.open("clip.nvw")
     frame = video.frame(10)                               # frame 10 as decoded, uint8 (h, w, 3)
     slow = video.frames_at([0.5, 0.52], width=1920)       # any time in seconds, any size
     rgb = video.points([[0.0, 0.0, -0.3]])                # (x, y, t) in [-1, 1]^3 -> RGB in [0, 1]
-    nvfilter.encode("in.mp4", "out.nvw", quality=70)
-    nvfilter.decode("out.nvw", "slow.mp4", preset="slowmo-2x")
+    api.encode("in.mp4", "out.nvw", quality=70)
+    api.decode("out.nvw", "slow.mp4", preset="slowmo-2x")
 
 Coordinates are the package's own (coords.py): pixel centres in [-1, 1] on every axis, source
 frame k of N at t = (2k + 1) / N - 1. ``frames_at`` takes seconds, source frame k at k / rate

@@ -241,7 +241,7 @@ NETWORK_OPTIONS = [
         "--batch-size",
         type=positive_int,
         help="Random pixels per optimiser step [hybrid and siren 4096, 65536 on a CUDA GPU; the "
-        "original design: siren 65536; segments: pixels rounded to whole frames, 1].",
+        "original design: siren 65536; segments 1, in pixels rounded to whole frames].",
     ),
     click.option(
         "--lr",

@@ -1,13 +1,16 @@
-"""Shared fixtures: small clips made with the bundled ffmpeg, and a helper to count output frames."""
+"""Shared fixtures and helpers: small clips made with the bundled ffmpeg, reading videos back, and
+the command-line tests' network, scores and error checks."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from nvfilter.io.media import ffmpeg_exe
 
@@ -126,3 +129,57 @@ def assert_frame_and_point_reads_agree(model, size: tuple[int, int], position: f
         frame = model.render_rows(t, width, height, 0, height)
         points = model(rows_coords(width, height, t, 0, height))
     assert torch.allclose(frame, points, atol=1e-5)
+
+
+# ---- the command-line tests' shared pieces
+
+SMALL_NET = [
+    "--hidden-features",
+    "48",
+    "--hidden-layers",
+    "2",
+    "--batch-size",
+    "2048",
+    "--lr",
+    "1e-3",
+]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * math.log10(255**2 / mse)
+
+
+def read_pngs(folder: Path) -> np.ndarray:
+    return np.stack(
+        [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("frame_*.png"))]
+    )
+
+
+@pytest.fixture(scope="session")
+def smooth_nvw(clips, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("enc") / "smooth.nvw"
+    result = run("encode", clips["smooth"], out, "--model", "hybrid", "--epochs", "300", *SMALL_NET)
+    assert result.exit_code == 0, result.stderr
+    return out
+
+
+def assert_one_line_error(result, *needles: str) -> None:
+    assert result.exit_code not in (0, None)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("nvfilter: error:"), lines[0]
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def click_error(result, *needles: str) -> None:
+    """click's own usage errors: one 'nvfilter: error:' line naming the help, exit status 2."""
+    assert result.exit_code == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nvfilter: error:"), result.stderr
+    assert "--help" in lines[0]
+    for needle in needles:
+        assert needle in result.stderr

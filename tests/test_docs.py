@@ -81,3 +81,42 @@ def test_readme_and_help_give_the_decode_defaults():
     assert rows["--codec"].startswith(media.default_codec("mp4"))
     assert f"{media.default_codec('webm')} for `.webm`" in rows["--codec"]
     assert rows["--pix-fmt"].startswith(str(media.default_pix_fmt(media.default_codec("mp4"))))
+
+
+def help_records(command: str) -> dict[str, str]:
+    """``--flag`` -> the text `nvfilter COMMAND --help` gives it."""
+    cmd = main.commands[command]
+    ctx = click.Context(cmd, info_name=command)
+    records = {}
+    for option in cmd.params:
+        record = option.get_help_record(ctx) if isinstance(option, click.Option) else None
+        if record is not None:
+            records[max(option.opts, key=len)] = " ".join(record[1].split())
+    return records
+
+
+@pytest.mark.parametrize("command", sorted(main.commands))
+def test_help_gives_every_default_the_code_has(command):
+    """Every option with a default shows it, as the code has it; the model-dependent ones (no
+    click default) say each model's, from the registry."""
+    records = help_records(command)
+    for option in main.commands[command].params:
+        default = option.default
+        if not isinstance(option, click.Option) or not isinstance(default, str | int | float):
+            continue
+        if option.is_flag and not option.secondary_opts:
+            continue
+        flag = max(option.opts, key=len)
+        shown = re.search(r"\[default: ([^;\]]+)", records[flag])
+        assert shown, (command, flag, records[flag])
+        value = "on" if default is True else "off" if default is False else str(default)
+        assert shown.group(1).split("/")[0].strip() in (value, f"--{option.name}"), (flag, shown)
+    if command in ("encode", "filter"):
+        for name in ("epochs", "hidden_features", "hidden_layers", "lr", "levels", "batch_size"):
+            text = records["--" + name.replace("_", "-")]
+            for model, spec in REGISTRY.items():
+                if name in spec.defaults:
+                    value = spec.defaults[name]
+                    spelled = {f"{value:g}", f"{value:.0e}".replace("e-0", "e-")}
+                    assert any(f"{model} {each}" in text or f"{model} and siren {each}" in text
+                               for each in spelled), (model, name, text)  # fmt: skip

@@ -6,9 +6,10 @@ quarter pixels): the block's pixels are the reference's pixels that far away (bi
 pixels for grey, bilinear for colour, as H.264 does). A frame predicted from two references also
 has a mode per block: the first, the second, or their mean.
 
-The field is coded as three levels: vectors per 32x32 block (each the difference from its left
-neighbour; the first column from the one above), then per 16x16 block the difference from its
-32x32 parent, then per 8x8 block from its 16x16 parent. Where the motion is smooth nearly every
+The field is coded as a pyramid (PYRAMID): vectors per 64x64 block, then per 32x32, 16x16 and
+8x8 block, each level as its difference from what is expected there (its parent's vector plus
+the change a prior field makes, decoder.prior_field: the motion already known between the
+frames' neighbours; at the top, differences between neighbouring blocks). Where the motion is smooth nearly every
 difference is 0 and costs a small fraction of a bit; the encoder's search (search.py) weighs each
 difference against what it saves. An 8x8 block's difference towards a reference its mode does
 not use is not coded.
