@@ -36,10 +36,12 @@ from nvfilter.codec.motion import (
 from nvfilter.codec.planes import GREY_MID, Layout, grey_uint8, to_planes, to_rgb, to_uint8
 from nvfilter.codec.ratecontrol import (
     QP_PER_HALVING,
+    STEER_EVERY,
     Coded,
     Target,
     complexities,
     next_qp,
+    probe_qp,
     retry_qp,
 )
 from nvfilter.codec.residual import block_bits, write_plane
@@ -143,6 +145,11 @@ the way that did better (merit): hierarchical B-frames win where frames several 
 predict each other (oa4_launch.webm), single steps where the picture changes a lot from frame
 to frame (tour.mp4); BENCHMARKS.md, codec."""
 GROUP = 8
+PROBE_FRAMES = 8
+"""A part coded for a PSNR or bits first codes its intra frame and the next PROBE_FRAMES (one
+group) at the start's guess, and starts for real at the quantiser they say meets the target
+(ratecontrol.probe_qp): so the intra frame, which every frame is predicted from, is coded at
+the part's quantiser, not at a guess the control then walks away from (BENCHMARKS.md, codec)."""
 DB_PER_DOUBLING = 4.0
 """How many dB twice the bits buy, about, near the operating points: what weighs a trial's
 bits against its PSNR (merit)."""
@@ -164,6 +171,8 @@ class _State:
     bits: dict[int, int] = field(default_factory=dict)
     spent: dict[str, int] = field(default_factory=dict)
     edges: dict[int, np.ndarray] = field(default_factory=dict)
+    steered: int = 0
+    """The last frame the quantiser was steered after (ratecontrol.STEER_EVERY)."""
 
     def fork(self) -> _State:
         """A copy to try something on (arrays are never changed in place, so they are shared)."""
@@ -171,7 +180,7 @@ class _State:
         tables.counts = {key: counts.copy() for key, counts in self.tables.counts.items()}
         return _State(tables, dict(self.recon), dict(self.greys), dict(self.fields),
                       list(self.groups), list(self.qps), list(self.words), dict(self.errors),
-                      dict(self.bits), dict(self.spent), dict(self.edges))  # fmt: skip
+                      dict(self.bits), dict(self.spent), dict(self.edges), self.steered)  # fmt: skip
 
     def merit(self, since: int) -> float:
         """log2 of the bits less PSNR / DB_PER_DOUBLING, over the frames after ``since`` (less
@@ -203,6 +212,8 @@ class PartEncoder:
             complexities(frames) if self.target.bits_per_frame is not None else np.ones(count)
         )
         self.units: dict[int, float] = {}
+        if self.target.qp is None and count > 2:
+            self.qp = self._probe(frames)
         self._code(state, frames, [CodedFrame(0, (), INTRA)], on_frame)
         first = 0
         while first < count - 1:
@@ -213,13 +224,12 @@ class PartEncoder:
                 break
             span = min(TRIAL_FRAMES, count - 1 - first)
             trials = {size: state.fork() for size in (GROUP, 1)}
-            began, ended = self.qp, {}
-            for size, trial in trials.items():
-                self.qp = began
-                self._groups(trial, frames, first, regular_groups(span + 1, min(size, span)), None)
-                ended[size] = self.qp
+            for size, trial in trials.items():  # at one quantiser, to compare like with like
+                self._groups(trial, frames, first, regular_groups(span + 1, min(size, span)),
+                             None, steer=False)  # fmt: skip
             gop = min(trials, key=lambda size: trials[size].merit(first))
-            state, self.qp = trials[gop], ended[gop]
+            state = trials[gop]
+            self._steer(state, frames, first + span)
             if on_frame is not None:
                 for index in range(first + 1, first + span + 1):
                     on_frame(index)
@@ -242,12 +252,24 @@ class PartEncoder:
             state.spent,
         )
 
+    def _probe(self, frames: np.ndarray) -> int:
+        """The quantiser to start at (PROBE_FRAMES)."""
+        began, span = self.qp, min(PROBE_FRAMES, len(frames) - 1)
+        probe = _State()
+        self._code(probe, frames, [CodedFrame(0, (), INTRA)], None)
+        self._groups(probe, frames, 0, [span], None, steer=False)
+        self.qp, self.units = began, {}
+        return probe_qp(self.target, began, probe.bits[0],
+                        [probe.bits[k] for k in range(1, span + 1)], sum(probe.errors.values()),
+                        frames[0].size, self.complexity)  # fmt: skip
+
     def _groups(
         self, state: _State, frames: np.ndarray, first: int, groups: list[int],
-        on_frame: Callable[[int], None] | None,
+        on_frame: Callable[[int], None] | None, steer: bool = True,
     ) -> None:  # fmt: skip
         """Code the frames after ``first`` in ``groups``, each group's frames in coding order,
-        keeping only its anchor to predict from once it is done."""
+        keeping only its anchor to predict from once it is done; the quantiser is steered
+        every STEER_EVERY frames (not at all where ``steer`` is False: a trial)."""
         for size in groups:
             order = coding_order(size + 1, [size])[1:]
             shifted = [
@@ -259,20 +281,27 @@ class PartEncoder:
             referenced = {reference for frame in shifted for reference in frame.references}
             self._code(state, frames, shifted, on_frame, referenced | {first + size})
             state.groups.append(size)
-            recent = range(first + 1, first + size + 1)
-            first += size
-            for index in recent:
+            for index in range(first + 1, first + size + 1):
                 self.units[index] = self.complexity[index] * 2 ** (-self.qp / QP_PER_HALVING)
-            units = {k: u for k, u in self.units.items() if k in state.bits}  # this state's
-            coded = Coded(len(state.errors), sum(state.bits.values()), sum(state.errors.values()),
-                          size, sum(state.bits[k] for k in recent),
-                          sum(state.errors[k] for k in recent), frames[0].size,
-                          sum(units.values()), sum(state.bits[k] for k in units),
-                          float(self.complexity[first + 1 :].sum()))  # fmt: skip
-            self.qp = next_qp(self.target, self.qp, coded, len(frames))
+            first += size
+            if steer and (first - state.steered >= STEER_EVERY or first == len(frames) - 1):
+                self._steer(state, frames, first)
             for kept in (state.recon, state.greys, state.fields):
                 for index in [index for index in kept if index != first]:
                     del kept[index]
+
+    def _steer(self, state: _State, frames: np.ndarray, last: int) -> None:
+        """The quantiser from what the frames coded since the last steer, up to ``last``, came
+        to (ratecontrol.next_qp)."""
+        recent = range(state.steered + 1, last + 1)
+        units = {k: u for k, u in self.units.items() if k in state.bits}  # this state's
+        coded = Coded(len(state.errors), sum(state.bits.values()), sum(state.errors.values()),
+                      len(recent), sum(state.bits[k] for k in recent),
+                      sum(state.errors[k] for k in recent), frames[0].size,
+                      sum(units.values()), sum(state.bits[k] for k in units),
+                      float(self.complexity[last + 1 :].sum()))  # fmt: skip
+        self.qp = next_qp(self.target, self.qp, coded, len(frames))
+        state.steered = last
 
     def _code(
         self, state: _State, frames: np.ndarray, order: list[CodedFrame],

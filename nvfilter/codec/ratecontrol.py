@@ -7,7 +7,8 @@ hard each frame is to predict (``complexities``: its motion-compensated differen
 frame before, on the frames shrunk), so that the quantiser stays about the same over the part
 where the hard frames come late: a model bits = A x complexity x 2^(-qp / QP_PER_HALVING),
 its A fitted to the frames coded so far, gives the quantiser that spends what is left. The
-quantiser moves by at most a few steps a group.
+part starts where its first frames, coded once at a guess, say the target is met (probe_qp),
+and the quantiser moves by at most a few steps every STEER_EVERY frames.
 """
 
 from __future__ import annotations
@@ -27,16 +28,13 @@ QP_AT_45_DB = 28
 starts."""
 QP_FOR_BUDGET = 32
 """Where a bit budget without a PSNR starts."""
-MOST_A_GROUP = (-1, 3)
-"""How far the quantiser moves a group, finer and coarser: it backs off a budget overrun at
-once and spends what is left slowly, so a part ends near its budget rather than past it..."""
-FIRST_GROUPS = (3, 8)
-"""...except in the first groups, where it may move up this much at once (the start's guess
-is rough)."""
-SPEND_EVERY = 8
-"""Where the budget binds, the quantiser gets finer by one step at most every this many frames:
-what is left is spent evenly rather than at the end (a constant quantiser is what pools the
-least error for the bits)."""
+MOST_A_STEP = (-1, 3)
+"""How far the quantiser moves at a step of the control (every STEER_EVERY frames), finer and
+coarser: it backs off a budget overrun at once and spends what is left slowly, so a part ends
+near its budget rather than past it; the part starts where a probe says (probe_qp)."""
+STEER_EVERY = 8
+"""Frames between two steps of the control (a group, or as many single steps): a lone frame's
+bits and error say too little to move on."""
 AIM = 0.97
 """The share of a budget the control aims at..."""
 SLACK = 0.01
@@ -124,16 +122,33 @@ def next_qp(target: Target, qp: int, coded: Coded, frames: int) -> int:
         else:
             recent = max(coded.recent_bits / coded.recent_frames, 1.0)
             by_bits = 6 * math.log2(recent * left / room)
-        binding = target.psnr is None or by_bits >= step
         step = by_bits if target.psnr is None else max(step, by_bits)
-        since = coded.frames - coded.recent_frames
-        if binding and step < 0 and coded.frames // SPEND_EVERY == since // SPEND_EVERY:
-            step = 0.0
-    finer, coarser = MOST_A_GROUP
-    if coded.frames <= FIRST_GROUPS[0] * max(1, coded.recent_frames) + 1:
-        coarser = FIRST_GROUPS[1]
+    finer, coarser = MOST_A_STEP
     step = max(finer, min(coarser, step))
     return _clamp(qp + round(step))
+
+
+def probe_qp(
+    target: Target, qp: int, intra_bits: float, predicted_bits: list[float], squared: float,
+    samples_per_frame: int, complexity: np.ndarray,
+) -> int:  # fmt: skip
+    """The quantiser a part starts at, from its intra frame and the next few frames coded at
+    ``qp`` (``intra_bits``; ``predicted_bits``, each of the others'; ``squared``, the summed
+    error of all of them): for a PSNR, where DB_PER_QP says the probe's error meets it; for
+    bits, where the bits model (QP_PER_HALVING; the predicted frames' bits a unit of
+    ``complexity``, each frame of the part's, times the part's) spends the budget; both, the
+    coarser."""
+    wanted = []
+    if target.psnr is not None:
+        mse = max(squared / ((1 + len(predicted_bits)) * samples_per_frame), 1e-9)
+        allowed = 255.0**2 * 10 ** (-target.psnr / 10)
+        wanted.append(qp + 10 * math.log10(allowed / mse) / DB_PER_QP)
+    if target.bits_per_frame is not None and predicted_bits:
+        probed = float(complexity[1 : 1 + len(predicted_bits)].sum())
+        total = intra_bits + sum(predicted_bits) / probed * float(complexity[1:].sum())
+        budget = AIM * target.bits_per_frame * len(complexity)
+        wanted.append(qp + QP_PER_HALVING * math.log2(total / budget))
+    return _clamp(round(max(wanted))) if wanted else qp
 
 
 def retry_qp(target: Target, qp: int, bits: float, frames: int) -> int | None:
