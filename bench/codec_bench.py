@@ -137,6 +137,15 @@ def rd(clip: Path, work: Path) -> dict:
             "seconds": seconds}  # fmt: skip
 
 
+def merged(results: list[dict], path: Path) -> list[dict]:
+    """These clips' results in place of their earlier ones in ``path``, the other clips' kept
+    (so a clip can be measured again alone), in CLIPS order."""
+    earlier = json.loads(path.read_text()) if path.exists() else []
+    by_clip = {result["clip"]: result for result in earlier + results}
+    order = {name: k for k, name in enumerate(CLIPS)}
+    return sorted(by_clip.values(), key=lambda result: order.get(result["clip"], len(order)))
+
+
 def print_rd(results: list[dict]) -> None:
     print("\n| clip (own size) | codec | bpp at 35 dB | at 40 dB | at 45 dB | x x264 at 35 / 40 / 45 "
           "| BD-rate vs x264 | vs x265 |")  # fmt: skip
@@ -286,7 +295,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="codec-bench-") as tmp:
         work = Path(tmp)
         if args.part in ("all", "rd"):
-            results = [rd(clip, work) for clip in clips]
+            results = merged([rd(clip, work) for clip in clips], FIGURES / "codec_rd.json")
             print_rd(results)
             plot_rd(results, FIGURES / "codec_rd.png")
             (FIGURES / "codec_rd.json").write_text(json.dumps(results, indent=1))
