@@ -60,12 +60,12 @@ differences (H.264's reference encoder: the square root of the mode decision's l
 frame predicted from one reference, and in one between two, whose residual is mostly not coded
 (so precise vectors buy it less; BENCHMARKS.md, codec)."""
 LAMBDA_MODE = 0.15
+"""A mode's bits are weighed at this times the step squared against its squared error."""
 LAMBDA_RESIDUAL = 0.13
 """A block's levels are dropped where they put right less squared error than this times the
 step squared a bit they cost (H.264's mode lambda, about), in frames no other frame is
 predicted from: elsewhere what a dropped block leaves wrong is carried into every frame
 predicted from it (dropping them too cost Big Buck Bunny 18% at 40 dB; BENCHMARKS.md, codec)."""
-"""A mode's bits are weighed at this times the step squared against its squared error."""
 
 
 @dataclass
