@@ -33,31 +33,21 @@ AGREEMENT_WINDOW = 15
 STILL_BELOW = 1.0
 """Motion shorter than this many pixels between the two frames counts as none (its flow is set to
 zero): a cross-fade shows it as well, and resampling along it would soften what stands still and
-the frame's compression noise. Measured on the real kept frames (bench/motion_proxy.py, 160x90):
-oa4_launch.webm, which barely moves, 41.92 -> 42.18 dB at k = 2 and 36.69 -> 37.36 dB at k = 4;
-the other three clips within 0.01 dB; 1.5 pixels lost 2 dB on that clip at 320x180."""
+the frame's compression noise (bench/motion_proxy.py; BENCHMARKS-history.md, issue 5)."""
 STILL_NEIGHBOURHOOD = 2.0
 """...and so does motion shorter than STILL_NEIGHBOURHOOD x STILL_BELOW pixels where the vectors
 around it (AGREEMENT_WINDOW square) are shorter than STILL_BELOW on average: DIS's noise comes in
-patches a pixel or two long over a slow drift (oa4_launch.webm tilts about 0.6 pixel a kept frame
-at 160x90 and DIS saw patches over a pixel), which moved alone and cost more than a cross-fade;
-longer vectors count wherever they are, so a small fast object still moves. Measured on the real
-kept frames (bench/motion_proxy.py, mean of four clips): 160x90 k = 2 34.91 against 34.91 dB,
-k = 4 31.52 against 31.47 dB (oa4_launch.webm 37.34 -> 37.52; its cross-fade 37.55); 320x180 k =
-2 32.70 against 32.61 dB (oa4_launch.webm 34.71 -> 35.07), k = 4 29.80 against 29.81 dB. Without
-the bound (every vector under an average under STILL_BELOW set to none) 37.50 and 35.01 dB on
-that clip; a homography fitted to the flow (RANSAC) in place of DIS's vectors near it helped it at
-160x90 (37.53) but cost 0.9 dB at 320x180 k = 4, where its fit to a pixel of motion wandered."""
+patches a pixel or two long over a slow drift, which moved alone and cost more than a
+cross-fade; longer vectors count wherever they are, so a small fast object still moves
+(bench/motion_proxy.py; BENCHMARKS-history.md)."""
 SPLAT_SHARPNESS = 0.1
 """The flows from time s are splatted: every pixel of each frame is moved along its flow to where
 it is at time s, spread bilinearly over the four pixels around that point, and carries its flows
 to both frames there, weighted by nearness in time and by exp(-SPLAT_SHARPNESS * e), e its
 brightness-constancy error (mean absolute difference, 0-255, from the pixel it moves to), so that
 where two pixels land together the one that stays visible wins (as softmax splatting, Niklaus and
-Liu 2020, weights by a learned metric). Measured on the real kept frames (bench/motion_proxy.py,
-160x90, mean of four clips), against Super SloMo's approximation alone: k = 2 34.91 against 34.70
-dB, k = 4 31.47 against 31.17 dB (g1.avi 30.03 -> 30.84 and 26.50 -> 27.98 dB); 0 (plain
-averaging) 34.90 and 31.36 dB."""
+Liu 2020, weights by a learned metric; ahead of Super SloMo's approximation alone on
+bench/motion_proxy.py, BENCHMARKS-history.md)."""
 
 
 def planes(frame: np.ndarray) -> torch.Tensor:

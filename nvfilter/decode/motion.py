@@ -24,22 +24,17 @@ from nvfilter.inbetween import shrink_by, warp
 
 FLOW_MIN_HEIGHT = 256
 """Frames shorter than this are enlarged (bicubic) to at least this height for the flow search:
-DIS's 8-pixel patches are coarse on small frames. Measured at 160x90 (bench/motion_proxy.py,
-held-out frames, mean of four clips): 2x enlarged 33.47 against 33.01 dB unenlarged (with
-splatting); 3x, as this gives, 34.45 against 34.11 dB at 2x (with this module's blend).
-Frames at least twice as tall are halved (area average), and the flows are found, checked and
-moved to the in-between time at half size, then enlarged (bilinear) to move the full frames
-(flow_factor): DIS's medium preset stops at half the frame's size anyway (on a 1280x720 pair its
-flow equals, to the last bit, the flow from the 640x360 frames searched to their own pixels), and
-the rest of the work on the flows costs a quarter."""
+DIS's 8-pixel patches are coarse on small frames. Frames at least twice as tall are halved
+(area average), and the flows are found, checked and moved to the in-between time at half size,
+then enlarged (bilinear) to move the full frames (flow_factor): DIS's medium preset stops at half
+the frame's size anyway, and the rest of the work on the flows costs a quarter
+(bench/motion_proxy.py; BENCHMARKS-history.md)."""
 
 
 FINEST_REFINEMENT_ITERATIONS = 2
 """DIS's variational refinement iterations on frames shrunk for their flows (the medium preset's 5
 elsewhere): the refinement is 40% of a DIS run at 640x360, and 2 iterations make the run 1.2x
-faster (115 -> 97 ms) with in-between frames as good (tour.mp4 and the native clip at 1280x720,
-as SEARCH_GAIN: 34.823 -> 34.829 dB; at the proxy's small sizes, which keep 5, 2 moved its
-means by -0.09 to +0.03 dB)."""
+faster with in-between frames as good (BENCHMARKS-history.md, fifth session)."""
 
 
 SEARCH_HEIGHT = 48
@@ -49,27 +44,20 @@ SEARCH_BLOCK = 8
 """Side in (shrunk) pixels of the blocks the search matches; they overlap by half."""
 SEARCHED_BELOW = 0.7
 """A searched vector replaces DIS's where its block's mean absolute difference is under this
-fraction of DIS's (0.5 and 0.6 measured a little worse). With the search, on the real kept frames
-(bench/motion_proxy.py, 160x90, mean of four clips): k = 2 34.70 against 34.51 dB, k = 4 31.17
-against 30.66 dB; g1.avi, whose cyclist DIS misses, 29.58 -> 30.03 dB at k = 2 and 24.39 -> 26.50
-dB at k = 4 (minterpolate 26.44); at 320x180 the mean gains 0.38 and 0.47 dB."""
+fraction of DIS's (0.5 and 0.6 measured a little worse; the search gains most where DIS misses a
+fast object, bench/motion_proxy.py, BENCHMARKS-history.md)."""
 SEARCH_CONSISTENT = 1.5
 """...and where the vector found from the second frame back to the first, at its end, returns within
 this many (shrunk) pixels: a match of uncovered background or of a scene cut does not come back."""
 SEARCH_BEYOND = 2.0
 """...and where it differs from DIS's by at least this many (shrunk) pixels on an axis: motion DIS
-can reach is left to DIS. Without it a flame that grows (oa4_launch.webm from frame 40) matched
-itself a few pixels off and k = 4 fell from 40.61 to 40.11 dB."""
+can reach is left to DIS (a flame that grows matched itself a few pixels off otherwise)."""
 
 
 SEARCH_GAIN = 2.0
 """...and where it lowers the block's mean absolute difference by at least this many grey levels
 (0-255): a vector that matches better by less than that is noise, and a second DIS run for it
-costs a tenth of a 1280x720 pair's work. On tour.mp4 at 1280x720 (every second frame held out,
-frames 0-24 and 128-152, and the native 1280x720 clip of BENCHMARKS.md) the second runs fell
-from 2.39 to 2.00 a pair and the in-between frames gained 0.001 dB; the proxy of STILL_BELOW
-(four clips, 160x90 and 320x180, k = 2 and 4) moved by at most 0.01 dB on its mean (g1.avi,
-whose cyclist the search is for, 30.84 -> 30.80 dB at 160x90 k = 2, the same elsewhere)."""
+costs a tenth of a 1280x720 pair's work (BENCHMARKS-history.md, sixth session)."""
 
 
 def gray(frame: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ aliasing differs from frame to frame by fine patterns that a blur averages out, 
 that went wrong (a fast arm, a cut) leaves a difference a blur keeps. Only the brightness: the
 colour of a video holds little fine detail (and a 4:2:0 source's came at half size).
 
-Measured (bench/real_size_bench.py's upscaling table, BENCHMARKS.md), 2x from frames learned at
+Measured (bench/real_size_bench.py's upscaling table, BENCHMARKS-history.md), 2x from frames learned at
 half size, against the real frames: the hand-held forest at 640x360 29.13 -> 29.75 dB (lanczos
 29.33), tour.mp4 at 720x404 34.93 -> 35.13, oa4_launch.webm at 640x360 28.56 -> 28.71, Big Buck
 Bunny at 1280x720 39.47 -> 40.42; about five times the decode time. Without the low-frequency

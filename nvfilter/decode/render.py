@@ -103,7 +103,7 @@ MOTION_WORKERS = 2
 """Threads that make the frames between pairs of source frames (each a whole pair: its flows,
 then its new frames), while this thread renders the source frames and hands frames on: OpenCV
 and torch release the interpreter, and the two cores overlap (1280x720 slowmo-2x: 2.7 frames/s
-in one thread, 5.1 this way, BENCHMARKS.md). Meanwhile torch and OpenCV run each operation on
+in one thread, 5.1 this way, BENCHMARKS-history.md). Meanwhile torch and OpenCV run each operation on
 the workers' share of the cores (one thread each here): the workers' operations are small and
 the cores already busy, and sharing each between all the threads cost 6% for torch (96 frames of
 1280x720, half of them new: 13.5 s against 14.5 s, alternating) and 13% of the CPU time for
@@ -143,7 +143,7 @@ def chosen_rules(
 ) -> tuple[str, str, str | None]:
     """The (between, upscaler) rules a render of ``spec`` uses, and a note when ``auto`` gave
     something up. ``auto`` is motion for new frames and back-projection for new pixels (they
-    score above the network's own reads and ffmpeg's filters on every benchmark, BENCHMARKS.md);
+    score above the network's own reads and ffmpeg's filters on every benchmark, BENCHMARKS-history.md);
     where the render would not fit in ``available`` bytes, back-projection and then motion give
     way to the network's reads. Raises OptionError when even those do not fit."""
     chosen = {

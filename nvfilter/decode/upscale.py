@@ -7,20 +7,19 @@ result, averaged back over each learned pixel, is a blurred copy of the learned 
 back-projection (Irani and Peleg 1991) corrects that: it upscales the difference between the
 learned frame and the result's own area averages (bicubically) and adds it, until the result's
 averages give back the learned frame. What bicubic makes between the learned pixels stays; only
-what contradicts them is taken out (bench/upscale_proxy.py: +0.45 dB over ffmpeg's bicubic at
-2x and +0.23 dB at 4x on real frames, ahead of lanczos on every clip).
+what contradicts them is taken out (ahead of ffmpeg's bicubic and lanczos on every clip of
+bench/upscale_proxy.py; BENCHMARKS-history.md).
 
 A frame whose colour came at half its size (a 4:2:0 source, chroma.py) is enlarged as ffmpeg's
 scaler enlarges such a video: the brightness (luma) at full size, the colour (chroma) at its own
 half size, each back-projected, then the colour repeated over each 2x2 block as ffmpeg does when it
 makes RGB. Back-projecting the repeated colour at full size would instead enforce averages the
-colour never had (tour.mp4, 360x202 to 720x404: 32.77 dB that way, 34.03 dB this way, ffmpeg's
-lanczos 33.92; BENCHMARKS.md).
+colour never had (1.3 dB worse on tour.mp4; BENCHMARKS-history.md).
 
 The colour at its own size is the average over the pixels that share it, leaving out those that
 ffmpeg clipped to black or white when it made RGB (within ``CLIPPED_MARGIN`` of 0 or 255): their
 colour was lost there, and averaging it in pulls the samples around dark and bright areas towards
-grey (tour.mp4, 7% of pixels clipped: the colour 41.39 -> 42.15 dB, lanczos's 41.66; BENCHMARKS.md).
+grey (BENCHMARKS-history.md).
 """
 
 from __future__ import annotations
@@ -35,8 +34,7 @@ import torch.nn.functional as F
 from nvfilter.chroma import LAYOUTS, ycbcr_matrix
 
 BACKPROJECT_STEPS = 5
-"""Corrections applied. Measured on four clips at 2x (bench/upscale_proxy.py): 1 step gives
-31.45 dB, 3 steps 31.48, 10 steps 31.49; the rest of the gain is under 0.01 dB."""
+"""Corrections applied: past 5, what more steps gain is under 0.01 dB (bench/upscale_proxy.py)."""
 
 
 def enlarges(size: tuple[int, int], learned: tuple[int, int]) -> bool:
@@ -47,7 +45,7 @@ def enlarges(size: tuple[int, int], learned: tuple[int, int]) -> bool:
 LANCZOS_LOBES = 3
 CLIPPED_MARGIN = 2
 """Levels from 0 or 255 within which a channel counts as clipped (the learned frames are within a
-level or two of the source's; margins 0 to 2 score the same on tour.mp4, 8 is 0.1 dB worse)."""
+level or two of the source's)."""
 
 
 @functools.lru_cache(maxsize=16)

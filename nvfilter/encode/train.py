@@ -41,10 +41,10 @@ from nvfilter.progress import Progress
 
 CUDA_AUTO_PRECISION = {"siren": "bfloat16"}
 """What ``auto`` trains each model in on an NVIDIA GPU, where measured to pay and to hold PSNR
-(BENCHMARKS.md, GPU section); float32 for the rest and everywhere else."""
+(BENCHMARKS-history.md, GPU section); float32 for the rest and everywhere else."""
 COMPILE_PAYS_AFTER = 120.0
 """Seconds of training from which SIREN compiles by default on a CPU, where compiled it steps
-1.14-1.34x faster in float32 and 1.03-1.31x in bfloat16 at batch 4096 (BENCHMARKS.md): the 20 s
+1.14-1.34x faster in float32 and 1.03-1.31x in bfloat16 at batch 4096 (BENCHMARKS-history.md): the 20 s
 of a first compile (1-3 s once torch's cache holds it) are then soon paid back."""
 CPU_FLOPS_ESTIMATE = 1e11
 """FLOP/s of uncompiled float32 training assumed when estimating a run's length (2 cores of this

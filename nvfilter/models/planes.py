@@ -12,7 +12,7 @@ any frame rate and size can be decoded.
 With ``footprint`` (``--footprint``) the full-resolution planes are instead read, along x and y,
 as the average of their linear interpolant over the pixel the point stands for (a learned pixel
 in training, an output pixel in decoding; ``pixel`` in forward): each pixel is learned as an
-area, so a larger output shows the sharper picture under it (BENCHMARKS.md, issue 5).
+area, so a larger output shows the sharper picture under it (BENCHMARKS-history.md, issue 5).
 
 All planes live in one parameter ``table`` of shape (rows, channels), so one gather reads them
 all: level by level, planes in the order xy, xt, yt, each plane's cells in row-major order of
@@ -21,7 +21,7 @@ all: level by level, planes in the order xy, xt, yt, each plane's cells in row-m
 A ReLU head measured better than a SIREN head (w0 = 30, the paper's initialisation): on
 realshort.mp4 at 160x90, 24 frames, 16 channels, 64-wide head, 30 s of training, 38.2 dB against
 35.0 dB. A 32-wide head at 3x the learning rate does as well as a 64-wide one (41.6 dB against
-41.0 dB) at a third of the decoding cost, so it is the default (BENCHMARKS.md).
+41.0 dB) at a third of the decoding cost, so it is the default (BENCHMARKS-history.md).
 """
 
 from __future__ import annotations
@@ -363,7 +363,7 @@ SPEC = register(
         name="hybrid",
         network=PlaneField,
         help="one set of feature planes and a small head, learned from random pixels",
-        # the best quality per CPU second measured (BENCHMARKS.md)
+        # the best quality per CPU second measured (BENCHMARKS-history.md)
         defaults={
             "epochs": 100,
             "batch_size": 4096,
@@ -374,7 +374,7 @@ SPEC = register(
             "levels": 3,
         },  # fmt: skip
         # a batch of 4096 leaves a GPU idle: 65536 learns far more per second there (36.5
-        # against 32.1 dB in 30 s on a 720x405 clip, H100; BENCHMARKS.md), and 1600 epochs of
+        # against 32.1 dB in 30 s on a 720x405 clip, H100; BENCHMARKS-history.md), and 1600 epochs of
         # it are the same number of steps as the CPU's 100 epochs of 4096
         gpu_defaults={"epochs": 1600, "batch_size": 65536},
         footprint=True,

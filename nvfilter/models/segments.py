@@ -44,7 +44,7 @@ from nvfilter.models.spec import ModelSpec, PartShape, register
 DEFAULT_CHANNELS = (21, 27)
 """Channels of the level-0 and of each coarser level's planes for segments of 32 frames: the
 mean and 6 principal pictures at full size, the mean and 8 at each coarser size (measured on
-tour.mp4 at 720x405: BENCHMARKS.md)."""
+tour.mp4 at 720x405: BENCHMARKS-history.md)."""
 TIME_SHRINK = 16
 """The time planes (xt, yt) are this many times coarser across than their level's xy plane:
 they carry each picture's weight per frame, which varies slowly over the picture."""
@@ -456,7 +456,7 @@ SPEC = register(
         help="per-segment feature planes started from a principal-component fit, refined on "
         "whole frames",
         # per-segment planes started from a principal-component fit, refined on whole frames
-        # (BENCHMARKS.md, real sizes): one frame a step, small steps that keep the fit
+        # (BENCHMARKS-history.md, real sizes): one frame a step, small steps that keep the fit
         defaults={
             "epochs": 3,
             "batch_size": 1,

@@ -129,7 +129,7 @@ class Siren(VideoField):
     def cpu_chunk_rows(self) -> int | None:
         """About 4 MB of activations per layer (4096 pixels at width 256), so each layer's
         output is still in cache when the sine and the next layer read it: 1.56x the steps/s
-        of whole 65536-pixel batches in float32, 1.3x in bfloat16 (BENCHMARKS.md)."""
+        of whole 65536-pixel batches in float32, 1.3x in bfloat16 (BENCHMARKS-history.md)."""
         return max(1024, 2**20 // self.hidden_features)
 
     def architecture(self) -> dict[str, Any]:
@@ -168,7 +168,7 @@ SPEC = register(
         help="the original SIREN network, exactly (Sitzmann et al. 2020)",
         # the original design's network, initialisation and epochs; its steps made smaller with
         # a decaying rate, which on a CPU reaches the original steps' 240 s PSNR 8-24x sooner
-        # (BENCHMARKS.md)
+        # (BENCHMARKS-history.md)
         defaults={
             "epochs": 1000,
             "batch_size": 4096,

@@ -32,7 +32,7 @@ leaves uncovered shows the nearest frame that covers it), and frame k is the can
 k cut at its place; between two frames the place moves between theirs (bilinear), so a pan
 played slower moves instead of fading. A hand-held walk through a forest at 640x360: 45.46 ->
 47.28 dB and 38.72 -> 39.54 dB on two parts; tour.mp4, oa4_launch.webm and a still camera keep
-their frame (BENCHMARKS.md).
+their frame (BENCHMARKS-history.md).
 
 Frames whose colour came at half size (``chroma="420"``: a 4:2:0 source, which ffmpeg gives as RGB
 with each colour sample repeated over a 2x2 block, chroma.py; ``422``: over 1x2) hold only 6
@@ -77,7 +77,7 @@ from nvfilter.models.spec import SINGLE_VERSION, ModelSpec, PartShape, register
 
 DEFAULT_TILE = 8
 """Tile side in pixels: 8 keeps 52 dB at one number per pixel on tour.mp4 at 720x405 (16: 45 dB,
-32: 38 dB; BENCHMARKS.md); smaller tiles pay more for their per-frame weights."""
+32: 38 dB; BENCHMARKS-history.md); smaller tiles pay more for their per-frame weights."""
 NUMBERS_PER_PIXEL = 1.0
 """The ceiling on stored numbers per pixel of the frames a network owns (issue 17's limit)."""
 MAX_TILE = 256
@@ -95,7 +95,7 @@ PATH_BELOW = 0.95
 fitted both ways with their share of the budget, leaves under this fraction of the squared error
 on the frames' own pixels it leaves as it is. Both samples hold the same places of the scene, so
 the guess errs low: on the parts measured it gave +0.35 to +1.6 dB where the path gave +0.8 to
-+1.9, and -0.5 to -2.2 dB where it gave -1.2 to +0.05 (BENCHMARKS.md)."""
++1.9, and -0.5 to -2.2 dB where it gave -1.2 to +0.05 (BENCHMARKS-history.md)."""
 PATH_SAMPLE = 16
 PATH_SAMPLE_MOST = 512
 """One tile in PATH_SAMPLE, and at most PATH_SAMPLE_MOST tiles, decide whether a part follows the
