@@ -459,8 +459,10 @@ RENDER_OPTIONS = [
         type=click.Choice((AUTO, *BETWEEN_RULES)),
         help="New frames between the source's: auto (the default: motion, or network where "
         "motion would not fit in the free memory), motion (the two nearest source frames moved "
-        "along their optical flow and blended) or network (the network read at their time: "
-        "with the tiles model a cross-fade; faster).",
+        "along the motion the file keeps, or their optical flow, and blended), search (moved "
+        "along optical flow searched on them even where the file keeps motion: slower, better "
+        "on fast motion) or network (the network read at their time: with the tiles model a "
+        "cross-fade; faster).",
     ),
     click.option(
         "--upscaler",

@@ -229,8 +229,13 @@ class EncodeOptions:
         return {field.name: self.setting(field.name, device) for field in dataclasses.fields(self)}
 
 
-BETWEEN_RULES = ("network", "motion")
-"""How frames between the source's are made: the network read at their time, or motion."""
+BETWEEN_RULES = ("network", "motion", "search")
+"""How frames between the source's are made: the network read at their time, or the two source
+frames moved along their motion (the motion the file keeps, else flows searched on them), or
+moved along flows searched on them even where the file keeps motion (slower, and better on fast
+motion: BENCHMARKS.md, frames between)."""
+MOVING_RULES = ("motion", "search")
+"""The rules that move source frames along a flow."""
 UPSCALERS = ("network", "backproject", "multiframe")
 """How pixels beyond the learned size are made: the network read there, or back-projection of
 each frame alone, or of each frame with its neighbours (decode/multiframe.py)."""

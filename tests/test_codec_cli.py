@@ -96,15 +96,22 @@ def test_rate_flags_that_make_no_sense_are_one_line(tmp_path, flags, needle):
 
 def test_slow_motion_moves_along_the_motion_the_file_keeps(coded, tmp_path):
     out, _ = coded
-    for rule in ("motion", "network"):
+    said = {}
+    for rule in ("motion", "network", "search"):
         result = run("decode", out, f"{tmp_path}/{rule}/", "--temporal-scale", "2",
                      "--between", rule)  # fmt: skip
         assert result.exit_code == 0, result.stderr
-    read = [read_pngs(tmp_path / rule) for rule in ("motion", "network")]
+        said[rule] = result.stderr
+    read = {rule: read_pngs(tmp_path / rule) for rule in ("motion", "network", "search")}
     # the network's own read between frames is the stored motion's: the same frames
-    assert np.array_equal(read[0], read[1])
-    faded = (read[0][0:-2:2].astype(np.float64) + read[0][2::2]) / 2
-    assert not np.allclose(read[0][1:-1:2], faded, atol=1)  # moved, not a cross-fade
+    assert np.array_equal(read["motion"], read["network"])
+    faded = (read["motion"][0:-2:2].astype(np.float64) + read["motion"][2::2]) / 2
+    assert not np.allclose(read["motion"][1:-1:2], faded, atol=1)  # moved, not a cross-fade
+    # search: the same source frames, new ones moved along flows searched on them
+    assert np.array_equal(read["search"][::2], read["motion"][::2])
+    assert not np.array_equal(read["search"][1::2], read["motion"][1::2])
+    assert "along flows searched on them" in said["search"]
+    assert "moved along the motion" in said["motion"]
 
 
 def test_settings_a_coded_stream_has_no_use_for_are_named(tmp_path):

@@ -209,11 +209,10 @@ def _made_by(spec: RenderSpec, between: str, upscaler: str) -> str:
     """How the render's new frames and new pixels were made, for the closing line."""
     text = ""
     if makes_new_frames(spec):
-        text += (
-            ", frames between source frames moved along the motion"
-            if between == "motion"
-            else ", frames between source frames read from the network"
-        )
+        text += {
+            "motion": ", frames between source frames moved along the motion",
+            "search": ", frames between source frames moved along flows searched on them",
+        }.get(between, ", frames between source frames read from the network")
     if backprojects(spec, upscaler):
         learned = spec.learned_size
         text += f", upscaled from the learned {learned[0]}x{learned[1]} by back-projection"

@@ -23,6 +23,7 @@ from nvfilter.config import (
     BETWEEN_RULES,
     MAX_FRAMES,
     MAX_SIDE,
+    MOVING_RULES,
     UPSCALERS,
     RenderSpec,
     VideoInfo,
@@ -121,7 +122,7 @@ def decode_memory(spec: RenderSpec, between: str, upscaler: str) -> int:
     out = spec.width * spec.height
     made = math.prod(spec.learned_size) if backprojects(spec, upscaler) else out
     total = RENDER_BYTES_PER_PIXEL * max(out, made) + 2 * READ_BYTES  # frames read together
-    if between == "motion" and makes_new_frames(spec):
+    if between in MOVING_RULES and makes_new_frames(spec):
         total += MOTION_BYTES_PER_PIXEL * made
     if made != out:  # back-projection works at the output size on the frame made smaller
         total += MOTION_BYTES_PER_PIXEL * out
@@ -206,8 +207,9 @@ def iter_frames(
     matrix), which back-projection enlarges the colour by.
 
     Frames between two source frames are the network read at their time (``between="network"``),
-    or the two rendered source frames around them moved along their optical flow and blended
-    (``"motion"``, nvfilter.decode.motion). An output larger than the learned size is the network read
+    or the two rendered source frames around them moved along the motion the model keeps, else
+    along their optical flow, and blended (``"motion"``; ``"search"``: the flow searched even where
+    the model keeps motion, nvfilter.decode.motion). An output larger than the learned size is the network read
     at the output's pixels (``upscaler="network"``), or each frame made at the learned size and
     upscaled by back-projection (``"backproject"``, nvfilter.decode.upscale), or by back-projection
     against its neighbouring frames too (``"multiframe"``, nvfilter.decode.multiframe).
@@ -271,7 +273,8 @@ def frames_at(
         if order < len(pairs) and pairs[order] not in made:
             first = pairs[order]
             frames = source_frame(first), source_frame(first + 1)
-            stored = model.pair_flows(first)  # here: a network's reads are not thread-safe
+            # here: a network's reads are not thread-safe
+            stored = model.pair_flows(first) if between == "motion" else None
             made[first] = workers.submit(frames_between, *frames, wanted[first], stored)
 
     entered = -1  # the pairs whose frames have been handed on (their order)
