@@ -28,6 +28,7 @@ from nvfilter.errors import NvfilterError, OptionError
 from nvfilter.io import nvw, presets
 from nvfilter.io.inputs import open_nvw
 from nvfilter.models import REGISTRY, spec_of
+from nvfilter.models.siren import OMEGA_0
 from nvfilter.progress import Console
 from nvfilter.version import __version__
 
@@ -215,9 +216,7 @@ NETWORK_OPTIONS = [
     click.option(
         "--omega-0",
         type=positive_float,
-        default=30.0,
-        show_default=True,
-        help="SIREN frequency w0 in sin(w0 (Wx + b)).",
+        help=f"SIREN frequency w0 in sin(w0 (Wx + b)) [siren {OMEGA_0:g}].",
     ),
     click.option(
         "--channels",

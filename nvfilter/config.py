@@ -82,7 +82,7 @@ UNTIL_BUDGET_EPOCHS = 1e6
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings for one encode; the defaults are the original design's (the
-    command line's per model are `encoding.MODEL_DEFAULTS`)."""
+    command line's per model are each model's ModelSpec.defaults, nvfilter/models)."""
 
     epochs: float = 1000
     """One epoch samples as many random pixels as the video has."""
@@ -174,7 +174,8 @@ class EncodeOptions:
     hidden_features: int | None = None
     """SIREN layer width, or the hybrid's head width."""
     hidden_layers: int | None = None
-    omega_0: float = 30.0
+    omega_0: float | None = None
+    """SIREN's w0; None: its default (models/siren.OMEGA_0)."""
     channels: int | None = None
     """Hybrid only: features per plane; None picks from the video's size."""
     levels: int | None = None

@@ -112,7 +112,8 @@ def test_help_gives_every_default_the_code_has(command):
         value = "on" if default is True else "off" if default is False else str(default)
         assert shown.group(1).split("/")[0].strip() in (value, f"--{option.name}"), (flag, shown)
     if command in ("encode", "filter"):
-        for name in ("epochs", "hidden_features", "hidden_layers", "lr", "levels", "batch_size"):
+        for name in ("epochs", "hidden_features", "hidden_layers", "lr", "levels", "batch_size",
+                     "omega_0"):  # fmt: skip
             text = records["--" + name.replace("_", "-")]
             for model, spec in REGISTRY.items():
                 if name in spec.defaults:

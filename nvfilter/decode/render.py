@@ -21,6 +21,7 @@ import torch
 from nvfilter.config import (
     AUTO,
     BETWEEN_RULES,
+    MAX_FPS,
     MAX_FRAMES,
     MAX_SIDE,
     MOVING_RULES,
@@ -83,8 +84,8 @@ def plan_render(
     if frames > MAX_FRAMES:
         raise OptionError(f"{frames} output frames is too many (at most {MAX_FRAMES})")
     rate = fps or video.frame_rate
-    if rate > 1000:
-        raise OptionError(f"fps {float(rate):g} is too high (at most 1000)")
+    if rate > MAX_FPS:
+        raise OptionError(f"fps {float(rate):g} is too high (at most {MAX_FPS})")
     return RenderSpec(
         width=out_w,
         height=out_h,

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from nvfilter import chroma
-from nvfilter.config import EncodeOptions, SourceInfo, VideoInfo
+from nvfilter.config import MAX_SIDE, EncodeOptions, SourceInfo, VideoInfo
 from nvfilter.device import available_memory
 from nvfilter.errors import OptionError, VideoError
 from nvfilter.io import audio, media
@@ -79,7 +79,7 @@ def open_source(source: str, options: EncodeOptions, stack: ExitStack) -> Opened
     path = input_path(source, stack)
     src = media.probe(path, label=source)
     width, height = media.training_size(src.width, src.height, options.width, options.height)
-    if width > 16384 or height > 16384:
+    if width > MAX_SIDE or height > MAX_SIDE:
         raise OptionError(f"training size {width}x{height} is too large")
     return OpenedSource(path, src, width, height)
 

@@ -19,6 +19,9 @@ from torch import nn
 from nvfilter.models.field import VideoField
 from nvfilter.models.spec import ModelSpec, register
 
+OMEGA_0 = 30.0
+"""The frequency w0 in sin(w0 (Wx + b)), first layer included (the paper's)."""
+
 
 class _FusedSine(torch.autograd.Function):
     """sin(w0 (x W^T + b)) in one autograd node: the cosine for the backward pass is computed in
@@ -89,8 +92,8 @@ class Siren(VideoField):
         self,
         hidden_features: int = 256,
         hidden_layers: int = 5,
-        omega_0: float = 30.0,
-        omega_0_initial: float = 30.0,
+        omega_0: float = OMEGA_0,
+        omega_0_initial: float = OMEGA_0,
         in_features: int = 3,
         out_features: int = 3,
     ) -> None:
@@ -176,6 +179,7 @@ SPEC = register(
             "lr_schedule": "cosine",
             "hidden_features": 256,
             "hidden_layers": 5,
+            "omega_0": OMEGA_0,
         },  # fmt: skip
         # the original design's steps, the SIREN setting measured on a GPU
         gpu_defaults=ORIGINAL_RECIPE,
