@@ -20,8 +20,9 @@ x264 and x265. Plots PSNR against bits per pixel, one line per codec: bench/figu
 --part speed: ``nvfilter encode CLIP`` with no flags, timed beside x264 medium (crf 23, and the crf
 whose PSNR is nearest the no-flag encode's) on the same frames; then decodes into a raw pipe
 (``--format nut --codec rawvideo``): the file at its own rate, and at twice the frames
-(``--temporal-scale 2``, new frames moved along the motion the file keeps), beside ffmpeg's
-``minterpolate`` (mci) making the same twice the frames from the clip.
+(``--temporal-scale 2``, new frames moved along the motion the file keeps, and with ``--between
+search``, along flows searched on the decoded frames), beside ffmpeg's ``minterpolate`` (mci)
+making the same twice the frames from the clip.
 
 --part default: ``nvfilter encode CLIP`` with no flags: its size against the source file's and
 against a lossless FFV1 copy of the frames (the source's pixel format), and its PSNR.
@@ -212,6 +213,8 @@ def speed(clip: Path, work: Path) -> list[str]:
     once = run_timed([*NVFILTER, "decode", str(out), "-", *pipe], sink=True)
     twice = run_timed([*NVFILTER, "decode", str(out), "-", *pipe, "--temporal-scale", "2"],
                       sink=True)  # fmt: skip
+    searched = run_timed([*NVFILTER, "decode", str(out), "-", *pipe, "--temporal-scale", "2",
+                          "--between", "search"], sink=True)  # fmt: skip
     doubled = src.frame_rate * 2
     mi = run_timed([media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(clip),
                     "-an", "-vf", f"minterpolate=fps={doubled.numerator}/{doubled.denominator}:"
@@ -220,7 +223,7 @@ def speed(clip: Path, work: Path) -> list[str]:
         f"| {clip.name} ({src.width}x{src.height}, {count} frames) | {ours:.1f} s ({psnr:.2f} dB) "
         f"| {default:.1f} s (crf 23) / {matched_seconds:.1f} s (crf {matched}, "
         f"{matched_psnr:.2f} dB) | {ours / matched_seconds:.1f} | {once:.1f} s | {twice:.1f} s "
-        f"({twice / once:.2f} x 1x) | {mi:.1f} s |"
+        f"({twice / once:.2f} x 1x) | {searched:.1f} s ({searched / once:.2f} x 1x) | {mi:.1f} s |"
     ]
 
 
@@ -308,8 +311,8 @@ def main() -> None:
         if args.part in ("all", "speed"):
             print(f"\nmatmul {matmul_flops() / 1e9:.0f} GFLOP/s")
             print("\n| clip | nvfilter encode, no flags | x264 medium | x x264 | decode 1x | "
-                  "decode 2x (stored motion) | minterpolate 2x |")  # fmt: skip
-            print("| --- | --- | --- | --- | --- | --- | --- |")
+                  "decode 2x (stored motion) | decode 2x (--between search) | minterpolate 2x |")  # fmt: skip
+            print("| --- | --- | --- | --- | --- | --- | --- | --- |")
             for clip in clips:
                 print(*speed(clip, work), sep="\n")
             print(f"\nmatmul {matmul_flops() / 1e9:.0f} GFLOP/s")
