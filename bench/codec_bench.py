@@ -17,6 +17,8 @@ and the ratio of nvfilter's to x264's given; BD-rate (Bjontegaard's mean log-rat
 the PSNRs both curves cover, here with piecewise-linear curves rather than cubic fits) against
 x264 and x265. Plots PSNR against bits per pixel, one line per codec: bench/figures/codec_rd.png.
 
+--part table: the rd part's tables and plot again from bench/figures/codec_rd.json.
+
 --part speed: ``nvfilter encode CLIP`` with no flags, timed beside x264 medium (crf 23, and the crf
 whose PSNR is nearest the no-flag encode's) on the same frames; then decodes into a raw pipe
 (``--format nut --codec rawvideo``): the file at its own rate, and at twice the frames
@@ -89,13 +91,22 @@ def nvw_psnr(path: Path) -> float:
     return nvw.load(path).training.psnr
 
 
+REACH = 0.1
+"""How far past a curve's ends (dB) its rate is still read, along its end segment: a point
+measured at 35.01 dB stands for 35 (nan beyond)."""
+
+
 def rate_at(curve: list[tuple[float, float]], psnr: float) -> float:
     """Bits per pixel at ``psnr`` on a curve of (bpp, PSNR) points: log-rate linear in PSNR
-    between them (nan outside)."""
+    between them, and along the end segments up to REACH past the ends (nan beyond)."""
     points = sorted((p, math.log(b)) for b, p in curve)
     psnrs, logs = [p for p, _ in points], [r for _, r in points]
-    if not psnrs[0] <= psnr <= psnrs[-1]:
+    if not psnrs[0] - REACH <= psnr <= psnrs[-1] + REACH:
         return math.nan
+    if psnr < psnrs[0] or psnr > psnrs[-1]:
+        ends = (0, 1) if psnr < psnrs[0] else (-2, -1)
+        (p0, p1), (r0, r1) = [psnrs[k] for k in ends], [logs[k] for k in ends]
+        return math.exp(r0 + (r1 - r0) * (psnr - p0) / (p1 - p0))
     return math.exp(float(np.interp(psnr, psnrs, logs)))
 
 
@@ -285,7 +296,7 @@ def between(work: Path, start: int, size: tuple[int, int] = (640, 360), count: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=["all", "rd", "speed", "default", "between"],
+    parser.add_argument("--part", choices=["all", "rd", "table", "speed", "default", "between"],
                         default="all")  # fmt: skip
     parser.add_argument("--clips", nargs="+", default=CLIPS)
     parser.add_argument("--starts", nargs="+", type=int, default=[0, 128, 136],
@@ -297,6 +308,10 @@ def main() -> None:
     clips = [clip_path(name) for name in args.clips]
     with tempfile.TemporaryDirectory(prefix="codec-bench-") as tmp:
         work = Path(tmp)
+        if args.part == "table":  # the rd part's tables and plot again, from its JSON
+            results = json.loads((FIGURES / "codec_rd.json").read_text())
+            print_rd(results)
+            plot_rd(results, FIGURES / "codec_rd.png")
         if args.part in ("all", "rd"):
             results = merged([rd(clip, work) for clip in clips], FIGURES / "codec_rd.json")
             print_rd(results)
