@@ -16,9 +16,10 @@ from nvfilter.codec.encoder import PartEncoder, encode_part
 from nvfilter.codec.planes import Layout, to_planes, to_rgb, to_uint8
 from nvfilter.codec.ratecontrol import Target
 from nvfilter.codec.structure import coding_order, pair_source, regular_groups
+from nvfilter.decode.render import frames_between
 from nvfilter.inbetween import FramePair
 from nvfilter.models import build_model
-from nvfilter.models.codec import CodedField
+from nvfilter.models.codec import FLOW_SHRINK_FROM, CodedField
 
 
 def moving_clip(
@@ -193,6 +194,21 @@ def test_reads_between_frames_move_along_the_stored_motion():
     assert np.array_equal(made, FramePair.from_flows(first, second, *flows).at(0.5))
     truth = moving_clip(19, step=1.5)[9]  # the pan half way between
     faded = ((first.astype(np.float64) + second) / 2).round()
+    assert psnr(made[:, 8:-8], truth[:, 8:-8]) > psnr(faded[:, 8:-8], truth[:, 8:-8]) + 3
+
+
+def test_tall_frames_move_along_flows_at_half_size():
+    """From FLOW_SHRINK_FROM rows the stored motion is read as a flow at half the size, in
+    half-size pixels, and decode moves the frames along it as it is."""
+    frames = moving_clip(5, 96, FLOW_SHRINK_FROM, step=3.0)
+    model = fitted(frames, target_qp=24)
+    forward, backward = model.pair_flows(1)
+    assert forward.shape == (FLOW_SHRINK_FROM // 2, 48, 2)
+    assert np.median(forward[..., 0]) == pytest.approx(1.5, abs=0.2)  # 3 pixels, at half size
+    made = frames_between(model.decoded(1), model.decoded(2), [0.5], (forward, backward))[0]
+    assert np.array_equal(made, model.picture(1.5))
+    truth = moving_clip(10, 96, FLOW_SHRINK_FROM, step=1.5)[3]
+    faded = ((model.decoded(1).astype(np.float64) + model.decoded(2)) / 2).round()
     assert psnr(made[:, 8:-8], truth[:, 8:-8]) > psnr(faded[:, 8:-8], truth[:, 8:-8]) + 3
 
 

@@ -31,7 +31,7 @@ from nvfilter.config import (
     check_rule,
 )
 from nvfilter.coords import frame_time
-from nvfilter.decode.motion import FramePair, flow_factor
+from nvfilter.decode.motion import FramePair
 from nvfilter.decode.multiframe import MULTIFRAME_BYTES_PER_PIXEL, upscale_frames
 from nvfilter.decode.upscale import backproject, enlarges
 from nvfilter.device import opencv_threads, torch_threads
@@ -311,7 +311,7 @@ def frames_between(
         pair = FramePair.estimate(first, second)
     else:
         height, width = first.shape[:2]
-        factor = flow_factor(height)
+        factor = max(1, round(height / stored[0].shape[0]))  # as the model shrank them
         size = (max(1, round(width / factor)), max(1, round(height / factor)))
         flows = [resized_flow(flow, size) for flow in stored]
         pair = FramePair.from_flows(first, second, flows[0], flows[1])

@@ -39,9 +39,11 @@ from nvfilter.models.spec import SINGLE_VERSION, ModelSpec, PartShape, register
 
 KEEP_FRAMES = 24
 """Decoded frames kept for reads: the frames of a group being played and the ones around."""
-FLOW_SHRINK_FROM = 512
-"""Frames this tall or taller are moved between frames along flows at half their size (as
-decode/motion.py searches them: half the work, the same frames to well under a tenth of a dB)."""
+FLOW_SHRINK_FROM = 256
+"""Frames this tall or taller are moved between frames along flows at half their size: the
+stored vectors are one per 8x8 block, so half size loses nothing of them, and the work of the
+blend (splatting, occlusion) is a quarter (tour.mp4 at 640x360: the new frames within 0.03 dB,
+the pairs 1.6-1.9x faster; BENCHMARKS.md, frames between)."""
 MAX_STREAM = 1 << 40
 
 
