@@ -126,3 +126,14 @@ def imports_of(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module.split(".")[0])
     return names
+
+
+def test_every_package_is_installed():
+    """pyproject.toml lists the packages setuptools installs: a new one left out installs a
+    nvfilter that cannot import it (the editable install of a checkout hides that)."""
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]
+                 ["setuptools"]["packages"])  # fmt: skip
+    found = {module_name(p.parent) for p in PACKAGE.rglob("__init__.py")}
+    assert found <= listed, found - listed
