@@ -8,12 +8,10 @@ pointed), the piece stays in one place: ``camera_path`` finds each frame's whole
 ``canvas_frames`` lays the frames on a canvas covering every offset, where a frame leaves the
 canvas uncovered showing the nearest frame in time that covers it, else its own edge.
 
-Measured on one 33-frame part fitted as it is and along the path, on the interior every moved frame
-covers (``python bench/real_size_bench.py --part aligned``): a hand-held walk through a forest at
-640x360 +3.0 and +1.6 dB; tour.mp4 (a turn through a scene, near and far moving differently) -0.7
-and -0.3 dB, and a still camera with a character moving (whose "path" is the character) -1.8 dB.
-So the tiles fit follows the path only where a sample of its tiles says it pays
-(TileField._along_camera).
+Following the path gains on a hand-held walk and loses on a turn (near and far moving
+differently) or a still camera with a character moving (whose "path" is the character)
+(``python bench/real_size_bench.py --part aligned``, BENCHMARKS-history.md), so the tiles fit
+follows it only where a sample of its tiles says it pays (TileField._along_camera).
 """
 
 from __future__ import annotations

@@ -18,10 +18,9 @@ All planes live in one parameter ``table`` of shape (rows, channels), so one gat
 all: level by level, planes in the order xy, xt, yt, each plane's cells in row-major order of
 (second axis, first axis), i.e. cell (i, j) of a plane of size (a, b) is row offset + j * a + i.
 
-A ReLU head measured better than a SIREN head (w0 = 30, the paper's initialisation): on
-realshort.mp4 at 160x90, 24 frames, 16 channels, 64-wide head, 30 s of training, 38.2 dB against
-35.0 dB. A 32-wide head at 3x the learning rate does as well as a 64-wide one (41.6 dB against
-41.0 dB) at a third of the decoding cost, so it is the default (BENCHMARKS-history.md).
+A ReLU head measured better than a SIREN head (w0 = 30, the paper's initialisation), and a
+32-wide head at 3x the learning rate as well as a 64-wide one at a third of the decoding cost, so
+it is the default (BENCHMARKS-history.md).
 """
 
 from __future__ import annotations

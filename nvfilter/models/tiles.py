@@ -30,9 +30,8 @@ follows the camera (nvfilter/camera.py): each frame is put at its place on a can
 offset along the camera's path, ``places``), the canvas is tiled and fitted as above (what a frame
 leaves uncovered shows the nearest frame that covers it), and frame k is the canvas's picture at
 k cut at its place; between two frames the place moves between theirs (bilinear), so a pan
-played slower moves instead of fading. A hand-held walk through a forest at 640x360: 45.46 ->
-47.28 dB and 38.72 -> 39.54 dB on two parts; tour.mp4, oa4_launch.webm and a still camera keep
-their frame (BENCHMARKS-history.md).
+played slower moves instead of fading: a hand-held walk gains about a dB or two, and clips whose
+camera is still or turns keep their frame (BENCHMARKS-history.md, seventh session).
 
 Frames whose colour came at half size (``chroma="420"``: a 4:2:0 source, which ffmpeg gives as RGB
 with each colour sample repeated over a 2x2 block, chroma.py; ``422``: over 1x2) hold only 6
@@ -43,8 +42,8 @@ stores each component in those coordinates, orthonormal so that its squared erro
 grey sums (Haar for 2x2), a component of (tile / 2, tile / 2, 6) numbers for 420, half of RGB's
 (tile, tile, 3). The same numbers then hold up to twice the components. Frames are never exactly
 in that layout (8-bit rounding, colours clipped at 0 and 255); where what they lose by it would
-outweigh the components it leaves out, the fit is made in RGB too and the better kept (tour.mp4 at
-960x540 near one number per pixel: 53.4 dB in RGB, 49.5 in 4:2:0; at half a number 4:2:0 wins).
+outweigh the components it leaves out, the fit is made in RGB too and the better kept (sharp
+frames near one number a pixel favour RGB; fewer numbers favour the layout; BENCHMARKS-history.md).
 Where a sample of the tiles says so, RGB is fitted first, and the layout only if it could do
 better (``TileField._fit_layout``): the same network, one decomposition fewer.
 """
@@ -94,8 +93,7 @@ PATH_BELOW = 0.95
 """A part follows the camera's path (nvfilter/camera.py) where a sample of its tiles (PATH_SAMPLE),
 fitted both ways with their share of the budget, leaves under this fraction of the squared error
 on the frames' own pixels it leaves as it is. Both samples hold the same places of the scene, so
-the guess errs low: on the parts measured it gave +0.35 to +1.6 dB where the path gave +0.8 to
-+1.9, and -0.5 to -2.2 dB where it gave -1.2 to +0.05 (BENCHMARKS-history.md)."""
+the guess errs low, on the safe side (BENCHMARKS-history.md, seventh session)."""
 PATH_SAMPLE = 16
 PATH_SAMPLE_MOST = 512
 """One tile in PATH_SAMPLE, and at most PATH_SAMPLE_MOST tiles, decide whether a part follows the
