@@ -212,6 +212,41 @@ def encode(
                              check_video, resumed, device)  # fmt: skip
 
 
+def _model_for(
+    options: EncodeOptions, video: VideoInfo, source: str, checkpoint: Path | None
+) -> tuple[VideoField, str]:
+    """The network to train and its description: new, or the checkpoint's (which must have
+    learned this video)."""
+    if checkpoint is None:
+        return create_model(options, video)
+    loaded = nvw.load(checkpoint)
+    learned = (loaded.video.width, loaded.video.height, loaded.video.frames)
+    if learned != (video.width, video.height, video.frames):
+        raise OptionError(
+            f"--resume: {source} gives {video.frames} frames {video.width}x{video.height}, "
+            f"but the checkpoint learned {loaded.video.frames} frames "
+            f"{loaded.video.width}x{loaded.video.height}: not the same video"
+        )
+    return loaded.model, f"{loaded.architecture['type']} from {checkpoint}"
+
+
+def _compiled_or_not(
+    config: TrainConfig, options: EncodeOptions, model: VideoField, frames: torch.Tensor,
+    console: Console,
+) -> TrainConfig:  # fmt: skip
+    """The config with --compile decided where it was not given (compile_pays), said when on."""
+    if options.compile is None:
+        pixels = config.epochs * frames.shape[0] * frames.shape[1] * frames.shape[2]
+        auto = compile_pays(model, config.device, pixels, config.time_budget)
+        config = dataclasses.replace(config, compile=auto)
+    if config.compile:
+        by_default = ", on for long SIREN runs on a CPU; --no-compile skips it"
+        console.message(
+            f"compiling the network (torch.compile{by_default if options.compile is None else ''}) ..."
+        )
+    return config
+
+
 def _encode_whole(
     opened: OpenedSource,
     source: str,
@@ -237,37 +272,8 @@ def _encode_whole(
     if check_video is not None:
         check_video(video)
     torch.manual_seed(options.seed)
-    if resumed:
-        loaded = nvw.load(resumed[0])
-        if (loaded.video.width, loaded.video.height, loaded.video.frames) != (
-            video.width,
-            video.height,
-            video.frames,
-        ):
-            raise OptionError(
-                f"--resume: {source} gives {video.frames} frames {video.width}x{video.height}, "
-                f"but the checkpoint learned {loaded.video.frames} frames "
-                f"{loaded.video.width}x{loaded.video.height}: not the same video"
-            )
-        model: VideoField = loaded.model
-        description = f"{loaded.architecture['type']} from {resumed[0]}"
-    else:
-        model, description = create_model(options, video)
-    config = train_config(options, device)
-    if options.compile is None:
-        pixels = config.epochs * frames.shape[0] * frames.shape[1] * frames.shape[2]
-        auto = compile_pays(model, device, pixels, config.time_budget)
-        config = dataclasses.replace(config, compile=auto)
-    if config.compile:
-        console.message(
-            "compiling the network (torch.compile"
-            + (
-                ", on for long SIREN runs on a CPU; --no-compile skips it"
-                if options.compile is None
-                else ""
-            )
-            + ") ..."
-        )
+    model, description = _model_for(options, video, source, resumed[0] if resumed else None)
+    config = _compiled_or_not(train_config(options, device), options, model, frames, console)
     if not resumed and model.training_views() is not None:
         console.message(f"{model.kind}: starting from a principal-component fit of each segment")
     trainer = Trainer(model, frames, config, start=not resumed)
