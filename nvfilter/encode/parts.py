@@ -253,15 +253,7 @@ def encode_parts(
         hidden = not outputs and output != "-"  # standard output's parts go to the temp folder
         store = PartStore(parts_folder(output, outputs, stack), output if hidden else None)
         spec = spec_of(options.model)
-        part_frames = options.setting("segment_frames")
-        if part_frames is None:
-            assert spec.part_frames is not None
-            part_frames = spec.part_frames(opened.width, opened.height)
-        longest = longest_part(part_frames)
-        fitting = 1 if run.ray else run.jobs  # parts fitted at once on this machine
-        fitted = fitting * longest * opened.width * opened.height * spec.fit_bytes_per_pixel
-        check_raw_memory(source, longest + 1, opened.width, opened.height, options, " of a part",
-                         fitted)  # fmt: skip
+        part_frames = _part_frames(opened, source, options, run)
         estimate = opened.kept_estimate(options)
         if check_video is not None:
             check_video(opened.video(estimate or 1, options))
@@ -316,8 +308,31 @@ def encode_parts(
         f"encoded {source} -> {output_label or output}: PSNR {result.psnr:.2f} dB, {frames} "
         f"frames in {count} part{'s' * (count != 1)}, {steps}"
         f"({time.perf_counter() - encode.began:.1f} s in all, {result.stopped_by}), "
+        + _sizes(size, video, source_bytes, sound)
+    )
+    return result
+
+
+def _part_frames(opened: OpenedSource, source: str, options: EncodeOptions, run: Any) -> int:
+    """Frames a part holds (--segment-frames, else the model's own), once the parts fitted at
+    once on this machine are known to fit in its memory (check_raw_memory)."""
+    spec = spec_of(options.model)
+    part_frames = options.setting("segment_frames")
+    if part_frames is None:
+        assert spec.part_frames is not None
+        part_frames = spec.part_frames(opened.width, opened.height)
+    longest = longest_part(part_frames)
+    fitting = 1 if run.ray else run.jobs  # parts fitted at once on this machine
+    fitted = fitting * longest * opened.width * opened.height * spec.fit_bytes_per_pixel
+    check_raw_memory(source, longest + 1, opened.width, opened.height, options, " of a part",
+                     fitted)  # fmt: skip
+    return int(part_frames)
+
+
+def _sizes(size: int, video: VideoInfo, source_bytes: int, sound: tuple[bytes, str] | None) -> str:
+    """The summary's size words: bytes, bits a pixel, against the source file, the sound's."""
+    return (
         f"{human_bytes(size)}, {size * 8 / (video.width * video.height * video.frames):.3f} "
         f"bits/pixel, {size / max(1, source_bytes):.2f} x the source file's size"
         + (f" ({sound[1]} audio, {human_bytes(len(sound[0]))})" if sound else "")
     )
-    return result
