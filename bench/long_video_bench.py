@@ -92,7 +92,9 @@ def audio_offset(decoded: Path) -> tuple[float, float]:
 def part_long(work: Path, budget: float) -> None:
     source = make_clip(work / "long_480x352_3min.mp4", 180, "480:352", sound=True)
     out = work / "long.nvw"
-    wall, peak, _ = measured(nvfilter("encode", source, out, "--time-budget", budget))
+    wall, peak, _ = measured(
+        nvfilter("encode", source, out, "--model", "tiles", "--time-budget", budget)
+    )
     loaded = nvw.load(out)
     spans = [(s.first, s.frames) for s in loaded.model.spans]
     dec = work / "long_decoded.mkv"
@@ -129,7 +131,9 @@ def part_flat(work: Path, lengths: list[float], budget: float, flags: list[str])
     for seconds in lengths:
         source = make_clip(work / f"tour_1080p_{seconds:g}s.mp4", seconds, "1920:1080", sound=False)
         out = work / f"flat_{seconds:g}.nvw"
-        wall, peak, _ = measured(nvfilter("encode", source, out, "--time-budget", budget, *flags))
+        wall, peak, _ = measured(
+            nvfilter("encode", source, out, "--model", "tiles", "--time-budget", budget, *flags)
+        )
         loaded = nvw.load(out)
         frames, parts = loaded.video.frames, len(part_spans(loaded.video.frames, 32))
         size, psnr = out.stat().st_size, loaded.training.psnr
