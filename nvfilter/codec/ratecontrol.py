@@ -97,10 +97,10 @@ class Coded:
 
 
 def next_qp(target: Target, qp: int, coded: Coded, frames: int) -> int:
-    """The quantiser for the next group of a part of ``frames`` frames. For a PSNR: where the
-    last group's PSNR at this quantiser says the rest of the frames must go for the part's
-    pooled error to meet the target. For bits: where the last group's bits a frame say the rest
-    must go to spend what is left of the part's budget (the intra frame's bits, spent at the
+    """The quantiser for the next frames of a part of ``frames`` frames. For a PSNR: where the
+    error of the frames since the last step says the rest must go for the part's pooled error
+    to meet the target. For bits: where the complexity model (else those frames' bits) says the
+    rest must go to spend what is left of the part's budget (the intra frame's bits, spent at the
     start, are then shared out over the rest). Both: the coarser of the two, while over the
     budget."""
     if target.qp is not None or coded.recent_frames == 0:
@@ -121,7 +121,7 @@ def next_qp(target: Target, qp: int, coded: Coded, frames: int) -> int:
             by_bits = wanted - qp  # > 0: at this quantiser the rest would spend too much
         else:
             recent = max(coded.recent_bits / coded.recent_frames, 1.0)
-            by_bits = 6 * math.log2(recent * left / room)
+            by_bits = QP_PER_HALVING * math.log2(recent * left / room)
         step = by_bits if target.psnr is None else max(step, by_bits)
     finer, coarser = MOST_A_STEP
     step = max(finer, min(coarser, step))
@@ -158,7 +158,7 @@ def retry_qp(target: Target, qp: int, bits: float, frames: int) -> int | None:
     if target.bits_per_frame is None or bits <= ceiling or qp >= QP_MAX:
         return None
     over = math.log2(bits / (target.bits_per_frame * frames))
-    return _clamp(qp + max(1, math.ceil(6 * over)))
+    return _clamp(qp + max(1, math.ceil(QP_PER_HALVING * over)))
 
 
 def complexities(frames: np.ndarray) -> np.ndarray:

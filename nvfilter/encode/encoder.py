@@ -58,8 +58,6 @@ STEP_SETTINGS = ("epochs", "lr", "batch_size", "lr_schedule")
 """The settings of optimiser steps, none of a model fitted in closed form."""
 STREAM_SETTINGS = ("time_budget", "dtype", "precision", "compile")
 """What a coded stream has no use for: it is not trained and holds bytes, not floats."""
-AUTO_SETTINGS = {"dtype": "auto", "precision": "auto"}
-"""Settings whose default is a word rather than None."""
 
 
 def check_model_flags(options: EncodeOptions, spec: ModelSpec) -> None:
@@ -78,8 +76,8 @@ def note_unused_flags(
     model that uses them."""
     names = (*(STEP_SETTINGS if spec.closed_form else ()), *(spec.refuses if auto else ()),
              *(STREAM_SETTINGS if spec.coded else ()))  # fmt: skip
-    unused = [FLAG_NAMES[name] for name in names
-              if getattr(options, name) not in (None, AUTO_SETTINGS.get(name))]  # fmt: skip
+    defaults = {field.name: field.default for field in dataclasses.fields(EncodeOptions)}
+    unused = [FLAG_NAMES[name] for name in names if getattr(options, name) != defaults[name]]
     if unused:
         how = ("a coded stream, not trained" if spec.coded
                else "fitted in closed form" if spec.closed_form else spec.refuse_reason)  # fmt: skip
