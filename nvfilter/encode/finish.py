@@ -14,7 +14,7 @@ from nvfilter.config import TrainConfig, TrainResult, VideoInfo
 from nvfilter.encode.train import FitResult
 from nvfilter.io import nvw
 from nvfilter.models.field import VideoField
-from nvfilter.models.reads import reconstruct
+from nvfilter.models.reads import frame_mses
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,4 @@ def frame_errors(model: VideoField, frames: torch.Tensor) -> list[float]:
     """Each frame's mean squared error (in [0, 1] units) as decode reads it: as the fit knows
     it where it does (VideoField.fit_squared_errors), else read back."""
     known = model.fit_squared_errors()
-    if known is not None:
-        return known
-    count, height, width, _ = frames.shape
-    return [
-        metrics.mse(torch.from_numpy(recon), frames[k]) / 255.0**2
-        for k, recon in enumerate(reconstruct(model, width, height, count))
-    ]
+    return known if known is not None else frame_mses(model, frames)

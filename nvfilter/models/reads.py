@@ -91,11 +91,16 @@ def reconstruct(
     )
 
 
+def frame_mses(model: VideoField, frames: torch.Tensor) -> list[float]:
+    """Each frame's mean squared error in [0, 1] of its 8-bit reconstruction."""
+    num_frames, height, width, _ = frames.shape
+    return [
+        metrics.mse(torch.from_numpy(recon), frames[k]) / (255.0 * 255.0)
+        for k, recon in enumerate(reconstruct(model, width, height, num_frames))
+    ]
+
+
 def reconstruction_mse(model: VideoField, frames: torch.Tensor) -> float:
     """Mean squared error in [0, 1] of the 8-bit reconstruction of every frame, all pixels pooled."""
-    num_frames, height, width, _ = frames.shape
-    total = sum(
-        metrics.mse(torch.from_numpy(recon), frames[k])
-        for k, recon in enumerate(reconstruct(model, width, height, num_frames))
-    )
-    return total / num_frames / (255.0 * 255.0)
+    errors = frame_mses(model, frames)
+    return sum(errors) / len(errors)
