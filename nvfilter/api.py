@@ -29,7 +29,7 @@ import torch
 
 from nvfilter.config import DecodeOptions, EncodeOptions, TrainResult, VideoInfo
 from nvfilter.coords import frame_time
-from nvfilter.io import nvw
+from nvfilter.io import media, nvw
 from nvfilter.io.inputs import open_nvw
 from nvfilter.models.field import VideoField
 from nvfilter.models.reads import render_frames
@@ -89,21 +89,12 @@ class Video:
     def _read(
         self, positions: list[float], width: int | None, height: int | None
     ) -> list[np.ndarray]:
-        width, height = _size(self.info, width, height)
+        # the learned size, or the one given (one side alone keeps the aspect ratio)
+        width, height = media.training_size(self.info.width, self.info.height, width, height)
+        # the file's network never changes, so its render caches (a codec file's decoded
+        # frames among them) serve every read: frame(k) in a loop decodes each frame once
         times = [frame_time(position, self.frames) for position in positions]
-        self.model.forget_render_cache()
         return list(render_frames(self.model, width, height, times))
-
-
-def _size(video: VideoInfo, width: int | None, height: int | None) -> tuple[int, int]:
-    """The learned size, or the one given (one side alone keeps the aspect ratio)."""
-    if width and height:
-        return width, height
-    if width:
-        return width, max(1, round(width * video.height / video.width))
-    if height:
-        return max(1, round(height * video.width / video.height)), height
-    return video.width, video.height
 
 
 def open(path: str | Path) -> Video:  # noqa: A001 (nvfilter.open, as the package's verb)
