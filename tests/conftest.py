@@ -146,8 +146,9 @@ SMALL_NET = [
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of 8-bit frames ``a`` against ``b``, all values pooled (inf where equal)."""
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * math.log10(255**2 / mse)
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
 def read_pngs(folder: Path) -> np.ndarray:

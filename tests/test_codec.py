@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import assert_frame_and_point_reads_agree
+from conftest import assert_frame_and_point_reads_agree, psnr
 
 from nvfilter.codec import bitstream, entropy, motion, residual
 from nvfilter.codec.decoder import PartDecoder
@@ -35,11 +35,6 @@ def moving_clip(
         blue = 128 + 70 * np.sin((x - 2 * ys) / 11.0)
         out.append(np.stack([red, green, blue], -1))
     return np.clip(np.rint(np.stack(out)), 0, 255).astype(np.uint8)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b) ** 2)
-    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
 def test_entropy_round_trip_with_escapes_and_adapting_tables():

@@ -4,24 +4,13 @@ rate flags, and slow motion from the motion the file keeps."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EXAMPLE, read_video, run
-from PIL import Image
+from conftest import EXAMPLE, psnr, read_pngs, read_video, run
 
 from nvfilter.io import nvw
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b) ** 2)
-    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
-
-
-def read_pngs(folder: Path) -> np.ndarray:
-    return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.iterdir())])
 
 
 @pytest.fixture(scope="module")
