@@ -232,19 +232,23 @@ class CodedField(VideoField):
 
     # ---- storage --------------------------------------------------------------------------
 
-    def architecture(self) -> dict[str, Any]:
-        return {
-            "type": self.kind,
-            "width": self.width,
-            "height": self.height,
-            "frames": self.frames,
-            "chroma": self.chroma,
-            "target_qp": self.target.qp,
-            "target_psnr": self.target.psnr,
-            "bits_per_frame": self.target.bits_per_frame,
-            "qp": self.qp,
-            "stream_bytes": int(self.stream.numel()),
-        }
+    # ---- the architecture's values (VideoField.architecture reads them) ------------------
+
+    @property
+    def target_qp(self) -> int | None:
+        return self.target.qp
+
+    @property
+    def target_psnr(self) -> float | None:
+        return self.target.psnr
+
+    @property
+    def bits_per_frame(self) -> float | None:
+        return self.target.bits_per_frame
+
+    @property
+    def stream_bytes(self) -> int:
+        return int(self.stream.numel())
 
 
 CODEC_VERSION = SINGLE_VERSION + 4

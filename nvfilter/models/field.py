@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -102,8 +103,16 @@ class VideoField(nn.Module):
         return [{"params": list(self.parameters()), "lr": lr}]
 
     def architecture(self) -> dict[str, Any]:
-        """Everything needed to rebuild this network (stored in the .nvw file)."""
-        raise NotImplementedError
+        """Everything needed to rebuild this network (stored in the .nvw file): its type and
+        its constructor's arguments, read back from its attributes of the same names (the
+        constructor is the model's config); one left at a default of None is not written."""
+        arguments = list(inspect.signature(type(self).__init__).parameters.values())[1:]
+        stored: dict[str, Any] = {"type": self.kind}
+        for argument in arguments:
+            value = getattr(self, argument.name)
+            if not (value is None and argument.default is None):
+                stored[argument.name] = value
+        return stored
 
 
 def field_device(model: nn.Module) -> torch.device:

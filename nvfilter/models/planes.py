@@ -326,19 +326,6 @@ class PlaneField(VideoField):
             {"params": list(self.head.parameters()), "lr": lr},
         ]
 
-    def architecture(self) -> dict[str, Any]:
-        return {
-            "type": self.kind,
-            "width": self.width,
-            "height": self.height,
-            "frames": self.frames,
-            "channels": self.channels,
-            "levels": self.levels,
-            "head_features": self.head_features,
-            "head_layers": self.head_layers,
-            "footprint": self.footprint,
-        }
-
 
 def build(
     settings: Mapping[str, Any], width: int, height: int, frames: int

@@ -389,19 +389,6 @@ class SegmentField(VideoField):
     def training_views(self) -> int:
         return len(self.views)
 
-    def architecture(self) -> dict[str, Any]:
-        return {
-            "type": self.kind,
-            "width": self.width,
-            "height": self.height,
-            "frames": self.frames,
-            "segment_frames": self.segment_frames,
-            "channels": self.channels,
-            "coarse_channels": self.coarse_channels,
-            "levels": self.levels,
-            "time_shrink": self.time_shrink,
-        }
-
 
 def _channels(settings: Mapping[str, Any], width: int, height: int, frames: int,
               segment_frames: int, own_frames: int | None = None) -> tuple[int, int]:  # fmt: skip

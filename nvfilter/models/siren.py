@@ -136,17 +136,8 @@ class Siren(VideoField):
         return max(1024, 2**20 // self.hidden_features)
 
     def architecture(self) -> dict[str, Any]:
-        """Everything needed to rebuild this network (stored in the .nvw file)."""
-        return {
-            "type": self.kind,
-            "in_features": self.in_features,
-            "hidden_features": self.hidden_features,
-            "hidden_layers": self.hidden_layers,
-            "out_features": self.out_features,
-            "omega_0": self.omega_0,
-            "omega_0_initial": self.omega_0_initial,
-            "output": "sigmoid",
-        }
+        """VideoField's, and the output's squashing, which SIREN's original keeps in its file."""
+        return {**super().architecture(), "output": "sigmoid"}
 
 
 ORIGINAL_RECIPE: dict[str, Any] = {"batch_size": 65536, "lr": 1e-4, "lr_schedule": "constant"}

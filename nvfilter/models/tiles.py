@@ -763,23 +763,15 @@ class TileField(VideoField):
 
     # ---- storage --------------------------------------------------------------------------
 
-    def architecture(self) -> dict[str, Any]:
-        return {
-            "type": self.kind,
-            "width": self.width,
-            "height": self.height,
-            "frames": self.frames,
-            "tile": self.tile,
-            "components": self.components,
-            "numbers_per_pixel": self.numbers_per_pixel,
-            "target_psnr": self.target_psnr,
-            "chroma": self.chroma,
-            **(
-                {"canvas_width": self.canvas[0], "canvas_height": self.canvas[1]}
-                if self.canvas is not None
-                else {}
-            ),
-        }
+    @property
+    def canvas_width(self) -> int | None:
+        """The canvas's width where the fit follows the camera (stored), else None."""
+        return None if self.canvas is None else self.canvas[0]
+
+    @property
+    def canvas_height(self) -> int | None:
+        """The canvas's height where the fit follows the camera (stored), else None."""
+        return None if self.canvas is None else self.canvas[1]
 
 
 TILES_VERSION = SINGLE_VERSION + 2
