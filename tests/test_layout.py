@@ -137,3 +137,18 @@ def test_every_package_is_installed():
                  ["setuptools"]["packages"])  # fmt: skip
     found = {module_name(p.parent) for p in PACKAGE.rglob("__init__.py")}
     assert found <= listed, found - listed
+
+
+LONGEST_FUNCTION = 65
+"""Lines a function may take, its signature and docstring included ("about 60")."""
+
+
+def test_functions_stay_short():
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > LONGEST_FUNCTION:
+                    long.append(f"{module_name(path)}.{node.name}: {lines} lines")
+    assert not long, long

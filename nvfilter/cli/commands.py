@@ -174,15 +174,6 @@ def filter_video(
     output: str,
     preset: str | None,
     container: str | None,
-    model: str,
-    time_budget: float | None,
-    epochs: float | None,
-    target_psnr: float | None,
-    max_frames: int | None,
-    frame_step: int,
-    learn_width: int | None,
-    learn_height: int | None,
-    seed: int,
     keep_nvw: str | None,
     device: str,
     quiet: bool,
@@ -198,28 +189,24 @@ def filter_video(
     (--model, --epochs, --lr, ...) the learning, where --learn-width and --learn-height resize.
     Ctrl-C stops learning early and still writes OUT.
     """
+    learning = {name: flags.pop(name) for name in FILTER_LEARNING}
     network = {name: flags.pop(name) for name in option_names(NETWORK_OPTIONS)}
     storage = {name: flags.pop(name) for name in option_names(STORAGE_OPTIONS)}
     rates = {name: flags.pop(name) for name in option_names(RATE_OPTIONS)}
     decoding = decode_options(preset, {**flags, "device": device, "container": container})
     decoder.check_output(output, container)
+    model = learning["model"]
     if network["footprint"] is None and model != "auto" and spec_of(model).footprint:
         upscaled = (decoding.spatial_scale or 1) > 1
         network["footprint"] = upscaled and decoding.upscaler == "network"
     max_memory = storage.pop("max_memory")
     options = EncodeOptions(
-        model=model,
-        time_budget=time_budget,
-        epochs=epochs,
-        target_psnr=target_psnr,
-        max_frames=max_frames,
-        frame_step=frame_step,
-        width=learn_width,
-        height=learn_height,
-        seed=seed,
+        width=learning.pop("learn_width"),
+        height=learning.pop("learn_height"),
         device=device,
         max_memory=parse_size(max_memory) if max_memory else None,
         audio=decoding.audio != "drop",  # nothing stored that will not be played
+        **learning,
         **storage,
         **network,
         **rate_flags(rates.pop("bitrate"), rates),
@@ -243,6 +230,11 @@ def filter_video(
         decoder.decode(nvw_path, output, decoding, console, label)
     if result.stopped_by == "interrupt":
         sys.exit(130)
+
+
+FILTER_LEARNING = ("model", "time_budget", "epochs", "target_psnr", "max_frames", "frame_step",
+                   "learn_width", "learn_height", "seed")  # fmt: skip
+"""`filter`'s flags that shape the learning, besides the network, storage and rate ones."""
 
 
 @main.command(name="eval")

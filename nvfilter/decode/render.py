@@ -246,58 +246,71 @@ def frames_at(
         times = [frame_time(position, source_frames) for position in positions]
         yield from render_frames(model, width, height, times)
         return
-    kept = sorted(
-        {math.floor(position) for position in positions}
-        | {math.floor(position) + 1 for position in positions if position % 1}
-    )  # the source frames used, read in this order, several at once
-    times = [frame_time(k, source_frames) for k in kept]
-    reads = zip(kept, render_frames(model, width, height, times), strict=True)
-    rendered: dict[int, np.ndarray] = {}  # the source frames read and still to be used
+    yield from _MovedFrames(model, positions, source_frames, between, width, height).frames()
 
-    def source_frame(index: int) -> np.ndarray:
-        while index not in rendered:  # frames are asked for in order, none after its last use
-            read, frame = next(reads)
-            rendered[read] = frame
-        return rendered[index]
 
-    wanted: dict[int, list[float]] = {}  # pair (its first frame) -> fractions wanted, in order
-    for position in positions:
-        whole = math.floor(position)
-        if position != whole:
-            wanted.setdefault(whole, []).append(position - whole)
-    pairs = list(wanted)
-    made: dict[int, Future[list[np.ndarray]]] = {}
-    workers = ThreadPoolExecutor(MOTION_WORKERS, thread_name_prefix="nvfilter-motion")
+class _MovedFrames:
+    """frames_at's frames by a motion rule: the source frames read from the model, several at
+    once and each once, and the new frames between each pair made along the motion by worker
+    threads, a few pairs ahead of the frames handed on."""
 
-    def start(order: int) -> None:
+    def __init__(self, model: VideoField, positions: list[float], source_frames: int,
+                 between: str, width: int, height: int) -> None:  # fmt: skip
+        self.model, self.positions, self.between = model, positions, between
+        kept = sorted(
+            {math.floor(position) for position in positions}
+            | {math.floor(position) + 1 for position in positions if position % 1}
+        )  # the source frames used, read in this order, several at once
+        times = [frame_time(k, source_frames) for k in kept]
+        self.reads = zip(kept, render_frames(model, width, height, times), strict=True)
+        self.rendered: dict[int, np.ndarray] = {}  # source frames read and still to be used
+        self.wanted: dict[int, list[float]] = {}  # pair (its first frame) -> fractions, in order
+        for position in positions:
+            whole = math.floor(position)
+            if position != whole:
+                self.wanted.setdefault(whole, []).append(position - whole)
+        self.pairs = list(self.wanted)
+        self.made: dict[int, Future[list[np.ndarray]]] = {}
+
+    def source_frame(self, index: int) -> np.ndarray:
+        """Source frame ``index`` (asked for in order, none after its last use)."""
+        while index not in self.rendered:
+            read, frame = next(self.reads)
+            self.rendered[read] = frame
+        return self.rendered[index]
+
+    def start(self, order: int, workers: ThreadPoolExecutor) -> None:
         """Have a worker make the ``order``-th pair's new frames, if there is such a pair."""
-        if order < len(pairs) and pairs[order] not in made:
-            first = pairs[order]
-            frames = source_frame(first), source_frame(first + 1)
+        if order < len(self.pairs) and self.pairs[order] not in self.made:
+            first = self.pairs[order]
+            frames = self.source_frame(first), self.source_frame(first + 1)
             # here: a network's reads are not thread-safe
-            stored = model.pair_flows(first) if between == "motion" else None
-            made[first] = workers.submit(frames_between, *frames, wanted[first], stored)
+            stored = self.model.pair_flows(first) if self.between == "motion" else None
+            self.made[first] = workers.submit(frames_between, *frames, self.wanted[first], stored)
 
-    entered = -1  # the pairs whose frames have been handed on (their order)
-    current: tuple[int, Iterator[np.ndarray]] | None = None
-    share = max(1, torch.get_num_threads() // MOTION_WORKERS)  # the cores, shared by the workers
-    with torch_threads(share), opencv_threads(share):
-        try:
-            for position in positions:
-                whole = math.floor(position)
-                for old in [kept for kept in rendered if kept < whole]:
-                    del rendered[old]
-                if position == whole:
-                    yield source_frame(whole)
-                    continue
-                if current is None or current[0] != whole:
-                    entered += 1
-                    for order in range(entered, entered + MOTION_WORKERS + 1):
-                        start(order)  # this pair, and the next ones while its frames go out
-                    current = (whole, iter(made.pop(whole).result()))
-                yield next(current[1])
-        finally:
-            workers.shutdown(wait=True, cancel_futures=True)
+    def frames(self) -> Iterator[np.ndarray]:
+        """The frame at each position, in order."""
+        entered = -1  # the pairs whose frames have been handed on (their order)
+        current: tuple[int, Iterator[np.ndarray]] | None = None
+        share = max(1, torch.get_num_threads() // MOTION_WORKERS)  # the cores, shared by workers
+        workers = ThreadPoolExecutor(MOTION_WORKERS, thread_name_prefix="nvfilter-motion")
+        with torch_threads(share), opencv_threads(share):
+            try:
+                for position in self.positions:
+                    whole = math.floor(position)
+                    for old in [kept for kept in self.rendered if kept < whole]:
+                        del self.rendered[old]
+                    if position == whole:
+                        yield self.source_frame(whole)
+                        continue
+                    if current is None or current[0] != whole:
+                        entered += 1
+                        for order in range(entered, entered + MOTION_WORKERS + 1):
+                            self.start(order, workers)  # this pair, and the next few
+                        current = (whole, iter(self.made.pop(whole).result()))
+                    yield next(current[1])
+            finally:
+                workers.shutdown(wait=True, cancel_futures=True)
 
 
 def frames_between(

@@ -258,13 +258,7 @@ def _encode_whole(
     device: str,
 ) -> TrainResult:
     """Learn the whole video with one network (the hybrid or SIREN): every frame in memory."""
-    folder = None
-    outputs = run.outputs or (
-        str(resumed[0].parent) if resumed and Path(run.resume or "").is_dir() else None
-    )
-    step_resumed = int(resumed[1][1]["step"]) if resumed else None
-    if outputs:
-        folder = RunFolder(Path(outputs), resuming_step=step_resumed)
+    folder = _run_folder(run, resumed)
     src = read_source(opened, source, options, console)
     frames, video = src.frames, src.video
     if check_video is not None:
@@ -282,12 +276,10 @@ def _encode_whole(
     console.message(
         f"encode: {video.frames} frames {video.width}x{video.height} at "
         f"{rate_text(video.frame_rate)} fps ({video.duration:.2f} s, "
-        f"{human_bytes(frames.numel())} raw"
-        + (f", {src.audio[1]} audio" if src.audio else "")
+        f"{human_bytes(frames.numel())} raw" + (f", {src.audio[1]} audio" if src.audio else "")
         + f") -> {description}; {trainer.config.describe()}"
         + (f"; resuming at step {trainer.step}" if resumed else "")
-    )
-
+    )  # fmt: skip
     recorder = None
     if folder is not None:
         folder.write_config(
@@ -311,6 +303,18 @@ def _encode_whole(
         + (f" ({src.audio[1]} audio, {human_bytes(len(src.audio[0]))})" if src.audio else "")
     )
     return result
+
+
+def _run_folder(
+    run: RunOptions, resumed: tuple[Path, tuple[dict[str, torch.Tensor], dict[str, str]]] | None
+) -> RunFolder | None:
+    """The folder the run records itself in (--outputs, or the folder of the run resumed)."""
+    outputs = run.outputs or (
+        str(resumed[0].parent) if resumed and Path(run.resume or "").is_dir() else None
+    )
+    if not outputs:
+        return None
+    return RunFolder(Path(outputs), resuming_step=int(resumed[1][1]["step"]) if resumed else None)
 
 
 def resume_point(

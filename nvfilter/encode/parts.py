@@ -252,26 +252,17 @@ def encode_parts(
         )
         hidden = not outputs and output != "-"  # standard output's parts go to the temp folder
         store = PartStore(parts_folder(output, outputs, stack), output if hidden else None)
-        spec = spec_of(options.model)
-        part_frames = _part_frames(opened, source, options, run)
-        estimate = opened.kept_estimate(options)
-        if check_video is not None:
-            check_video(opened.video(estimate or 1, options))
-        settings = options.settings(config.device)
-        if spec.coded:
-            settings.update(rate_settings(opened, options, estimate, part_frames))
-        plan = PartsPlan(part_frames, options, config, opened.width, opened.height,
-                         opened.src.frame_rate / options.frame_step, settings)  # fmt: skip
+        plan, estimate = _plan(opened, source, options, config, run, check_video)
         if estimate:
             check_room(opened, estimate, plan, store.path, output, output_label)
         executor = make_executor(run.jobs, run.ray, config.device)
         if executor is not None:
             stack.callback(executor.close)
         if folder is not None and not resuming:
+            video_so_far = opened.video(estimate or 0, options)
             folder.write_config({"kind": PARTS_RUN, "options": dataclasses.asdict(options),
-                                 **run_config(source, output, options, config, None,
-                                              opened.video(estimate or 0, options), run,
-                                              versions())})  # fmt: skip
+                                 **run_config(source, output, options, config, None, video_so_far,
+                                              run, versions())})  # fmt: skip
         workers = f", {executor.slots} at once" + (" on Ray" if run.ray else "") if executor else ""
         console.message(
             f"encode: {estimate or '?'} frames {opened.width}x{opened.height} at "
@@ -282,7 +273,7 @@ def encode_parts(
         encode.matrix = opened.src.color.matrix
         with stop_requests() as stop_asked:
             encode.stop_asked = stop_asked
-            frames = encode.run(cut_parts(opened.frames(options, source), part_frames))
+            frames = encode.run(cut_parts(opened.frames(options, source), plan.part_frames))
             if stop_asked():
                 encode.interrupted = True
         console.done()
@@ -291,19 +282,10 @@ def encode_parts(
         result = encode.result(config)
         count = len(encode.records)
         paths = [store.part(k) for k in range(count)]
-        written = [0]
-
-        def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
-            for chunk in chunks:
-                written[0] += len(chunk)
-                yield chunk
-
-        write_chunks(counted(nvw.join_parts(paths, video, result, options.dtype, sound)), output)
+        size = _write_joined(nvw.join_parts(paths, video, result, options.dtype, sound), output)
         source_bytes = os.path.getsize(opened.path)
-    size = written[0]
-    steps = (
-        "" if spec.closed_form else f"{result.steps} steps in {result.seconds:.1f} s of training "
-    )
+    closed_form = spec_of(options.model).closed_form
+    steps = "" if closed_form else f"{result.steps} steps in {result.seconds:.1f} s of training "
     console.message(
         f"encoded {source} -> {output_label or output}: PSNR {result.psnr:.2f} dB, {frames} "
         f"frames in {count} part{'s' * (count != 1)}, {steps}"
@@ -311,6 +293,42 @@ def encode_parts(
         + _sizes(size, video, source_bytes, sound)
     )
     return result
+
+
+def _plan(
+    opened: OpenedSource,
+    source: str,
+    options: EncodeOptions,
+    config: TrainConfig,
+    run: Any,
+    check_video: Callable[[VideoInfo], None] | None,
+) -> tuple[PartsPlan, int | None]:
+    """The parts' plan (their frames, settings and, for a coded model, its budget of bits) and
+    the frames the source is expected to give (None where it does not say)."""
+    part_frames = _part_frames(opened, source, options, run)
+    estimate = opened.kept_estimate(options)
+    if check_video is not None:
+        check_video(opened.video(estimate or 1, options))
+    settings = options.settings(config.device)
+    if spec_of(options.model).coded:
+        settings.update(rate_settings(opened, options, estimate, part_frames))
+    plan = PartsPlan(part_frames, options, config, opened.width, opened.height,
+                     opened.src.frame_rate / options.frame_step, settings)  # fmt: skip
+    return plan, estimate
+
+
+def _write_joined(chunks: Iterator[bytes], output: str) -> int:
+    """Write the joined .nvw's ``chunks`` to ``output`` (write_chunks); the bytes written."""
+    written = 0
+
+    def counted() -> Iterator[bytes]:
+        nonlocal written
+        for chunk in chunks:
+            written += len(chunk)
+            yield chunk
+
+    write_chunks(counted(), output)
+    return written
 
 
 def _part_frames(opened: OpenedSource, source: str, options: EncodeOptions, run: Any) -> int:

@@ -310,7 +310,6 @@ class Trainer:
         while it runs, so it may evaluate the model or save the run. ``on_log`` gets every
         ``log_every``-th step and the last one.
         """
-        config = self.config
         self.model.train()
         clock = _Clock(time.perf_counter() - self.elapsed)
         last_report = -math.inf
@@ -338,18 +337,8 @@ class Trainer:
                     or checkpoint_due
                     or (pending and self.elapsed >= pending[0])
                 ):
-                    mse = self._read_losses(losses)
-                    psnr = psnr_from_mse(self.smoothed_mse, peak=1.0)  # type: ignore[arg-type]
-                    report = Progress(
-                        self.step,
-                        self.steps,
-                        mse,
-                        psnr,
-                        self.elapsed,
-                        config.time_budget,
-                        self.lr,
-                        self.started,
-                    )
+                    report = self._progress(losses)
+                    psnr = report.psnr
                     if on_progress and report_due:
                         last_report = self.elapsed
                         on_progress(report)
@@ -357,17 +346,31 @@ class Trainer:
                         on_log(report)
                 if on_checkpoint:
                     self._checkpoints(on_checkpoint, checkpoint_due, pending, clock)
-                if config.time_budget is not None and self.elapsed >= config.time_budget:
-                    stopped_by = "time-budget"
-                    break
-                if config.target_psnr is not None and psnr >= config.target_psnr:
-                    stopped_by = "target-psnr"
+                reached = self._reached(psnr)
+                if reached:
+                    stopped_by = reached
                     break
         self._read_losses(losses)
         if self.device.type != "cpu" and stopped_by != "interrupt":
             self.elapsed = clock.now()  # the GPU's queued steps count too
         self.model.eval()
         return FitResult(steps=self.step, seconds=self.elapsed, stopped_by=stopped_by)
+
+    def _progress(self, losses: list[torch.Tensor]) -> Progress:
+        """Where the fit stands, the batch losses not read back yet read (and emptied)."""
+        mse = self._read_losses(losses)
+        psnr = psnr_from_mse(self.smoothed_mse, peak=1.0)  # type: ignore[arg-type]
+        return Progress(self.step, self.steps, mse, psnr, self.elapsed, self.config.time_budget,
+                        self.lr, self.started)  # fmt: skip
+
+    def _reached(self, psnr: float) -> str | None:
+        """Why the fit stops now ("time-budget", "target-psnr"), or None: it goes on."""
+        config = self.config
+        if config.time_budget is not None and self.elapsed >= config.time_budget:
+            return "time-budget"
+        if config.target_psnr is not None and psnr >= config.target_psnr:
+            return "target-psnr"
+        return None
 
     def _step(self) -> torch.Tensor:
         """One optimiser step on a random batch of pixels or of whole-frame views; returns its

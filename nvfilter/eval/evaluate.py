@@ -51,22 +51,26 @@ def evaluate(original: str, nvw_path: str, vmaf: bool = False) -> dict[str, Any]
                 recon, reference = torch.from_numpy(frame), torch.from_numpy(real)
                 error = metrics.mse(recon, reference)
                 total += error
-                rows.append(
-                    {
-                        "frame": k,
-                        "psnr_db": metrics.psnr_from_mse(error),
-                        "ssim": metrics.ssim(recon, reference),
-                    }
-                )
+                rows.append({"frame": k, "psnr_db": metrics.psnr_from_mse(error),
+                             "ssim": metrics.ssim(recon, reference)})  # fmt: skip
         if len(rows) < count:
             raise VideoError(
                 f"{original}: gives {len(rows)} frames at {video.frame_rate} fps, the .nvw "
                 f"learned {video.frames}: not the video it learned"
             )
         vmaf_score = libvmaf_score(distorted, kept_reference, video) if vmaf else None
-    result: dict[str, Any] = {
-        "original": original,
-        "nvw": nvw_path,
+    result = _summary(rows, total, video, size)
+    if vmaf_score is not None:
+        result["vmaf"] = vmaf_score
+    return {"original": original, "nvw": nvw_path, **result}
+
+
+def _summary(
+    rows: list[dict[str, Any]], total: float, video: VideoInfo, size: int
+) -> dict[str, Any]:
+    """The scores of the frames (``rows``, their squared errors adding up to ``total``)."""
+    count = len(rows)
+    return {
         "frames": count,
         "width": video.width,
         "height": video.height,
@@ -78,9 +82,6 @@ def evaluate(original: str, nvw_path: str, vmaf: bool = False) -> dict[str, Any]
         "bits_per_pixel": size * 8 / (video.width * video.height * video.frames),
         "per_frame": rows,
     }
-    if vmaf_score is not None:
-        result["vmaf"] = vmaf_score
-    return result
 
 
 def same_video(original: str, src: SourceInfo, video: VideoInfo) -> int:

@@ -234,30 +234,10 @@ def _stored(tensor: torch.Tensor, dtype: str) -> torch.Tensor:
 
 def decode_metadata(metadata: dict[str, str]) -> tuple[dict[str, Any], VideoInfo, TrainResult]:
     """Parse the metadata header; raises NvwError naming what is wrong."""
-    if metadata.get("format") != FORMAT_NAME:
-        raise NvwError("not an nvfilter .nvw file (safetensors without nvfilter metadata)")
-    try:
-        version = int(metadata["format_version"])
-    except (KeyError, ValueError):
-        raise NvwError("bad .nvw: no readable format_version") from None
-    if version < 1:
-        raise NvwError(f"bad .nvw: format_version {version} is not a version")
-    if version > FORMAT_VERSION:
-        raise NvwError(
-            f".nvw format version {version} is newer than this nvfilter reads "
-            f"({FORMAT_VERSION}): upgrade nvfilter"
-        )
+    version = _format_version(metadata)
 
     def field(key: str, parse: Callable[[str], Any]) -> Any:
-        """One metadata value parsed strictly; a missing or malformed one names its key."""
-        if key not in metadata:
-            raise NvwError(f"bad .nvw metadata: no {key}")
-        try:
-            return parse(metadata[key])
-        except (ValueError, TypeError, ZeroDivisionError, json.JSONDecodeError):
-            raise NvwError(
-                f"bad .nvw metadata: {key} = {metadata[key]!r:.60} is malformed"
-            ) from None
+        return _field(metadata, key, parse)
 
     architecture = field("architecture", json.loads)
     video = VideoInfo(
@@ -284,6 +264,41 @@ def decode_metadata(metadata: dict[str, str]) -> tuple[dict[str, Any], VideoInfo
         stopped_by=field("train_stopped_by", str),
         settings=settings or None,
     )
+    _check_ranges(video, training)
+    _check_network_fits(architecture, video, version)
+    return architecture, video, training
+
+
+def _format_version(metadata: dict[str, str]) -> int:
+    """The file's format version, checked to be an nvfilter .nvw this nvfilter reads."""
+    if metadata.get("format") != FORMAT_NAME:
+        raise NvwError("not an nvfilter .nvw file (safetensors without nvfilter metadata)")
+    try:
+        version = int(metadata["format_version"])
+    except (KeyError, ValueError):
+        raise NvwError("bad .nvw: no readable format_version") from None
+    if version < 1:
+        raise NvwError(f"bad .nvw: format_version {version} is not a version")
+    if version > FORMAT_VERSION:
+        raise NvwError(
+            f".nvw format version {version} is newer than this nvfilter reads "
+            f"({FORMAT_VERSION}): upgrade nvfilter"
+        )
+    return version
+
+
+def _field(metadata: dict[str, str], key: str, parse: Callable[[str], Any]) -> Any:
+    """One metadata value parsed strictly; a missing or malformed one names its key."""
+    if key not in metadata:
+        raise NvwError(f"bad .nvw metadata: no {key}")
+    try:
+        return parse(metadata[key])
+    except (ValueError, TypeError, ZeroDivisionError, json.JSONDecodeError):
+        raise NvwError(f"bad .nvw metadata: {key} = {metadata[key]!r:.60} is malformed") from None
+
+
+def _check_ranges(video: VideoInfo, training: TrainResult) -> None:
+    """Refuse sizes, counts and rates no nvfilter file has (a lying header)."""
     if training.steps < 0 or not training.seconds >= 0:
         raise NvwError("bad .nvw metadata: train_steps or train_seconds is negative")
     if min(video.width, video.height, video.frames) <= 0 or video.frame_rate <= 0:
@@ -295,6 +310,10 @@ def decode_metadata(metadata: dict[str, str]) -> tuple[dict[str, Any], VideoInfo
         )
     if video.frame_rate > MAX_FPS or video.sample_aspect_ratio <= 0:
         raise NvwError("bad .nvw metadata: frame rate or pixel aspect ratio out of range")
+
+
+def _check_network_fits(architecture: Any, video: VideoInfo, version: int) -> None:
+    """Refuse an architecture that is malformed, or that was learned for another video."""
     if isinstance(architecture, dict) and architecture.get("type") == "parts" and version >= 4:
         check_parts_architecture(architecture, video)
     else:
@@ -305,7 +324,6 @@ def decode_metadata(metadata: dict[str, str]) -> tuple[dict[str, Any], VideoInfo
                     f"bad .nvw metadata: the network's {key} {architecture[key]} is not "
                     f"the video's {getattr(video, key)}"
                 )
-    return architecture, video, training
 
 
 def check_parts_architecture(architecture: Any, video: VideoInfo) -> None:

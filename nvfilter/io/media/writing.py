@@ -105,31 +105,7 @@ def build_write_args(
             stream = stream.filter("pad", padded[0], padded[1], 0, 0).filter(
                 "fillborders", right=right, bottom=bottom, mode="smear"
             )
-        is_yuv = pix_fmt is not None and pix_fmt.startswith(("yuv", "nv"))
-        color = yuv_color(info.color, height) if is_yuv else info.color
-        if is_yuv:
-            scale_args: dict[str, str] = {}
-            if color.matrix:
-                scale_args["out_color_matrix"] = color.matrix
-            scale_args["out_range"] = color.range or "tv"
-            stream = stream.filter("scale", **scale_args)
-            if color.range:
-                kwargs["color_range"] = color.range
-            if color.matrix:
-                kwargs["colorspace"] = color.matrix
-        if color.primaries:
-            kwargs["color_primaries"] = color.primaries
-        if color.transfer:
-            kwargs["color_trc"] = color.transfer
-        params = {
-            "range": kwargs.get("color_range"),
-            "colorspace": kwargs.get("colorspace"),
-            "color_primaries": color.primaries,
-            "color_trc": color.transfer,
-        }
-        params = {k: v for k, v in params.items() if v}
-        if params:  # frame properties win over encoder options in ffmpeg >= 7: tag the frames
-            stream = stream.filter("setparams", **params)
+        stream = _tag_colour(stream, kwargs, info.color, height, pix_fmt)
         kwargs["c:v"] = codec
         if pix_fmt:
             kwargs["pix_fmt"] = pix_fmt
@@ -151,6 +127,40 @@ def build_write_args(
             cmd=ffmpeg_exe()
         )
     )
+
+
+def _tag_colour(
+    stream: Any, kwargs: dict[str, Any], source: ColorTags, height: int, pix_fmt: str | None
+) -> Any:
+    """The video ``stream`` converted and tagged in the source's colours: a YUV pix_fmt gets
+    the matrix and range (yuv_color) it is converted with; the tags go in ``kwargs`` (encoder
+    options) and on the frames too (ffmpeg 7 and later prefer the frames' own)."""
+    is_yuv = pix_fmt is not None and pix_fmt.startswith(("yuv", "nv"))
+    color = yuv_color(source, height) if is_yuv else source
+    if is_yuv:
+        scale_args: dict[str, str] = {}
+        if color.matrix:
+            scale_args["out_color_matrix"] = color.matrix
+        scale_args["out_range"] = color.range or "tv"
+        stream = stream.filter("scale", **scale_args)
+        if color.range:
+            kwargs["color_range"] = color.range
+        if color.matrix:
+            kwargs["colorspace"] = color.matrix
+    if color.primaries:
+        kwargs["color_primaries"] = color.primaries
+    if color.transfer:
+        kwargs["color_trc"] = color.transfer
+    params = {
+        "range": kwargs.get("color_range"),
+        "colorspace": kwargs.get("colorspace"),
+        "color_primaries": color.primaries,
+        "color_trc": color.transfer,
+    }
+    params = {k: v for k, v in params.items() if v}
+    if params:
+        stream = stream.filter("setparams", **params)
+    return stream
 
 
 class FrameWriter:
