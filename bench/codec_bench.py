@@ -17,14 +17,17 @@ and the ratio of nvfilter's to x264's given; BD-rate (Bjontegaard's mean log-rat
 the PSNRs both curves cover, here with piecewise-linear curves rather than cubic fits) against
 x264 and x265. Plots PSNR against bits per pixel, one line per codec: bench/figures/codec_rd.png.
 
---part table: the rd part's tables and plot again from bench/figures/codec_rd.json.
+--part table: the rd part's tables and plots again from bench/figures/codec_rd.json; also PSNR
+against encode seconds (bench/figures/codec_time.png).
 
 --part speed: ``nvfilter encode CLIP`` with no flags, timed beside x264 medium (crf 23, and the crf
 whose PSNR is nearest the no-flag encode's) on the same frames; then decodes into a raw pipe
 (``--format nut --codec rawvideo``): the file at its own rate, and at twice the frames
 (``--temporal-scale 2``, new frames moved along the motion the file keeps, and with ``--between
 search``, along flows searched on the decoded frames), beside ffmpeg's ``minterpolate`` (mci)
-making the same twice the frames from the clip.
+making the same twice the frames from the clip, and the file at twice the width and height
+(``--preset upscale-2x``). The frames/s of each decode: bench/figures/codec_speed.json and
+codec_speed.png.
 
 --part default: ``nvfilter encode CLIP`` with no flags: its size against the source file's and
 against a lossless FFV1 copy of the frames (the source's pixel format), and its PSNR.
@@ -206,8 +209,8 @@ def plot_rd(results: list[dict], path: Path) -> None:
     print(f"\nplotted {path.relative_to(ROOT)}")
 
 
-def speed(clip: Path, work: Path) -> list[str]:
-    """The timing part for one clip (module docstring): rows of its table."""
+def speed(clip: Path, work: Path) -> tuple[str, dict]:
+    """The timing part for one clip (module docstring): its table row and its figures."""
     src = media.probe(str(clip))
     frames = frames_of(clip).to(dtype=torch.uint8).numpy()
     count = len(frames)
@@ -226,16 +229,75 @@ def speed(clip: Path, work: Path) -> list[str]:
                       sink=True)  # fmt: skip
     searched = run_timed([*NVFILTER, "decode", str(out), "-", *pipe, "--temporal-scale", "2",
                           "--between", "search"], sink=True)  # fmt: skip
+    upscaled = run_timed([*NVFILTER, "decode", str(out), "-", *pipe, "--preset", "upscale-2x"],
+                         sink=True)  # fmt: skip
     doubled = src.frame_rate * 2
     mi = run_timed([media.ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(clip),
                     "-an", "-vf", f"minterpolate=fps={doubled.numerator}/{doubled.denominator}:"
                     "mi_mode=mci", "-f", "nut", "-c:v", "rawvideo", "-"], sink=True)  # fmt: skip
-    return [
+    row = (
         f"| {clip.name} ({src.width}x{src.height}, {count} frames) | {ours:.1f} s ({psnr:.2f} dB) "
         f"| {default:.1f} s (crf 23) / {matched_seconds:.1f} s (crf {matched}, "
         f"{matched_psnr:.2f} dB) | {ours / matched_seconds:.1f} | {once:.1f} s | {twice:.1f} s "
-        f"({twice / once:.2f} x 1x) | {searched:.1f} s ({searched / once:.2f} x 1x) | {mi:.1f} s |"
-    ]
+        f"({twice / once:.2f} x 1x) | {searched:.1f} s ({searched / once:.2f} x 1x) | {mi:.1f} s "
+        f"| {upscaled:.1f} s ({upscaled / once:.2f} x 1x) |"
+    )
+    frames_per_second = {
+        "decode 1x": count / once,
+        "2x, stored motion": 2 * count / twice,
+        "2x, --between search": 2 * count / searched,
+        "2x, minterpolate": 2 * count / mi,
+        "upscale-2x": count / upscaled,
+    }
+    return row, {"clip": clip.name, "size": [src.width, src.height], "frames": count,
+                 "encode_seconds": ours, "x264_seconds": matched_seconds,
+                 "frames_per_second": frames_per_second}  # fmt: skip
+
+
+def plot_speed(results: list[dict], path: Path) -> None:
+    """Decode frames/s of each clip's file, by rule, beside minterpolate's: one group a clip."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(9, 4.2))
+    rules = list(results[0]["frames_per_second"])
+    width = 0.8 / len(rules)
+    for k, rule in enumerate(rules):
+        axis.bar([c + k * width for c in range(len(results))],
+                 [r["frames_per_second"][rule] for r in results], width, label=rule)  # fmt: skip
+    axis.set_xticks([c + 0.4 - width / 2 for c in range(len(results))],
+                    [f"{r['clip']} ({'x'.join(map(str, r['size']))})" for r in results])  # fmt: skip
+    axis.set_ylabel("output frames per second (2 CPU cores)")
+    axis.grid(True, axis="y", alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    print(f"\nplotted {path.relative_to(ROOT)}")
+
+
+def plot_time(results: list[dict], path: Path) -> None:
+    """PSNR against encode seconds, one line per codec, from the rd part's points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4.2), squeeze=False)
+    for axis, result in zip(axes[0], results, strict=True):
+        for codec, curve in result["curves"].items():
+            points = sorted(zip(result["seconds"][codec], (p for _, p in curve), strict=True))
+            axis.plot([s for s, _ in points], [p for _, p in points], "o", label=codec)
+        axis.set_xscale("log")
+        axis.set_xlabel("encode seconds (2 CPU cores)")
+        axis.set_ylabel("RGB PSNR (dB)")
+        axis.set_title(f"{result['clip']} ({'x'.join(map(str, result['size']))})")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    print(f"\nplotted {path.relative_to(ROOT)}")
 
 
 def default_sizes(clip: Path, work: Path) -> str:
@@ -312,10 +374,12 @@ def main() -> None:
             results = json.loads((FIGURES / "codec_rd.json").read_text())
             print_rd(results)
             plot_rd(results, FIGURES / "codec_rd.png")
+            plot_time(results, FIGURES / "codec_time.png")
         if args.part in ("all", "rd"):
             results = merged([rd(clip, work) for clip in clips], FIGURES / "codec_rd.json")
             print_rd(results)
             plot_rd(results, FIGURES / "codec_rd.png")
+            plot_time(results, FIGURES / "codec_time.png")
             (FIGURES / "codec_rd.json").write_text(json.dumps(results, indent=1))
         if args.part in ("all", "default"):
             print("\n| clip (own size) | no-flag PSNR | .nvw | source file | x source | lossless "
@@ -326,10 +390,16 @@ def main() -> None:
         if args.part in ("all", "speed"):
             print(f"\nmatmul {matmul_flops() / 1e9:.0f} GFLOP/s")
             print("\n| clip | nvfilter encode, no flags | x264 medium | x x264 | decode 1x | "
-                  "decode 2x (stored motion) | decode 2x (--between search) | minterpolate 2x |")  # fmt: skip
-            print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+                  "decode 2x (stored motion) | decode 2x (--between search) | minterpolate 2x "
+                  "| decode upscale-2x |")  # fmt: skip
+            print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+            timed = []
             for clip in clips:
-                print(*speed(clip, work), sep="\n")
+                row, record = speed(clip, work)
+                print(row)
+                timed.append(record)
+            (FIGURES / "codec_speed.json").write_text(json.dumps(timed, indent=1))
+            plot_speed(timed, FIGURES / "codec_speed.png")
             print(f"\nmatmul {matmul_flops() / 1e9:.0f} GFLOP/s")
         if args.part in ("all", "between"):
             print("\n| tour.mp4 at 640x360, every second of 64 frames held out | codec, stored "
