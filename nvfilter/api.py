@@ -12,8 +12,9 @@ the options the command line takes (the command line is a client of these functi
     api.decode("out.nvw", "slow.mp4", preset="slowmo-2x")
 
 Coordinates are the package's own (coords.py): pixel centres in [-1, 1] on every axis, source
-frame k of N at t = (2k + 1) / N - 1. ``frames_at`` takes seconds, source frame k at k / rate
-(as decode places its output frames).
+frame k of N at t = (2k + 1) / N - 1. ``frames_at`` takes seconds, source frame k at
+``times[k]`` (k / rate unless the file keeps its frames' own times: nvfilter.timeline), as
+decode places its output frames.
 """
 
 from __future__ import annotations
@@ -73,11 +74,24 @@ class Video:
     def frames_at(
         self, seconds: Sequence[float], width: int | None = None, height: int | None = None
     ) -> np.ndarray:
-        """The frames at times ``seconds`` (frame k at k / rate; between two frames, the
-        model's own read there: for the codec, moved along the motion it keeps), uint8
-        (n, height, width, 3); times past the last frame hold it."""
-        positions = [min(max(float(s * self.frame_rate), 0.0), self.frames - 1.0) for s in seconds]
+        """The frames at times ``seconds`` (frame k at ``times[k]``; between two frames, the
+        model's own read there: for the codec, moved along the motion it keeps; across a cut,
+        the nearer frame, the earlier at a tie), uint8 (n, height, width, 3); times past the last frame hold it."""
+        positions = [self.info.position(float(s * self.frame_rate)) for s in seconds]
         return np.stack(self._read(positions, width, height))
+
+    @property
+    def times(self) -> list[float]:
+        """Each learned frame's time in seconds from the first (k / rate where the file has no
+        timeline: a constant-rate source with no cut or repeat)."""
+        timeline = self.info.timeline
+        periods = range(self.frames) if timeline is None else timeline.times
+        return [float(t / self.frame_rate) for t in periods]
+
+    @property
+    def cuts(self) -> list[int]:
+        """The learned frames that start a new shot."""
+        return [] if self.info.timeline is None else list(self.info.timeline.cuts)
 
     def points(self, coords: Any) -> np.ndarray:
         """RGB in [0, 1] at points (x, y, t) in [-1, 1]^3 (any array of shape (..., 3))."""

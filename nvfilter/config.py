@@ -8,6 +8,7 @@ from fractions import Fraction
 from typing import Any
 
 from nvfilter.errors import OptionError
+from nvfilter.timeline import Timeline
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,26 @@ class VideoInfo:
     """The learned frames' colour layout (chroma.detect): ``420`` or ``422`` when their colour
     came at half the size of their brightness (a 4:2:0 or 4:2:2 source), else ``444``."""
 
+    timeline: Timeline | None = None
+    """When each learned frame is shown, and the cuts (nvfilter.timeline); None: the frames
+    evenly spaced at frame_rate, no cut."""
+
+    @property
+    def played_frames(self) -> int:
+        """Frames a play at frame_rate shows: the learned ones, and the repeats left out or the
+        gaps of a variable-rate source."""
+        return self.frames if self.timeline is None else self.timeline.played
+
     @property
     def duration(self) -> float:
-        """Seconds covered by the learned frames: frames / frame_rate."""
-        return float(self.frames / self.frame_rate)
+        """Seconds covered by the learned frames: played_frames / frame_rate."""
+        return float(self.played_frames / self.frame_rate)
+
+    def position(self, time: float) -> float:
+        """The learned-frame position shown at ``time`` frame periods (Timeline.position)."""
+        if self.timeline is None:
+            return min(max(time, 0.0), float(self.frames - 1))
+        return self.timeline.position(time)
 
 
 @dataclass(frozen=True)
@@ -200,6 +217,13 @@ class EncodeOptions:
     """Bytes the raw frames may take; default: the memory available now, less a margin."""
     audio: bool = True
     """Store the source's first audio stream in the .nvw."""
+    cuts: bool = True
+    """Find the cuts between shots (encode/shots.py) and keep them in the file."""
+    cut_threshold: float = 3.0
+    """A cut changes its frame this many times more than the frames around it change theirs
+    (tour.mp4's fastest turn: 1.1; oa4_launch.webm's cut: 51)."""
+    keep_repeats: bool = False
+    """Learn repeated frames as they are, instead of leaving them out."""
     precision: str = "auto"
     """Training arithmetic: auto, float32, tf32 (CUDA) or bfloat16 (autocast); weights stay
     float32."""

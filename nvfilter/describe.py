@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from nvfilter.config import TrainConfig
+from nvfilter.config import TrainConfig, VideoInfo
 from nvfilter.io.nvw import NvwFile
 from nvfilter.models import REGISTRY
 
@@ -29,6 +29,7 @@ def info_lines(loaded: NvwFile, source: str, size: int) -> list[str]:
         f"chroma {video.chroma}",
         f"colour      range {meta['color_range']}, primaries {meta['color_primaries']}, "
         f"transfer {meta['color_transfer']}, matrix {meta['color_matrix']}",
+        _timing_line(video),
         _model_line(loaded, coded),
         *_parts_lines(loaded),
     ]
@@ -52,6 +53,26 @@ def info_lines(loaded: NvwFile, source: str, size: int) -> list[str]:
         )
     )
     return lines
+
+
+def _timing_line(video: VideoInfo) -> str:
+    """When the frames stand: the rate's kind, the repeats left out, the cuts."""
+    timeline = video.timeline
+    if timeline is None:
+        return "time        constant rate, no cut found"
+    rate = "variable rate (each frame at its own time)" if timeline.variable else "constant rate"
+    repeats = f", {timeline.repeats} repeated frames left out" if timeline.repeats else ""
+    shown = ", ".join(str(c) for c in timeline.cuts[:MAX_CUTS_SHOWN])
+    more = (
+        f" and {len(timeline.cuts) - MAX_CUTS_SHOWN} more"
+        if len(timeline.cuts) > MAX_CUTS_SHOWN
+        else ""
+    )
+    cuts = f"cuts before frames {shown}{more}" if timeline.cuts else "no cut found"
+    return f"time        {rate}, {timeline.played} frames played{repeats}; {cuts}"
+
+
+MAX_CUTS_SHOWN = 20
 
 
 def describe_settings(settings: dict[str, Any]) -> str:

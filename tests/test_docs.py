@@ -110,7 +110,8 @@ def test_help_gives_every_default_the_code_has(command):
         shown = re.search(r"\[default: ([^;\]]+)", records[flag])
         assert shown, (command, flag, records[flag])
         value = "on" if default is True else "off" if default is False else str(default)
-        assert shown.group(1).split("/")[0].strip() in (value, f"--{option.name}"), (flag, shown)
+        named = (f"--{option.name}", option.name)  # a --x/--no-x pair shows the one it is
+        assert shown.group(1).split("/")[0].strip() in (value, *named), (flag, shown)
     if command in ("encode", "filter"):
         for name in ("epochs", "hidden_features", "hidden_layers", "lr", "levels", "batch_size",
                      "omega_0"):  # fmt: skip

@@ -29,6 +29,7 @@ from nvfilter.cli.options import (
     STORAGE_OPTIONS,
     TARGET_PSNR_OPTION,
     TIME_BUDGET_OPTION,
+    TIMING_OPTIONS,
     decode_options,
     device_option,
     no_audio_as_audio,
@@ -69,6 +70,7 @@ from nvfilter.progress import Console
 @device_option("Where to train; auto picks a GPU when there is one.")
 @SEED_OPTION
 @with_options(STORAGE_OPTIONS)
+@with_options(TIMING_OPTIONS)
 @NO_AUDIO_OPTION
 @with_options(RUN_FOLDER_OPTIONS)
 @with_options(PARALLEL_OPTIONS)
@@ -164,6 +166,7 @@ def decode(
 @click.option("--learn-height", type=positive_int, help="Resize to this height before learning.")
 @SEED_OPTION
 @with_options(STORAGE_OPTIONS)
+@with_options(TIMING_OPTIONS)
 @click.option(
     "--keep-nvw", type=click.Path(dir_okay=False), help="Also keep the learned .nvw at this path."
 )
@@ -192,6 +195,7 @@ def filter_video(
     learning = {name: flags.pop(name) for name in FILTER_LEARNING}
     network = {name: flags.pop(name) for name in option_names(NETWORK_OPTIONS)}
     storage = {name: flags.pop(name) for name in option_names(STORAGE_OPTIONS)}
+    timing = {name: flags.pop(name) for name in option_names(TIMING_OPTIONS)}
     rates = {name: flags.pop(name) for name in option_names(RATE_OPTIONS)}
     decoding = decode_options(preset, {**flags, "device": device, "container": container})
     decoder.check_output(output, container)
@@ -208,6 +212,7 @@ def filter_video(
         audio=decoding.audio != "drop",  # nothing stored that will not be played
         **learning,
         **storage,
+        **timing,
         **network,
         **rate_flags(rates.pop("bitrate"), rates),
     )

@@ -281,6 +281,32 @@ STORAGE_OPTIONS = [
 """How the frames are held and the weights stored: shared by `encode` and `filter`."""
 
 
+TIMING_OPTIONS = [
+    click.option(
+        "--cuts/--no-cuts",
+        default=EncodeOptions.cuts,
+        show_default=True,
+        help="Find the cuts between shots and keep them in the file: a frame read between two "
+        "shots shows the nearer one, never a mix.",
+    ),
+    click.option(
+        "--cut-threshold",
+        type=positive_float,
+        default=EncodeOptions.cut_threshold,
+        show_default=True,
+        help="A cut changes its frame this many times more than the frames around it change "
+        "theirs (lower finds more).",
+    ),
+    click.option(
+        "--keep-repeats",
+        is_flag=True,
+        help="Learn repeated frames (a rate conversion's doubles) as they are; by default they "
+        "are left out and the motion is read evenly across them.",
+    ),
+]
+"""How the source's time is read (cuts, repeated frames): shared by `encode` and `filter`."""
+
+
 RENDER_OPTIONS = [
     click.option(
         "--preset", help="A shipped preset name (see `nvfilter presets`) or a .toml path."

@@ -107,7 +107,7 @@ def decode(
         )
         video = loaded.video
         frames = iter_frames(model, spec, video.frames, between, upscaler,
-                             (video.chroma, video.color.matrix))  # fmt: skip
+                             (video.chroma, video.color.matrix), video.timeline)  # fmt: skip
         _write(frames, media.FrameWriter(args, output), spec.num_frames, start, console)
     console.done()
     summary = _summary(source_label or source, output, spec, options, folder, codec, start)

@@ -38,6 +38,7 @@ from nvfilter.device import opencv_threads, torch_threads
 from nvfilter.errors import OptionError
 from nvfilter.models.field import READ_BYTES, VideoField
 from nvfilter.models.reads import render_frames
+from nvfilter.timeline import Timeline
 
 
 def plan_render(
@@ -75,12 +76,13 @@ def plan_render(
         out_w, out_h = max(1, round(video.width * scale)), max(1, round(video.height * scale))
     if out_w > MAX_SIDE or out_h > MAX_SIDE:
         raise OptionError(f"output size {out_w}x{out_h} is too large (at most {MAX_SIDE} a side)")
+    played = video.played_frames
     if num_frames is not None:
         frames = num_frames
-        t_scale = Fraction(num_frames, video.frames)
+        t_scale = Fraction(num_frames, played)
     else:
         t_scale = temporal_scale or Fraction(1)
-        frames = max(1, round(video.frames * t_scale))
+        frames = max(1, round(played * t_scale))
     if frames > MAX_FRAMES:
         raise OptionError(f"{frames} output frames is too many (at most {MAX_FRAMES})")
     rate = fps or video.frame_rate
@@ -93,7 +95,7 @@ def plan_render(
         fps=rate,
         temporal_scale=t_scale,
         learned_size=(video.width, video.height),
-        source_frames=video.frames,
+        source_frames=played,
     )
 
 
@@ -180,8 +182,15 @@ def check_decode_memory(spec: RenderSpec, between: str, upscaler: str, available
         )
 
 
-def source_positions(spec: RenderSpec, source_frames: int) -> list[float]:
-    """Source frame position sampled by each output frame: j / temporal_scale, held at the end."""
+def source_positions(
+    spec: RenderSpec, source_frames: int, timeline: Timeline | None = None
+) -> list[float]:
+    """Source frame position sampled by each output frame: time j / temporal_scale (in the
+    source's frame periods), held at the end; where the video has a ``timeline``, the learned
+    frames around that time (Timeline.position: the nearer one across a cut)."""
+    if timeline is not None:
+        return [timeline.position(float(Fraction(j) / spec.temporal_scale))
+                for j in range(spec.num_frames)]  # fmt: skip
     last = source_frames - 1
     return [
         float(min(Fraction(j) / spec.temporal_scale, Fraction(last)))
@@ -203,9 +212,11 @@ def iter_frames(
     between: str = "network",
     upscaler: str = "network",
     colour: tuple[str, str | None] = ("444", None),
+    timeline: Timeline | None = None,
 ) -> Iterator[np.ndarray]:
     """Every frame of a render, one at a time; ``colour`` is the video's (chroma layout, YCbCr
-    matrix), which back-projection enlarges the colour by.
+    matrix), which back-projection enlarges the colour by; ``timeline`` its frames' times and
+    cuts (none: evenly spaced).
 
     Frames between two source frames are the network read at their time (``between="network"``),
     or the two rendered source frames around them moved along the motion the model keeps, else
@@ -218,7 +229,7 @@ def iter_frames(
     check_rule("between", between, BETWEEN_RULES)
     check_rule("upscaler", upscaler, UPSCALERS)
     model.forget_render_cache()
-    positions = source_positions(spec, source_frames)
+    positions = source_positions(spec, source_frames, timeline)
     enlarge = backprojects(spec, upscaler)
     width, height = spec.learned_size if enlarge else (spec.width, spec.height)
     frames = frames_at(model, positions, source_frames, between, width, height)

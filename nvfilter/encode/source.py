@@ -14,10 +14,12 @@ import torch
 from nvfilter import chroma
 from nvfilter.config import MAX_SIDE, EncodeOptions, SourceInfo, VideoInfo
 from nvfilter.device import available_memory
+from nvfilter.encode.shots import ShotFinder
 from nvfilter.errors import OptionError, VideoError
 from nvfilter.io import audio, media
 from nvfilter.io.inputs import input_path
 from nvfilter.progress import Console, human_bytes
+from nvfilter.timeline import Timeline
 
 MEMORY_MARGIN = 600 * 2**20
 """Memory kept free for the network, its activations and Python beside the raw frames."""
@@ -33,7 +35,7 @@ class Source:
     """(stored stream, codec) of the source's first audio stream."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class OpenedSource:
     """A probed input and the size its frames are learned at."""
 
@@ -42,6 +44,10 @@ class OpenedSource:
     src: SourceInfo
     width: int
     height: int
+    times: list[float] | None = None
+    """A variable-rate source's frames' own times in seconds (None: a constant rate)."""
+    shots: ShotFinder | None = None
+    """What found the cuts and repeats in the frames read (``frames``), once they are read."""
 
     def kept_estimate(self, options: EncodeOptions) -> int | None:
         """Frames the encode will learn, from the probe (None when the container does not say)."""
@@ -64,14 +70,27 @@ class OpenedSource:
             * Fraction(height * src.width, width * src.height),
             color=src.color,
             chroma=chroma,
+            timeline=self._timeline(frames),
         )
 
+    def _timeline(self, frames: int) -> Timeline | None:
+        """The timeline of the frames read, where they are the ``frames`` learned."""
+        timeline = None if self.shots is None else self.shots.timeline()
+        return timeline if timeline is not None and timeline.frames == frames else None
+
     def frames(self, options: EncodeOptions, label: str) -> Iterator[np.ndarray]:
-        """The learned frames one at a time, at the learned size."""
-        return media.iter_frames(
+        """The learned frames one at a time, at the learned size: the source's, every
+        --frame-step-th, repeats left out (encode/shots.py), which note the cuts."""
+        periods = None
+        if self.times is not None:  # a variable rate: the frames' own times, in frame periods
+            rate = self.src.frame_rate / options.frame_step
+            periods = [t * float(rate) for t in self.times[:: options.frame_step]]
+        self.shots = ShotFinder(periods, options.cut_threshold if options.cuts else None,
+                                options.keep_repeats)  # fmt: skip
+        return self.shots.frames(media.iter_frames(
             self.path, self.src, self.width, self.height, options.frame_step, options.max_frames,
-            label=label,
-        )  # fmt: skip
+            label=label, constant_rate=self.times is None,
+        ))  # fmt: skip
 
 
 def open_source(source: str, options: EncodeOptions, stack: ExitStack) -> OpenedSource:
@@ -81,7 +100,22 @@ def open_source(source: str, options: EncodeOptions, stack: ExitStack) -> Opened
     width, height = media.training_size(src.width, src.height, options.width, options.height)
     if width > MAX_SIDE or height > MAX_SIDE:
         raise OptionError(f"training size {width}x{height} is too large")
-    return OpenedSource(path, src, width, height)
+    return OpenedSource(path, src, width, height, variable_times(path, src.frame_rate))
+
+
+VARIABLE_BY = 0.5
+"""A source's rate varies where two of its frames stand more than this many frame periods
+closer or further apart than one period (a constant-rate file's are within rounding of it)."""
+
+
+def variable_times(path: str, rate: Fraction) -> list[float] | None:
+    """The frames' own times in seconds where the source's rate varies, else None (its frames
+    are read at the constant rate, as ever)."""
+    times = media.frame_times(path)
+    if times is None or len(times) < 2:
+        return None
+    steps = np.diff(np.array(times)) * float(rate)
+    return times if bool(np.any(np.abs(steps - 1) > VARIABLE_BY)) else None
 
 
 def check_raw_memory(source: str, frames: int, width: int, height: int, options: EncodeOptions,
@@ -117,10 +151,8 @@ def read_source(
     """Read every frame of an opened source at the options' size, step and frame limit."""
     kept = opened.kept_estimate(options) or 0
     check_raw_memory(source, kept, opened.width, opened.height, options)
-    frames = media.read_frames(
-        opened.path, opened.src, opened.width, opened.height, options.frame_step,
-        options.max_frames, label=source,
-    )  # fmt: skip
+    frames = media.collect_frames(opened.frames(options, source), kept, opened.width,
+                                  opened.height)  # fmt: skip
     video = opened.video(frames.shape[0], options, chroma.detect(frames, opened.src.color.matrix))
     sound = read_audio(opened.path, opened.src, video, options, console)
     return Source(frames, video, sound)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import re
 import tempfile
+from collections.abc import Generator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from nvfilter import metrics
@@ -39,9 +41,7 @@ def evaluate(original: str, nvw_path: str, vmaf: bool = False) -> dict[str, Any]
         with (
             distorted.open("wb") as kept,
             kept_reference.open("wb") as kept_real,
-            contextlib.closing(
-                media.iter_frames(original, src, video.width, video.height, step, count)
-            ) as references,
+            contextlib.closing(_learned_from(original, src, video, step)) as references,
         ):  # both streamed: memory for a frame of each, whatever the length
             frames = reconstruct(loaded.model, video.width, video.height, video.frames)
             for k, (frame, real) in enumerate(zip(frames, references, strict=False)):
@@ -82,6 +82,23 @@ def _summary(
         "bits_per_pixel": size * 8 / (video.width * video.height * video.frames),
         "per_frame": rows,
     }
+
+
+def _learned_from(
+    original: str, src: SourceInfo, video: VideoInfo, step: int
+) -> Generator[np.ndarray, None, None]:
+    """The original's frames that the .nvw's frames are, in order: every ``step``-th as the
+    encoder read them (at the constant rate, or each at its own time where the rate varied),
+    less the repeats it left out (its timeline's sources)."""
+    timeline = video.timeline
+    last = video.frames if timeline is None else timeline.source_of(video.frames - 1) + 1
+    read = media.iter_frames(original, src, video.width, video.height, step, last,
+                             constant_rate=timeline is None or not timeline.variable)  # fmt: skip
+    wanted = None if timeline is None or timeline.sources is None else set(timeline.sources)
+    with contextlib.closing(read):
+        for index, frame in enumerate(read):
+            if wanted is None or index in wanted:
+                yield frame
 
 
 def same_video(original: str, src: SourceInfo, video: VideoInfo) -> int:

@@ -34,7 +34,15 @@ little-endian header length, a JSON header, then the raw tensor bytes. Nothing i
   width, height             size in pixels of the learned frames
   frames                    number of learned frames
   frame_rate                exact fraction, ``30000/1001``
-  duration                  seconds, frames / frame_rate, as a decimal
+  duration                  seconds, played frames / frame_rate, as a decimal
+  timeline                  JSON (absent where the frames are evenly spaced with no cut, as in
+                            every file before it): ``times`` (each learned frame's time in
+                            frame periods from the first, rising, the first 0; null: frame k
+                            at k), ``played`` (frames a play at frame_rate shows), ``cuts``
+                            (the learned frames that start a new shot), ``variable`` (the
+                            source's rate varied: the times are its timestamps), ``repeats``
+                            (repeated source frames left out), ``sources`` (the source frame
+                            each learned frame is; null: frame k is k); nvfilter/timeline.py
   sample_aspect_ratio       pixel shape as a fraction, ``1/1`` for square pixels
   color_range               ``tv``, ``pc`` or ``unknown``
   color_primaries           ffmpeg name (``bt709``, ``bt2020``, ...) or ``unknown``
@@ -70,6 +78,7 @@ a frame of it is (decode/parts stream).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -92,6 +101,7 @@ from nvfilter.models import MODELS, build_model, spec_of
 from nvfilter.models.field import VideoField
 from nvfilter.models.parts import PartsField, PartSpan
 from nvfilter.models.spec import SINGLE_VERSION
+from nvfilter.timeline import Timeline
 from nvfilter.version import __version__
 
 FORMAT_NAME = "nvfilter.io.nvw"
@@ -181,6 +191,7 @@ def encode_metadata(
         "train_stopped_by": training.stopped_by,
         "train_settings": json.dumps(training.settings or {}, sort_keys=True),
         "audio_codec": audio_codec or "none",
+        **({"timeline": video.timeline.to_json()} if video.timeline is not None else {}),
     }
 
 
@@ -254,6 +265,10 @@ def decode_metadata(metadata: dict[str, str]) -> tuple[dict[str, Any], VideoInfo
         ),
         chroma=field("chroma", _chroma) if "chroma" in metadata else "444",
     )
+    if "timeline" in metadata:
+        frames = video.frames
+        timeline = field("timeline", lambda text: Timeline.from_json(text, frames))
+        video = dataclasses.replace(video, timeline=timeline)
     settings = field("train_settings", json.loads) if "train_settings" in metadata else {}
     if not isinstance(settings, dict):
         raise NvwError("bad .nvw metadata: train_settings is not an object")

@@ -4,10 +4,18 @@ Argument lists are built with ffmpeg-python and returned as plain lists, so they
 without running anything. The rest of nvfilter uses these names from ``nvfilter.io.media``."""
 
 from nvfilter.config import ColorTags
-from nvfilter.io.media.probe import _stream_color, build_probe_args, parse_probe, probe
+from nvfilter.io.media.probe import (
+    _stream_color,
+    build_probe_args,
+    frame_times,
+    parse_frame_times,
+    parse_probe,
+    probe,
+)
 from nvfilter.io.media.process import complaint, ffmpeg_exe, ffmpeg_version, run_ffmpeg
 from nvfilter.io.media.reading import (
     build_read_args,
+    collect_frames,
     iter_frames,
     read_frames,
     spool_stdin,
@@ -31,13 +39,16 @@ __all__ = [
     "build_probe_args",
     "build_read_args",
     "build_write_args",
+    "collect_frames",
     "complaint",
     "default_codec",
     "default_pix_fmt",
     "even_size",
+    "frame_times",
     "ffmpeg_exe",
     "ffmpeg_version",
     "iter_frames",
+    "parse_frame_times",
     "parse_probe",
     "probe",
     "read_frames",

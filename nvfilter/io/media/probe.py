@@ -134,3 +134,37 @@ def probe(path: str, label: str | None = None) -> SourceInfo:
         return parse_probe(log)
     except VideoError as err:
         raise VideoError(f"{label}: {err}") from None
+
+
+_TIME_BASE = re.compile(r"^#tb 0: (\d+)/(\d+)$", re.MULTILINE)
+_PACKET = re.compile(r"^0,\s*(-?\d+|NOPTS),\s*(-?\d+|NOPTS),", re.MULTILINE)
+
+
+def build_times_args(path: str) -> list[str]:
+    """The first video stream's packets listed, not decoded (``framecrc``: each packet's
+    decode and presentation timestamps in the stream's time base)."""
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", path,
+            "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"]  # fmt: skip
+
+
+def parse_frame_times(listing: str) -> list[float] | None:
+    """Each frame's presentation time in seconds from the first, in presentation order, from a
+    ``framecrc`` listing; None where a packet has no timestamp or there is none."""
+    base = _TIME_BASE.search(listing)
+    packets = _PACKET.findall(listing)
+    if base is None or int(base.group(2)) == 0 or not packets:
+        return None
+    if any(pts == "NOPTS" for _, pts in packets):
+        return None
+    unit = Fraction(int(base.group(1)), int(base.group(2)))
+    stamps = sorted(int(pts) for _, pts in packets)
+    return [float((stamp - stamps[0]) * unit) for stamp in stamps]
+
+
+def frame_times(path: str) -> list[float] | None:
+    """The video frames' own presentation times (seconds from the first, in order), read from
+    the container without decoding; None where it does not keep them."""
+    result = run_ffmpeg(build_times_args(path))
+    if result.returncode != 0:
+        return None
+    return parse_frame_times(result.stdout.decode(errors="replace"))

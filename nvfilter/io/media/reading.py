@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,12 +33,14 @@ def training_size(
 
 
 def build_read_args(
-    path: str, src: SourceInfo, width: int, height: int, max_read: int | None
-) -> list[str]:
+    path: str, src: SourceInfo, width: int, height: int, max_read: int | None,
+    constant_rate: bool = True,
+) -> list[str]:  # fmt: skip
     """Decode the first video stream to raw rgb24 frames on stdout at the source's constant rate.
 
     Variable-frame-rate input is resampled to ``src.frame_rate`` by ffmpeg (frames duplicated or
-    dropped), so frame k always stands at time k / frame_rate.
+    dropped), so frame k always stands at time k / frame_rate; unless not ``constant_rate``:
+    then every frame the stream has comes out once (its time is the caller's: frame_times).
     """
     stream = ffmpeg.input(path).video
     if (width, height) != (src.width, src.height):
@@ -51,6 +53,9 @@ def build_read_args(
         "fps_mode": "cfr",
         "r": str(src.frame_rate),
     }
+    if not constant_rate:
+        kwargs.update({"fps_mode": "passthrough"})
+        del kwargs["r"]
     if max_read is not None:
         kwargs["frames:v"] = max_read
     out = ffmpeg.output(stream, "pipe:", **kwargs)
@@ -76,9 +81,18 @@ def read_frames(
     estimate = src.estimated_frames or 64
     if max_frames is not None:
         estimate = min(estimate, max_frames * frame_step)
-    frames = torch.empty((-(-estimate // frame_step) + 1, height, width, 3), dtype=torch.uint8)
+    frames = iter_frames(path, src, width, height, frame_step, max_frames, label)
+    return collect_frames(frames, -(-estimate // frame_step), width, height)
+
+
+def collect_frames(
+    stream: Iterator[np.ndarray], estimate: int, width: int, height: int
+) -> torch.Tensor:
+    """A stream's uint8 frames (height, width, 3) as one tensor (frames, height, width, 3),
+    preallocated for ``estimate`` of them and grown only if that was short."""
+    frames = torch.empty((estimate + 1, height, width, 3), dtype=torch.uint8)
     kept = 0
-    for frame in iter_frames(path, src, width, height, frame_step, max_frames, label):
+    for frame in stream:
         if kept == frames.shape[0]:
             grown = torch.empty((kept + kept // 2 + 8, height, width, 3), dtype=torch.uint8)
             grown[:kept] = frames
@@ -96,14 +110,15 @@ def iter_frames(
     frame_step: int = 1,
     max_frames: int | None = None,
     label: str | None = None,
+    constant_rate: bool = True,
 ) -> Generator[np.ndarray, None, None]:
     """The frames one at a time as uint8 arrays (height, width, 3), every frame_step-th: a
     stream that holds one raw frame, whatever the video's length. Raises VideoError when ffmpeg
-    cannot decode the file or it has no frames."""
+    cannot decode the file or it has no frames. ``constant_rate``: build_read_args's."""
     max_read = None if max_frames is None else max_frames * frame_step
     scratch = np.empty(width * height * 3, dtype=np.uint8)
     kept = 0
-    args = build_read_args(path, src, width, height, max_read)
+    args = build_read_args(path, src, width, height, max_read, constant_rate)
     proc = start_ffmpeg(args, output=True)
     log = Drain(proc.stderr)
     assert proc.stdout is not None
