@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -184,31 +185,6 @@ def print_rd(results: list[dict]) -> None:
             print(f"- {result['clip']}, {codec}: {points}")
 
 
-def plot_rd(results: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4.2), squeeze=False)
-    for axis, result in zip(axes[0], results, strict=True):
-        for codec, curve in result["curves"].items():
-            points = sorted(curve, key=lambda point: point[0])
-            axis.plot([b for b, _ in points], [p for _, p in points], "o-", label=codec)
-        axis.set_xscale("log")
-        axis.set_xlabel("bits per pixel")
-        axis.set_ylabel("RGB PSNR (dB)")
-        size = "x".join(map(str, result["size"]))
-        axis.set_title(f"{result['clip']} ({size})")
-        axis.set_ylim(30, 50)
-        axis.grid(True, which="both", alpha=0.3)
-        axis.legend()
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=90)
-    print(f"\nplotted {path.relative_to(ROOT)}")
-
-
 def speed(clip: Path, work: Path) -> tuple[str, dict]:
     """The timing part for one clip (module docstring): its table row and its figures."""
     src = media.probe(str(clip))
@@ -277,8 +253,24 @@ def plot_speed(results: list[dict], path: Path) -> None:
     print(f"\nplotted {path.relative_to(ROOT)}")
 
 
+def plot_rd(results: list[dict], path: Path) -> None:
+    """PSNR against bits per pixel, one line per codec, one panel per clip."""
+    plot_per_clip(results, path, "bits per pixel", "o-", lambda result, codec: sorted(
+        result["curves"][codec], key=lambda point: point[0]), limits=(30, 50))  # fmt: skip
+
+
 def plot_time(results: list[dict], path: Path) -> None:
     """PSNR against encode seconds, one line per codec, from the rd part's points."""
+    plot_per_clip(results, path, "encode seconds (2 CPU cores)", "o", lambda result, codec: sorted(
+        zip(result["seconds"][codec], (psnr for _, psnr in result["curves"][codec]), strict=True)
+    ))  # fmt: skip
+
+
+def plot_per_clip(results: list[dict], path: Path, x_label: str, style: str,
+                  points: Callable[[dict, str], list], limits: tuple[int, int] | None = None,
+                  ) -> None:  # fmt: skip
+    """RGB PSNR against ``x_label`` (log scale), a panel per clip and a line per codec of
+    ``points(result, codec)``: (x, PSNR) pairs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -286,16 +278,19 @@ def plot_time(results: list[dict], path: Path) -> None:
 
     figure, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4.2), squeeze=False)
     for axis, result in zip(axes[0], results, strict=True):
-        for codec, curve in result["curves"].items():
-            points = sorted(zip(result["seconds"][codec], (p for _, p in curve), strict=True))
-            axis.plot([s for s, _ in points], [p for _, p in points], "o", label=codec)
+        for codec in result["curves"]:
+            line = points(result, codec)
+            axis.plot([x for x, _ in line], [psnr for _, psnr in line], style, label=codec)
         axis.set_xscale("log")
-        axis.set_xlabel("encode seconds (2 CPU cores)")
+        axis.set_xlabel(x_label)
         axis.set_ylabel("RGB PSNR (dB)")
         axis.set_title(f"{result['clip']} ({'x'.join(map(str, result['size']))})")
+        if limits:
+            axis.set_ylim(*limits)
         axis.grid(True, which="both", alpha=0.3)
         axis.legend()
     figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=90)
     print(f"\nplotted {path.relative_to(ROOT)}")
 

@@ -96,6 +96,18 @@ def minterpolated(kept: Path, work: Path, fps: int = 24) -> np.ndarray:
     return frames(out)
 
 
+def held_out_and_made(full: Path, work: Path, name: str) -> tuple[Path, np.ndarray, dict]:
+    """Every second frame of ``full`` kept, its frames, and the kept ones played at twice the
+    frames by nvfilter (``NAME-found.nvw``), by nvfilter with --no-cuts, and by minterpolate."""
+    kept = every_second(full, work / f"{name}-kept.mkv")
+    made = {
+        "nvfilter": played_twice(kept, work, f"{name}-found"),
+        "today (--no-cuts)": played_twice(kept, work, f"{name}-nocuts", "--no-cuts"),
+        "minterpolate scd=fdiff": minterpolated(kept, work),
+    }
+    return kept, frames(full), made
+
+
 def shots(work: Path) -> list[Path]:
     return [
         window(CORPUS / "tour.mp4", 40, 40, work / "shot-tour.mkv"),
@@ -109,15 +121,9 @@ def cuts(work: Path) -> None:
     full = work / "spliced.mkv"
     inputs = [arg for part in parts for arg in ("-i", str(part))]
     ffmpeg(*inputs, "-filter_complex", "concat=n=3:v=1", "-c:v", "ffv1", str(full))
-    kept = every_second(full, work / "spliced-kept.mkv")
-    truth = frames(full)
-    made = {
-        "nvfilter": played_twice(kept, work, "cuts"),
-        "today (--no-cuts)": played_twice(kept, work, "nocuts", "--no-cuts"),
-        "minterpolate scd=fdiff": minterpolated(kept, work),
-    }
+    kept, truth, made = held_out_and_made(full, work, "cuts")
     made["repeat"] = np.repeat(frames(kept), 2, axis=0)
-    found = subprocess.run([*NVFILTER, "info", str(work / "cuts.nvw")], capture_output=True,
+    found = subprocess.run([*NVFILTER, "info", str(work / "cuts-found.nvw")], capture_output=True,
                            text=True, check=True).stdout  # fmt: skip
     print("\n" + next(line for line in found.splitlines() if line.startswith("time")))
     print(
@@ -141,13 +147,7 @@ def dissolve(work: Path) -> None:
     full = work / "dissolve.mkv"
     ffmpeg("-i", str(first), "-i", str(second), "-filter_complex",
            "xfade=transition=fade:duration=0.5:offset=1.2", "-c:v", "ffv1", str(full))  # fmt: skip
-    kept = every_second(full, work / "dissolve-kept.mkv")
-    truth = frames(full)
-    made = {
-        "nvfilter": played_twice(kept, work, "dissolve"),
-        "today (--no-cuts)": played_twice(kept, work, "dissolve-nocuts", "--no-cuts"),
-        "minterpolate scd=fdiff": minterpolated(kept, work),
-    }
+    _, truth, made = held_out_and_made(full, work, "dissolve")
     count = min(len(truth), *(len(v) for v in made.values())) - 1
     new = list(range(1, count, 2))
     fade = [k for k in new if 28 <= k <= 42]  # the dissolve's 12 frames

@@ -3,6 +3,7 @@ loads or is refused with an NvwError (one line), quickly and in bounded memory."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import resource
@@ -27,6 +28,7 @@ from nvfilter.models.planes import PlaneField
 from nvfilter.models.segments import SegmentField
 from nvfilter.models.siren import Siren
 from nvfilter.models.tiles import TileField
+from nvfilter.timeline import Timeline
 
 VIDEO = VideoInfo(16, 12, 5, Fraction(24), Fraction(1), ColorTags("tv", "bt709", None, "bt709"))
 TRAINING = TrainResult(steps=3, seconds=1.0, psnr=20.0, stopped_by="epochs", settings={"lr": 1})
@@ -66,7 +68,13 @@ def originals() -> list[bytes]:
     for model in networks:
         data = nvw.to_bytes(model, VIDEO, TRAINING, audio=(b"\x00\x01audio", "aac"))
         files.append(data)
+    timed = dataclasses.replace(VIDEO, timeline=TIMELINE)  # the codec's, with cuts and times
+    files.append(nvw.to_bytes(coded, timed, TRAINING))
     return files + [parts_file()]
+
+
+TIMELINE = Timeline((0.0, 1.0, 2.5, 4.0, 5.0), played=6, cuts=(3,), variable=True, repeats=1,
+                    sources=(0, 1, 3, 4, 5))  # fmt: skip
 
 
 def parts_file() -> bytes:
@@ -188,6 +196,9 @@ def test_mutated_nvw_files_load_or_are_refused(tmp_path):
         ("frame_rate", "1/0", "frame_rate = '1/0' is malformed"),
         ("width", "wide", "width = 'wide' is malformed"),
         ("train_steps", "-4", "negative"),
+        ("timeline", '{"times": [0, 1]}', "timeline = .* is malformed"),
+        ("timeline", TIMELINE.to_json().replace('"played":6', '"played":99999999'), "timeline"),
+        ("timeline", TIMELINE.to_json().replace('"cuts":[3]', '"cuts":[9]'), "timeline"),
     ],
 )  # fmt: skip
 def test_named_lies_are_refused_with_one_line(tmp_path, key, value, needle):
