@@ -171,9 +171,10 @@ def variable(work: Path) -> None:
     ffmpeg("-i", str(full), "-vf", f"select='not({keep})'", "-fps_mode", "vfr", "-c:v", "ffv1",
            str(varied))  # fmt: skip
     truth = frames(full)
-    nvw, played = work / "variable.nvw", work / "variable-1x.mkv"
+    nvw, played, searched = work / "variable.nvw", work / "variable-1x.mkv", work / "search.mkv"
     nvfilter("encode", varied, nvw)
     nvfilter("decode", nvw, played, "--preset", "lossless")
+    nvfilter("decode", nvw, searched, "--preset", "lossless", "--between", "search")
     today = work / "variable-cfr.mkv"
     ffmpeg("-i", str(varied), "-fps_mode", "cfr", "-r", "24", "-c:v", "ffv1", str(today))
     mi = work / "variable-mi.mkv"
@@ -184,7 +185,9 @@ def variable(work: Path) -> None:
         "frames | at the dropped times vs the dropped frames | every frame |"
     )
     print("| --- | --- | --- | --- |")
-    for name, video in (("nvfilter", frames(played)), ("today (constant-rate reading: the "
+    for name, video in (("nvfilter", frames(played)),
+                        ("nvfilter --between search", frames(searched)),
+                        ("today (constant-rate reading: the "
                         "frame before each gap repeated)", frames(today)),
                         ("minterpolate scd=fdiff", frames(mi))):  # fmt: skip
         count = min(len(video), len(truth))
@@ -192,8 +195,10 @@ def variable(work: Path) -> None:
               f"{psnr(video[:count], truth[:count]):.2f} dB |")  # fmt: skip
 
 
-def evenness(video: np.ndarray) -> tuple[float, float]:
-    """The mean optical-flow length between consecutive frames: (mean, spread over mean)."""
+def evenness(video: np.ndarray) -> tuple[float, float, float]:
+    """The mean optical-flow length between consecutive frames: its mean, its spread over its
+    mean, and how much it jumps from one step to the next over its mean (a stutter's measure:
+    a camera speeding up moves the spread, not the jumps)."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     grey = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in video]
     lengths = []
@@ -201,7 +206,8 @@ def evenness(video: np.ndarray) -> tuple[float, float]:
         flow = dis.calc(a, b, None)
         lengths.append(float(np.hypot(flow[..., 0], flow[..., 1]).mean()))
     array = np.array(lengths[2:-2])
-    return float(array.mean()), float(array.std() / array.mean())
+    jumps = np.abs(np.diff(array)).mean()
+    return float(array.mean()), float(array.std() / array.mean()), float(jumps / array.mean())
 
 
 def repeats(work: Path) -> None:
@@ -219,16 +225,29 @@ def repeats(work: Path) -> None:
         nvw, slow = work / "repeats.nvw", work / "repeats-2x.mkv"
         nvfilter("encode", clip, nvw, *flags)
         nvfilter("decode", nvw, slow, "--temporal-scale", "2", "--preset", "lossless")
-        mean, spread = evenness(frames(slow))
+        mean, spread, jump = evenness(frames(slow))
         picture, sound = durations(slow)
-        print(f"| {name} | {len(frames(slow))} | {mean:.2f} px, {spread:.2f} | "
+        print(f"| {name} | {len(frames(slow))} | {mean:.2f} px, {spread:.2f}, {jump:.2f} | "
               f"{(sound - picture) * 1000:+.0f} ms |")  # fmt: skip
+    source = work / "source20.mkv"  # the frames before the conversion, played as often
+    ffmpeg("-i", str(CORPUS / "tour.mp4"), "-vf",
+           f"trim=start_frame=40:end_frame=80,setpts=N/20/TB,{SCALE}", "-r", "20", "-c:v", "ffv1",
+           str(source))  # fmt: skip
+    nvfilter("encode", source, work / "source20.nvw")
+    nvfilter("decode", work / "source20.nvw", work / "source20-3x.mkv", "--temporal-scale", "3",
+             "--preset", "lossless")  # fmt: skip
+    mean, spread, jump = evenness(frames(work / "source20-3x.mkv"))
+    print(
+        f"| the 20 fps frames before the conversion, played 3x (no sound) | "
+        f"{len(frames(work / 'source20-3x.mkv'))} | {mean:.2f} px, {spread:.2f}, {jump:.2f} | |"
+    )
     mi = work / "repeats-mi.mkv"
     ffmpeg("-i", str(clip), "-vf", "minterpolate=fps=60:mi_mode=mci:scd=fdiff", "-c:v", "ffv1",
            "-c:a", "copy", str(mi))  # fmt: skip
-    mean, spread = evenness(frames(mi))
+    mean, spread, jump = evenness(frames(mi))
     picture, sound = durations(mi)
-    print(f"| minterpolate scd=fdiff (60 fps) | {len(frames(mi))} | {mean:.2f} px, {spread:.2f} | "
+    print(f"| minterpolate scd=fdiff (60 fps) | {len(frames(mi))} | {mean:.2f} px, {spread:.2f}, "
+          f"{jump:.2f} | "
           f"{(sound - picture) * 1000:+.0f} ms |")  # fmt: skip
 
 

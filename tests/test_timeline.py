@@ -14,6 +14,7 @@ from conftest import make_clip, psnr, read_video, run
 import nvfilter
 from nvfilter.config import VideoInfo
 from nvfilter.decode.render import plan_render, source_positions
+from nvfilter.encode.part_plan import cut_parts
 from nvfilter.encode.shots import ShotFinder
 from nvfilter.io import media
 from nvfilter.timeline import Timeline, evenly
@@ -155,6 +156,16 @@ def test_a_variable_rate_gap_is_kept_and_is_no_cut():
     assert timeline.times == tuple(times) and timeline.played == 21
 
 
+def test_a_part_ends_at_a_cut_so_the_next_starts_with_the_new_shot():
+    stream = (np.full((2, 2, 3), k, np.uint8) for k in range(40))
+    parts = list(cut_parts(stream, 16, cuts=[12, 14, 30]))
+    firsts = [int(part[0, 0, 0, 0]) for part in parts]
+    lasts = [int(part[-1, 0, 0, 0]) for part in parts]
+    assert firsts == [0, 12, 30] and lasts == [12, 30, 39]  # 14 is too soon after 12 to end one
+    ending = list(cut_parts((np.full((2, 2, 3), k, np.uint8) for k in range(20)), 16, [19]))
+    assert [len(part) for part in ending] == [20]  # a cut on the last frame: no part of it alone
+
+
 # ---- from a file to a file ---------------------------------------------------------------------
 
 
@@ -189,6 +200,8 @@ def test_a_spliced_clip_keeps_its_cuts_and_its_new_frames_never_mix_two_shots(ed
     run("encode", edited["spliced"], out, "-q")
     video = nvfilter.open(out)
     assert video.cuts == [10, 20]
+    assert [(span.first, span.frames) for span in video.model.spans] == [(0, 11), (10, 11),
+                                                                          (20, 10)]  # fmt: skip
     info = run("info", out).output
     assert "cuts before frames 10, 20" in info
     slow = edited["dir"] / "spliced-2x.mkv"

@@ -5,7 +5,7 @@ each is learned with, and the disk the parts will need.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -19,19 +19,33 @@ from nvfilter.models import ModelSpec, spec_of
 from nvfilter.models.parts import longest_part, part_spans
 from nvfilter.models.spec import PartShape
 
+SHOT_PART_LEAST = 8
+"""A cut ends the part where the part has at least this many frames before it (a part for
+every flash of a strobe would cost an intra frame each)."""
 
-def cut_parts(frames: Iterator[np.ndarray], part_frames: int) -> Iterator[np.ndarray]:
+
+def cut_parts(
+    frames: Iterator[np.ndarray], part_frames: int, cuts: Collection[int] = ()
+) -> Iterator[np.ndarray]:
     """Consecutive parts (n, height, width, 3) of a frame stream as models.parts.part_spans
     cuts them: ``part_frames`` apart, each ending on the next one's first frame, a tail shorter
-    than half a part joined to the last. Holds at most 1.5 parts of frames."""
+    than half a part joined to the last; and at a cut (``cuts``: the frames that start a shot,
+    known by the time each comes, encode/shots.py), a part ends on the new shot's first frame,
+    so the next part starts with it. Holds at most 1.5 parts of frames."""
     longest = longest_part(part_frames)
     buffer: list[np.ndarray] = []
+    first = 0  # the stream's index of buffer[0]
     for frame in frames:
         buffer.append(frame)
-        if len(buffer) > longest:
+        if first + len(buffer) - 1 in cuts and len(buffer) > SHOT_PART_LEAST:
+            yield np.stack(buffer)
+            first += len(buffer) - 1
+            buffer = buffer[-1:]
+        elif len(buffer) > longest:
             yield np.stack(buffer[: part_frames + 1])
             buffer = buffer[part_frames:]
-    if buffer:
+            first += part_frames
+    if len(buffer) > 1 or first == 0:  # not a cut's frame alone: the last part holds it
         yield np.stack(buffer)
 
 

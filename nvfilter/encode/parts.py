@@ -273,7 +273,9 @@ def encode_parts(
         encode.matrix = opened.src.color.matrix
         with stop_requests() as stop_asked:
             encode.stop_asked = stop_asked
-            frames = encode.run(cut_parts(opened.frames(options, source), plan.part_frames))
+            stream = opened.frames(options, source)
+            cuts = opened.shots.cuts if opened.shots is not None else []
+            frames = encode.run(cut_parts(stream, plan.part_frames, cuts))
             if stop_asked():
                 encode.interrupted = True
         console.done()

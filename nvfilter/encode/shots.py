@@ -6,7 +6,7 @@ before by at least CUT_LEAST and several times (``--cut-threshold``) more than t
 around it do from theirs: a fast pan changes every frame a lot (no cut), a flash changes two
 frames in a row (no cut), a dissolve a little each frame (no cut). A repeat is a frame hardly
 different from the one before (at most REPEAT_MOST) while both its neighbours move several
-times more: the frame a rate conversion or telecine doubled. It is left out (unless
+times more, and visibly: the frame a rate conversion or telecine doubled. It is left out (unless
 ``--keep-repeats``), and the frames around it are given times spread evenly over what they
 covered, so that the motion reads across it evenly. A still scene's frames are alike in a row:
 none of them is a repeat. BENCHMARKS.md, "Cuts, repeats and variable rates", measured these.
@@ -32,7 +32,10 @@ CUT_THRESHOLD = EncodeOptions.cut_threshold
 REPEAT_MOST = 0.5
 """A repeat changes its thumbnail by at most this much ..."""
 REPEAT_STILLER = 4.0
-"""... and this many times less than both its neighbours change theirs."""
+"""... and this many times less than both its neighbours change theirs ..."""
+REPEAT_AROUND_LEAST = 1.0
+"""... which change theirs by at least this much: a repeat stands out in motion (a still scene
+with a counter ticking now and then has frames alike and frames a little off, none repeated)."""
 RETIME_REACH = 3
 """Frames each side whose times a left-out repeat evens out (a line fitted through them)."""
 
@@ -80,7 +83,10 @@ class ShotFinder:
         before = changes[index - 1] if index >= 1 else np.inf
         after = changes[index + 1]
         if index >= 2 and not self.keep_repeats and self.kept_times:
-            if change <= REPEAT_MOST and min(before, after) >= REPEAT_STILLER * max(change, 0.05):
+            around = min(before, after)
+            if change <= REPEAT_MOST and around >= max(
+                REPEAT_STILLER * change, REPEAT_AROUND_LEAST
+            ):
                 self.dropped_after.append(len(self.kept_times) - 1)
                 return False
         if self._is_cut(index, changes):
