@@ -218,7 +218,8 @@ def repeats(work: Path) -> None:
            str(clip))  # fmt: skip
     print(
         "\n| tour.mp4 640x360 at 20 fps made 30 (every 3rd frame a repeat), played 2x | "
-        "frames | flow between output frames: mean px, spread / mean | sound - picture |"
+        "frames | flow between output frames: mean px, spread / mean, step-to-step jump / mean "
+        "| sound - picture |"
     )
     print("| --- | --- | --- | --- |")
     for name, flags in (("nvfilter", ()), ("today (--keep-repeats)", ("--keep-repeats",))):

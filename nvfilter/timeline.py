@@ -93,6 +93,11 @@ class Timeline:
             return float(k + (way > 0.5))
         return k + way
 
+    def far_pairs(self, periods: float) -> set[int]:
+        """The pairs of neighbouring frames (by the first's index) at least ``periods`` apart."""
+        times = self.times
+        return {k for k in range(len(times) - 1) if times[k + 1] - times[k] >= periods}
+
     def time_of(self, frame: int) -> float:
         """Learned frame ``frame``'s time in frame periods."""
         return self.times[frame]

@@ -42,6 +42,11 @@ def test_frames_at_their_own_times_are_read_by_time():
     assert timeline.position(4.5) == 2.0  # held at the end
 
 
+def test_frames_far_apart_are_the_pairs_whose_flow_is_searched():
+    timeline = Timeline((0.0, 1.0, 4.0, 5.5), played=6, variable=True)
+    assert timeline.far_pairs(2.0) == {1}
+
+
 def test_a_render_plays_every_frame_period_of_a_timeline():
     timeline = Timeline((0.0, 1.0, 4.0), played=5, variable=True)
     video = VideoInfo(width=8, height=8, frames=3, frame_rate=Fraction(10), timeline=timeline)

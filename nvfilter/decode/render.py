@@ -232,7 +232,7 @@ def iter_frames(
     positions = source_positions(spec, source_frames, timeline)
     enlarge = backprojects(spec, upscaler)
     width, height = spec.learned_size if enlarge else (spec.width, spec.height)
-    frames = frames_at(model, positions, source_frames, between, width, height)
+    frames = frames_at(model, positions, source_frames, between, width, height, timeline)
     if enlarge and upscaler == "multiframe":
         yield from upscale_frames(frames, spec.width, spec.height, *colour)
         return
@@ -251,13 +251,24 @@ def frames_at(
     between: str,
     width: int,
     height: int,
+    timeline: Timeline | None = None,
 ) -> Iterator[np.ndarray]:
-    """The frames at source ``positions``, ``width`` x ``height``, made by the ``between`` rule."""
+    """The frames at source ``positions``, ``width`` x ``height``, made by the ``between`` rule
+    (with a ``timeline``, the flows of frames FAR_PAIR or more apart searched)."""
     if between == "network":
         times = [frame_time(position, source_frames) for position in positions]
         yield from render_frames(model, width, height, times)
         return
-    yield from _MovedFrames(model, positions, source_frames, between, width, height).frames()
+    far = set() if timeline is None else timeline.far_pairs(FAR_PAIR)
+    yield from _MovedFrames(model, positions, source_frames, between, width, height,
+                            far).frames()  # fmt: skip
+
+
+FAR_PAIR = 2.0
+"""Frames at least this many frame periods apart (a variable rate's gap: a frame or more
+missing) have their flow searched even where the file keeps motion between them: the coder's
+motion, made to predict one frame from the other, reads a long gap less well than a search
+(BENCHMARKS.md, "Cuts, repeats and variable rates")."""
 
 
 class _MovedFrames:
@@ -266,8 +277,10 @@ class _MovedFrames:
     threads, a few pairs ahead of the frames handed on."""
 
     def __init__(self, model: VideoField, positions: list[float], source_frames: int,
-                 between: str, width: int, height: int) -> None:  # fmt: skip
+                 between: str, width: int, height: int, far: set[int]) -> None:  # fmt: skip
         self.model, self.positions, self.between = model, positions, between
+        self.far = far
+        """Pairs (their first frame) whose flow is searched even where the model keeps one."""
         kept = sorted(
             {math.floor(position) for position in positions}
             | {math.floor(position) + 1 for position in positions if position % 1}
@@ -296,7 +309,8 @@ class _MovedFrames:
             first = self.pairs[order]
             frames = self.source_frame(first), self.source_frame(first + 1)
             # here: a network's reads are not thread-safe
-            stored = self.model.pair_flows(first) if self.between == "motion" else None
+            kept = self.between == "motion" and first not in self.far
+            stored = self.model.pair_flows(first) if kept else None
             self.made[first] = workers.submit(frames_between, *frames, self.wanted[first], stored)
 
     def frames(self) -> Iterator[np.ndarray]:

@@ -14,6 +14,7 @@ none of them is a repeat. BENCHMARKS.md, "Cuts, repeats and variable rates", mea
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator, Sequence
 
 import cv2
@@ -33,9 +34,15 @@ REPEAT_MOST = 0.5
 """A repeat changes its thumbnail by at most this much ..."""
 REPEAT_STILLER = 4.0
 """... and this many times less than both its neighbours change theirs ..."""
-REPEAT_AROUND_LEAST = 1.0
-"""... which change theirs by at least this much: a repeat stands out in motion (a still scene
-with a counter ticking now and then has frames alike and frames a little off, none repeated)."""
+REPEAT_AROUND_LEAST = 0.2
+"""... which change theirs by at least this much (the thumbnail's noise) ..."""
+REPEAT_STILL_SHARE = 0.5
+"""... among frames of which less than this share are still (as still against the motion around
+as a repeat): a repeat
+stands out in motion, while a still scene with a counter ticking now and then has frames alike
+and frames a little off, none of them repeated (a 20-to-30 conversion: a third still)."""
+REPEAT_LOOKS_BACK = 8
+"""The frames before a repeat that REPEAT_STILL_SHARE counts."""
 RETIME_REACH = 3
 """Frames each side whose times a left-out repeat evens out (a line fitted through them)."""
 
@@ -80,13 +87,14 @@ class ShotFinder:
         """Whether incoming frame ``index`` is learned (its change and the next one's known);
         notes its time, and a cut where it starts a shot."""
         change = changes[index]
-        before = changes[index - 1] if index >= 1 else np.inf
+        before = changes[index - 1] if index >= 2 else np.inf  # the first frame has no change
         after = changes[index + 1]
-        if index >= 2 and not self.keep_repeats and self.kept_times:
+        if index >= 1 and not self.keep_repeats and self.kept_times:
             around = min(before, after)
-            if change <= REPEAT_MOST and around >= max(
-                REPEAT_STILLER * change, REPEAT_AROUND_LEAST
-            ):
+            earlier = changes[max(1, index - REPEAT_LOOKS_BACK) : index]
+            still = sum(c * REPEAT_STILLER <= around for c in earlier) / max(1, len(earlier))
+            if (change <= REPEAT_MOST and still < REPEAT_STILL_SHARE
+                    and around >= max(REPEAT_STILLER * change, REPEAT_AROUND_LEAST)):  # fmt: skip
                 self.dropped_after.append(len(self.kept_times) - 1)
                 return False
         if self._is_cut(index, changes):
@@ -127,9 +135,10 @@ class ShotFinder:
         frames do not: the file then stores none, as before)."""
         if not self.kept_times:
             return None
-        first = self.kept_times[0]
-        times = [t - first for t in _evened(self.kept_times, self.dropped_after, self.cuts)]
-        last_source = self._time(self.incoming - 1) - first
+        evened = _evened(self.kept_times, self.dropped_after, self.cuts)
+        first = evened[0]
+        times = [t - first for t in evened]
+        last_source = self._time(self.incoming - 1) - self.kept_times[0]
         played = max(round(last_source) + 1, int(times[-1]) + 1)
         every = len(self.kept_sources) == self.incoming
         timeline = Timeline(tuple(times), played, tuple(self.cuts),
@@ -147,22 +156,30 @@ def _thumbnail(frame: np.ndarray) -> np.ndarray:
 
 
 def _evened(times: list[float], dropped_after: list[int], cuts: list[int]) -> list[float]:
-    """``times`` with those of the frames within RETIME_REACH of a left-out repeat put on a line
-    fitted through their shot's frames there, so they stand evenly; still rising."""
+    """``times`` with the frames around left-out repeats put on lines: each stretch of a shot
+    within RETIME_REACH frames of a repeat (stretches that touch are one) on the line fitted
+    through its frames' times, so that they stand evenly (a whole clip of a rate conversion on
+    one line); still rising. Frame 0 may move too (the caller starts the times at it)."""
     if not dropped_after:
         return list(times)
     evened = np.array(times, dtype=np.float64)
     bounds = [0, *cuts, len(times)]
     near = sorted({k for d in dropped_after for k in range(d - RETIME_REACH + 1,
-                                                           d + RETIME_REACH + 1)})  # fmt: skip
+                                                           d + RETIME_REACH + 1)
+                   if 0 <= k < len(times)})  # fmt: skip
+    stretches: list[list[int]] = []
     for k in near:
-        if not 0 < k < len(times):
-            continue
-        shot = max(b for b in bounds if b <= k), min(b for b in bounds if b > k)
-        low, high = max(shot[0], k - RETIME_REACH), min(shot[1], k + RETIME_REACH + 1)
-        if high - low >= 3:
-            slope, offset = np.polyfit(np.arange(low, high), np.array(times[low:high]), 1)
-            evened[k] = slope * k + offset
+        same_shot = stretches and bisect.bisect_right(bounds, k) == bisect.bisect_right(
+            bounds, stretches[-1][-1]
+        )
+        if same_shot and k == stretches[-1][-1] + 1:
+            stretches[-1].append(k)
+        else:
+            stretches.append([k])
+    for stretch in stretches:
+        if len(stretch) >= 3:
+            slope, offset = np.polyfit(stretch, evened[stretch], 1)
+            evened[stretch] = slope * np.array(stretch) + offset
     for k in range(1, len(evened)):  # still rising, each frame after the last
         evened[k] = max(evened[k], evened[k - 1] + 1e-3)
     return [float(t) for t in evened]
