@@ -61,7 +61,8 @@ def _timing_line(video: VideoInfo) -> str:
     if timeline is None:
         return "time        constant rate, no cut found"
     rate = "variable rate (each frame at its own time)" if timeline.variable else "constant rate"
-    repeats = f", {timeline.repeats} repeated frames left out" if timeline.repeats else ""
+    count = timeline.repeats
+    repeats = f", {count} repeated frame{'s' * (count != 1)} left out" if count else ""
     shown = ", ".join(str(c) for c in timeline.cuts[:MAX_CUTS_SHOWN])
     more = (
         f" and {len(timeline.cuts) - MAX_CUTS_SHOWN} more"

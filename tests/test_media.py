@@ -228,3 +228,12 @@ def test_write_args_carry_colour_sar_and_even_padding():
     assert "setsar=16/15" in joined and "pad=98:56" in joined and "fillborders" in joined
     assert "-pix_fmt yuv420p" in joined and "-crf 18" in joined
     assert media.even_size(97, 55, "yuv444p") == (97, 55)
+
+
+def test_packets_without_timestamps_give_no_times():
+    from nvfilter.io.media import parse_frame_times
+
+    listing = "#tb 0: 1/25\n0,          0, -9223372036854775808,        1,    42753, 0xf9\n"
+    assert parse_frame_times(listing) is None
+    timed = "#tb 0: 1/12288\n0, -1024, 0, 512, 6872, 0x98\n0, -512, 1024, 512, 1512, 0x9c\n"
+    assert parse_frame_times(timed) == [0.0, 1024 / 12288]

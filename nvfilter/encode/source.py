@@ -110,11 +110,14 @@ closer or further apart than one period (a constant-rate file's are within round
 
 def variable_times(path: str, rate: Fraction) -> list[float] | None:
     """The frames' own times in seconds where the source's rate varies, else None (its frames
-    are read at the constant rate, as ever)."""
+    are read at the constant rate, as ever; so too where the timestamps are missing, or most
+    frames do not stand a period of ``rate`` apart: then they tell nothing of the rate)."""
     times = media.frame_times(path)
     if times is None or len(times) < 2:
         return None
     steps = np.diff(np.array(times)) * float(rate)
+    if abs(float(np.median(steps)) - 1) > VARIABLE_BY:  # not this rate's frames: no guide
+        return None
     return times if bool(np.any(np.abs(steps - 1) > VARIABLE_BY)) else None
 
 

@@ -140,6 +140,10 @@ _TIME_BASE = re.compile(r"^#tb 0: (\d+)/(\d+)$", re.MULTILINE)
 _PACKET = re.compile(r"^0,\s*(-?\d+|NOPTS),\s*(-?\d+|NOPTS),", re.MULTILINE)
 
 
+NO_TIMESTAMP = str(-(2**63))
+"""How framecrc writes a packet with no presentation timestamp (an AVI's, say)."""
+
+
 def build_times_args(path: str) -> list[str]:
     """The first video stream's packets listed, not decoded (``framecrc``: each packet's
     decode and presentation timestamps in the stream's time base)."""
@@ -154,7 +158,7 @@ def parse_frame_times(listing: str) -> list[float] | None:
     packets = _PACKET.findall(listing)
     if base is None or int(base.group(2)) == 0 or not packets:
         return None
-    if any(pts == "NOPTS" for _, pts in packets):
+    if any(pts in ("NOPTS", NO_TIMESTAMP) for _, pts in packets):
         return None
     unit = Fraction(int(base.group(1)), int(base.group(2)))
     stamps = sorted(int(pts) for _, pts in packets)
