@@ -98,14 +98,6 @@ class Timeline:
         times = self.times
         return {k for k in range(len(times) - 1) if times[k + 1] - times[k] >= periods}
 
-    def time_of(self, frame: int) -> float:
-        """Learned frame ``frame``'s time in frame periods."""
-        return self.times[frame]
-
-    def shot_of(self, frame: int) -> int:
-        """The shot (0 ..) learned frame ``frame`` belongs to."""
-        return bisect.bisect_right(self.cuts, frame)
-
     @property
     def _whole(self) -> bool:
         """Whether frame k stands at k (then the file stores no times: ``"times": null``)."""

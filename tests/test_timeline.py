@@ -135,6 +135,9 @@ def test_fast_motion_a_dissolve_and_a_still_scene_are_not_cuts():
 def test_cuts_are_not_looked_for_when_turned_off():
     _, finder = found(shot(1, 6) + shot(2, 6), cut_threshold=None)
     assert finder.timeline() is None
+    doubled = [frame for frame in shot(3, 8, step=4) for _ in range(2)] + shot(4, 6)
+    kept, passing = found(doubled, cut_threshold=None, keep_repeats=True)
+    assert len(kept) == len(doubled) and passing.timeline() is None
 
 
 def test_every_third_frame_repeated_is_left_out_and_the_rest_spread_evenly():

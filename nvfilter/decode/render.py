@@ -188,14 +188,10 @@ def source_positions(
     """Source frame position sampled by each output frame: time j / temporal_scale (in the
     source's frame periods), held at the end; where the video has a ``timeline``, the learned
     frames around that time (Timeline.position: the nearer one across a cut)."""
+    times = [Fraction(j) / spec.temporal_scale for j in range(spec.num_frames)]
     if timeline is not None:
-        return [timeline.position(float(Fraction(j) / spec.temporal_scale))
-                for j in range(spec.num_frames)]  # fmt: skip
-    last = source_frames - 1
-    return [
-        float(min(Fraction(j) / spec.temporal_scale, Fraction(last)))
-        for j in range(spec.num_frames)
-    ]
+        return [timeline.position(float(time)) for time in times]
+    return [float(min(time, Fraction(source_frames - 1))) for time in times]
 
 
 def backprojects(spec: RenderSpec, upscaler: str) -> bool:

@@ -72,10 +72,14 @@ class ShotFinder:
         changes: list[float] = []  # each incoming frame's change from the one before
         previous: np.ndarray | None = None
         held: np.ndarray | None = None  # the last frame, its fate waiting on the next
+        looks = self.cut_threshold is not None or not self.keep_repeats
         for index, frame in enumerate(frames):
-            thumb = _thumbnail(frame)
-            changes.append(0.0 if previous is None else float(np.abs(thumb - previous).mean()))
-            previous = thumb
+            if looks:  # else every frame is kept as it is: no thumbnail to make
+                thumb = _thumbnail(frame)
+                changes.append(0.0 if previous is None else float(np.abs(thumb - previous).mean()))
+                previous = thumb
+            else:
+                changes.append(0.0)
             if held is not None and self._keeps(index - 1, changes):
                 yield held
             held = frame
