@@ -223,6 +223,9 @@ def test_a_spliced_clip_keeps_its_cuts_and_its_new_frames_never_mix_two_shots(ed
     none = edited["dir"] / "spliced-nocuts.nvw"
     run("encode", edited["spliced"], none, "-q", "--no-cuts")
     assert nvfilter.open(none).cuts == []
+    strict = edited["dir"] / "spliced-strict.nvw"
+    run("encode", edited["spliced"], strict, "-q", "--cut-threshold", "1000")
+    assert nvfilter.open(strict).cuts == []
 
 
 def test_a_variable_rate_clip_keeps_its_frames_times(edited):
