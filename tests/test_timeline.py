@@ -208,8 +208,7 @@ def test_a_spliced_clip_keeps_its_cuts_and_its_new_frames_never_mix_two_shots(ed
     run("encode", edited["spliced"], out, "-q")
     video = nvfilter.open(out)
     assert video.cuts == [10, 20]
-    assert [(span.first, span.frames) for span in video.model.spans] == [(0, 11), (10, 11),
-                                                                          (20, 10)]  # fmt: skip
+    assert [(span.first, span.frames) for span in video.model.spans] == [(0, 30)]  # coded: one
     info = run("info", out).output
     assert "cuts before frames 10, 20" in info
     slow = edited["dir"] / "spliced-2x.mkv"
@@ -220,6 +219,10 @@ def test_a_spliced_clip_keeps_its_cuts_and_its_new_frames_never_mix_two_shots(ed
         between = frames[2 * cut - 1]  # halfway from the last frame of a shot to the next's first
         either = max(psnr(between, frames[2 * cut - 2]), psnr(between, frames[2 * cut]))
         assert either > 35, (cut, either)
+    tiles = edited["dir"] / "spliced-tiles.nvw"
+    run("encode", edited["spliced"], tiles, "-q", "--model", "tiles")
+    assert [(span.first, span.frames) for span in nvfilter.open(tiles).model.spans] == [
+        (0, 11), (10, 11), (20, 10)]  # a learned model's parts end at the cuts  # fmt: skip
     none = edited["dir"] / "spliced-nocuts.nvw"
     run("encode", edited["spliced"], none, "-q", "--no-cuts")
     assert nvfilter.open(none).cuts == []
