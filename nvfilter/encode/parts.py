@@ -274,12 +274,7 @@ def encode_parts(
         with stop_requests() as stop_asked:
             encode.stop_asked = stop_asked
             stream = opened.frames(options, source)
-            # A coded model's parts do not end at cuts yet: its per-part budget of bits codes
-            # oa4_launch.webm split at its cut 0.85 dB worse at 2% fewer bits (issue 36's note);
-            # its reads still never mix two shots (the timeline).
-            shots = None if plan.spec.coded else opened.shots
-            cuts = shots.cuts if shots is not None else []
-            frames = encode.run(cut_parts(stream, plan.part_frames, cuts))
+            frames = encode.run(cut_parts(stream, plan.part_frames, _part_ends(opened, plan)))
             if stop_asked():
                 encode.interrupted = True
         console.done()
@@ -299,6 +294,13 @@ def encode_parts(
         + _sizes(size, video, source_bytes, sound)
     )
     return result
+
+
+def _part_ends(opened: OpenedSource, plan: PartsPlan) -> list[int]:
+    """The cuts a part ends at (the ShotFinder's list, filled as the frames stream in): none
+    for a coded model yet, whose per-part budget of bits coded oa4_launch.webm split at its cut
+    0.85 dB worse at 2% fewer bits; its reads still never mix two shots (the timeline)."""
+    return opened.shots.cuts if opened.shots is not None and not plan.spec.coded else []
 
 
 def _plan(
