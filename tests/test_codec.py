@@ -146,6 +146,53 @@ def test_a_part_decodes_to_what_the_encoder_scored(gop):
     assert len(encoded.data) < frames.size / 10  # a tenth of a byte a value or less
 
 
+def spliced_clip() -> np.ndarray:
+    """Two shots cut together: a pan, then another picture panning the other way from frame 7."""
+    second = moving_clip(6, step=-2.0)[:, ::-1, :, ::-1]  # upside down, colours turned round
+    return np.concatenate([moving_clip(7), np.ascontiguousarray(second)])
+
+
+@pytest.mark.parametrize("gop", [None, 8])
+def test_a_new_shot_inside_a_part_is_coded_intra_and_decodes_to_what_was_scored(gop):
+    frames = spliced_clip()
+    layout = Layout(64, 48, "444")
+    encoded = PartEncoder(layout, 30, gop, starts=[7]).encode(frames)
+    header, _, _ = bitstream.unpack(encoded.data)
+    assert header.starts == (7,) and data_version(encoded.data) == 2
+    decoder = PartDecoder(encoded.data, layout, len(frames))
+    order = {frame.index: frame for frame in decoder.order}
+    assert order[7].references == ()  # nothing predicted across the cut, either way
+    assert all(
+        (r < 7) == (frame.index < 7) for frame in decoder.order for r in frame.references
+    )
+    assert pair_source(decoder.order, 6) is None and pair_source(decoder.order, 7) is not None
+    for frame in decoder.frames():
+        ours = to_uint8(to_rgb(frame.planes, layout))
+        error = np.square(ours.astype(np.float64) - frames[frame.frame.index]).sum()
+        assert error == pytest.approx(encoded.squared_errors[frame.frame.index], rel=1e-3)
+    plain = PartEncoder(layout, 30, gop).encode(frames)
+    assert data_version(plain.data) == 1  # a part with no new shot is written as before
+    # the intra frame costs more than predicting across the cut, and is closer to the shot
+    assert encoded.squared_errors[7] < plain.squared_errors[7]
+
+
+def data_version(data: bytes) -> int:
+    return data[4]
+
+
+def test_a_read_across_a_cut_is_the_nearer_frame_never_a_mix():
+    frames = spliced_clip()
+    model = CodedField(64, 48, len(frames), "444", target_qp=28)
+    model.start_from(torch.from_numpy(frames), cuts=[7])
+    assert model.pair_flows(6) is None and model.pair_flows(7) is not None
+    assert np.array_equal(model.picture(6.3), model.decoded(6))
+    assert np.array_equal(model.picture(6.5), model.decoded(6))  # a tie: the earlier
+    assert np.array_equal(model.picture(6.7), model.decoded(7))
+    rebuilt = build_model(model.architecture())
+    rebuilt.load_state_dict(model.state_dict(), assign=True)
+    assert np.array_equal(rebuilt.picture(6.7), model.decoded(7))
+
+
 def test_a_budget_is_a_ceiling_and_a_psnr_is_aimed_at():
     frames = moving_clip(12)
     layout = Layout(64, 48, "444")

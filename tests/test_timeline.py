@@ -12,6 +12,7 @@ import pytest
 from conftest import make_clip, psnr, read_video, run
 
 import nvfilter
+from nvfilter.codec import bitstream
 from nvfilter.config import VideoInfo
 from nvfilter.decode.render import plan_render, source_positions
 from nvfilter.encode.part_plan import cut_parts
@@ -209,6 +210,7 @@ def test_a_spliced_clip_keeps_its_cuts_and_its_new_frames_never_mix_two_shots(ed
     video = nvfilter.open(out)
     assert video.cuts == [10, 20]
     assert [(span.first, span.frames) for span in video.model.spans] == [(0, 30)]  # coded: one
+    assert new_shots(video) == (10, 20)  # ... part, each new shot's first frame coded intra
     info = run("info", out).output
     assert "cuts before frames 10, 20" in info
     slow = edited["dir"] / "spliced-2x.mkv"
@@ -225,10 +227,15 @@ def test_a_spliced_clip_keeps_its_cuts_and_its_new_frames_never_mix_two_shots(ed
         (0, 11), (10, 11), (20, 10)]  # a learned model's parts end at the cuts  # fmt: skip
     none = edited["dir"] / "spliced-nocuts.nvw"
     run("encode", edited["spliced"], none, "-q", "--no-cuts")
-    assert nvfilter.open(none).cuts == []
+    assert nvfilter.open(none).cuts == [] and new_shots(nvfilter.open(none)) == ()
     strict = edited["dir"] / "spliced-strict.nvw"
     run("encode", edited["spliced"], strict, "-q", "--cut-threshold", "1000")
     assert nvfilter.open(strict).cuts == []
+
+
+def new_shots(video: nvfilter.Video) -> tuple[int, ...]:
+    """The frames a coded file's one part codes intra as the start of a new shot."""
+    return bitstream.unpack(video.model.part(0).stream.numpy().tobytes())[0].starts
 
 
 def test_a_variable_rate_clip_keeps_its_frames_times(edited):

@@ -4,7 +4,7 @@ All numbers little-endian::
 
     offset  size            field
     0       4               magic b"NVC1"
-    4       1               stream version (1)
+    4       1               stream version: 1, or 2 where a part holds a new shot (below)
     5       1               chroma: 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0 (planes.py)
     6       2               0
     8       2               width of the frames (before padding)
@@ -12,7 +12,8 @@ All numbers little-endian::
     12      4               frames in the part
     16      4               groups: how many anchors follow the intra frame (structure.py)
     20      4               CRC-32 (zlib) of every byte from offset 24 to the end
-    24      groups          each group's frames, from one anchor to the next (uint8, 1 .. 64)
+    24      groups          each group's frames, from one anchor to the next (uint8, 1 .. 64),
+                            plus 128 where its anchor starts a new shot, coded intra (version 2)
     ...     frames          each frame's quantiser parameter, in coding order (uint8)
     ...     0-3             zeros, to a multiple of 4 bytes
     ...     4 * frames      each frame's length in 32-bit words, in coding order (uint32)
@@ -21,7 +22,8 @@ All numbers little-endian::
 A frame's words decode (entropy.Reader) into, in this order: for a frame with two references its
 modes (motion.py); for each reference its motion field; then the grey plane's coefficients and
 the two colour planes' (residual.py). The coding order and references follow from the frame
-count and the groups (structure.py), so the stream does not repeat them.
+count and the groups (structure.py), so the stream does not repeat them. A part without a new
+shot inside it is written as version 1, byte for byte as before version 2 was.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ from nvfilter.codec.structure import MAX_GOP
 from nvfilter.codec.transform import QP_MAX
 
 MAGIC = b"NVC1"
-STREAM_VERSION = 1
+STREAM_VERSION = 2
+"""The newest version written and read (a version 1 stream has no new shot inside a part)."""
+NEW_SHOT = 128
+"""Added to a group's size where its anchor starts a new shot (structure.coding_order)."""
 CHROMA_CODES = {"444": 0, "422": 1, "420": 2}
 _HEADER = struct.Struct("<4sBBHHHIII")
 
@@ -49,15 +54,20 @@ class PartHeader:
     frames: int
     chroma: str
     groups: list[int]
+    starts: tuple[int, ...] = ()
+    """Frames that start a new shot inside the part: anchors coded intra."""
 
 
 def pack(header: PartHeader, qps: list[int], frames: list[np.ndarray]) -> bytes:
     """The part's bytes from its header and each frame's quantiser and words (coding order)."""
-    table = np.asarray(header.groups, np.uint8).tobytes() + np.asarray(qps, np.uint8).tobytes()
+    anchors = np.cumsum(header.groups)
+    flagged = np.asarray(header.groups) + NEW_SHOT * np.isin(anchors, header.starts)
+    table = flagged.astype(np.uint8).tobytes() + np.asarray(qps, np.uint8).tobytes()
     table += b"\0" * (-len(table) % 4)
     table += np.asarray([len(words) for words in frames], "<u4").tobytes()
     body = table + b"".join(np.asarray(words, "<u4").tobytes() for words in frames)
-    head = _HEADER.pack(MAGIC, STREAM_VERSION, CHROMA_CODES[header.chroma], 0, header.width,
+    version = STREAM_VERSION if header.starts else 1
+    head = _HEADER.pack(MAGIC, version, CHROMA_CODES[header.chroma], 0, header.width,
                         header.height, header.frames, len(header.groups), zlib.crc32(body))  # fmt: skip
     return head + body
 
@@ -70,7 +80,7 @@ def unpack(data: bytes) -> tuple[PartHeader, np.ndarray, list[np.ndarray]]:
     magic, version, chroma, _, width, height, frames, count, crc = _HEADER.unpack_from(data)
     if magic != MAGIC:
         raise CorruptStream("the coded stream does not start with NVC1")
-    if version != STREAM_VERSION:
+    if not 1 <= version <= STREAM_VERSION:
         raise CorruptStream(f"coded stream version {version} is not one this nvfilter reads")
     names = {code: name for name, code in CHROMA_CODES.items()}
     if chroma not in names or min(width, height, frames) < 1 or not count < frames:
@@ -82,9 +92,12 @@ def unpack(data: bytes) -> tuple[PartHeader, np.ndarray, list[np.ndarray]]:
     table = head + (-head % 4) + 4 * frames
     if len(body) < table:
         raise CorruptStream("the coded stream is shorter than its frame table")
-    groups = np.frombuffer(body[:count], np.uint8).astype(np.int64).tolist()
+    flagged = np.frombuffer(body[:count], np.uint8).astype(np.int64)
+    new_shot = flagged >= NEW_SHOT if version >= 2 else np.zeros(count, bool)
+    groups = (flagged - NEW_SHOT * new_shot).tolist()
     if sum(groups) != frames - 1 or min(groups, default=1) < 1 or max(groups, default=1) > MAX_GOP:
         raise CorruptStream("the coded stream's groups do not cover its frames")
+    starts = tuple(np.cumsum(groups, dtype=np.int64)[new_shot].tolist())
     qps = np.frombuffer(body[count:head], np.uint8)
     lengths = np.frombuffer(body[table - 4 * frames : table], "<u4").astype(np.int64)
     if int(qps.max()) > QP_MAX:
@@ -94,4 +107,4 @@ def unpack(data: bytes) -> tuple[PartHeader, np.ndarray, list[np.ndarray]]:
     words = np.frombuffer(body[table:], "<u4")
     ends = np.cumsum(lengths)
     parts = [words[end - length : end] for end, length in zip(ends, lengths, strict=True)]
-    return PartHeader(width, height, frames, names[chroma], groups), qps, parts
+    return PartHeader(width, height, frames, names[chroma], groups, starts), qps, parts

@@ -174,7 +174,7 @@ class PartDecoder:
                 f"({header.chroma}), its network {frames} of {layout.width}x{layout.height} ({layout.chroma})"
             )
         self.layout = layout
-        self.order = coding_order(frames, header.groups)
+        self.order = coding_order(frames, header.groups, header.starts)
 
     def frames(self) -> Iterator[DecodedFrame]:
         tables = Tables(relatives)

@@ -4,7 +4,7 @@ each frame reconstructed as the decoder will, to predict the next ones from and 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -194,10 +194,15 @@ class _State:
 class PartEncoder:
     """Codes the frames of one part for a ``target`` (a quantiser, a PSNR, bits: ratecontrol)."""
 
-    def __init__(self, layout: Layout, target: Target | int, gop: int | None = None) -> None:
+    def __init__(
+        self, layout: Layout, target: Target | int, gop: int | None = None,
+        starts: Collection[int] = (),
+    ) -> None:  # fmt: skip
         """``target``: a Target, or a fixed quantiser; ``gop``: anchors every ``gop`` frames;
-        None: chosen by trial (TRIAL_FRAMES)."""
+        None: chosen by trial (TRIAL_FRAMES); ``starts``: the frames that start a new shot
+        (coded intra, nothing predicted across the cut before them)."""
         self.layout, self.gop = layout, gop
+        self.starts = sorted(set(starts))
         self.target = Target(qp=target) if isinstance(target, int) else target
         self.qp = self.target.first_qp()
 
@@ -207,22 +212,52 @@ class PartEncoder:
         """Code uint8 frames (n, height, width, 3); ``on_frame`` is told each frame's index as
         it is done."""
         count = len(frames)
+        self.starts = [start for start in self.starts if 0 < start < count]
         state = _State()
         self.complexity = (
             complexities(frames) if self.target.bits_per_frame is not None else np.ones(count)
         )
         self.units: dict[int, float] = {}
-        if self.target.qp is None and count > 2:
+        if self.target.qp is None and count > 2 and 1 not in self.starts:
             self.qp = self._probe(frames)
         self._code(state, frames, [CodedFrame(0, (), INTRA)], on_frame)
         first = 0
         while first < count - 1:
-            if self.gop is not None:
-                self._groups(
-                    state, frames, first, regular_groups(count - first, self.gop), on_frame
-                )
-                break
-            span = min(TRIAL_FRAMES, count - 1 - first)
+            if first + 1 in self.starts:  # a new shot: its first frame coded intra
+                self._groups(state, frames, first, [1], on_frame)
+                first += 1
+            else:
+                end = self._shot_end(first, count)
+                state = self._shot(state, frames, first, end, on_frame)
+                first = end
+        header = bitstream.PartHeader(self.layout.width, self.layout.height, count,
+                                      self.layout.chroma, state.groups, tuple(self.starts))  # fmt: skip
+        return EncodedPart(
+            bitstream.pack(header, state.qps, state.words),
+            [state.errors[k] for k in range(count)],
+            [state.bits[k] for k in range(count)],
+            list(state.qps),
+            self.qp,
+            state.edges,
+            state.spent,
+        )
+
+    def _shot_end(self, first: int, count: int) -> int:
+        """The last frame of the shot that frame ``first`` is in (within the part)."""
+        return next((start - 1 for start in self.starts if start > first), count - 1)
+
+    def _shot(
+        self, state: _State, frames: np.ndarray, first: int, end: int,
+        on_frame: Callable[[int], None] | None,
+    ) -> _State:  # fmt: skip
+        """Code the frames after ``first`` up to ``end`` (a shot's, or the part's, last), as
+        regular groups of ``gop`` or in the way a trial finds better (TRIAL_EVERY); the state
+        they leave."""
+        if self.gop is not None:
+            self._groups(state, frames, first, regular_groups(end - first + 1, self.gop), on_frame)
+            return state
+        while first < end:
+            span = min(TRIAL_FRAMES, end - first)
             trials = {size: state.fork() for size in (GROUP, 1)}
             for size, trial in trials.items():  # at one quantiser, to compare like with like
                 self._groups(trial, frames, first, regular_groups(span + 1, min(size, span)),
@@ -234,27 +269,17 @@ class PartEncoder:
                 for index in range(first + 1, first + span + 1):
                     on_frame(index)
             first += span
-            rest = min(TRIAL_EVERY - TRIAL_FRAMES, count - 1 - first)
+            rest = min(TRIAL_EVERY - TRIAL_FRAMES, end - first)
             if rest > 0:
                 self._groups(
                     state, frames, first, regular_groups(rest + 1, min(gop, rest)), on_frame
                 )
                 first += rest
-        header = bitstream.PartHeader(self.layout.width, self.layout.height, count,
-                                      self.layout.chroma, state.groups)  # fmt: skip
-        return EncodedPart(
-            bitstream.pack(header, state.qps, state.words),
-            [state.errors[k] for k in range(count)],
-            [state.bits[k] for k in range(count)],
-            list(state.qps),
-            self.qp,
-            state.edges,
-            state.spent,
-        )
+        return state
 
     def _probe(self, frames: np.ndarray) -> int:
         """The quantiser to start at (PROBE_FRAMES)."""
-        began, span = self.qp, min(PROBE_FRAMES, len(frames) - 1)
+        began, span = self.qp, min(PROBE_FRAMES, self._shot_end(0, len(frames)))
         probe = _State()
         self._code(probe, frames, [CodedFrame(0, (), INTRA)], None)
         self._groups(probe, frames, 0, [span], None, steer=False)
@@ -271,7 +296,8 @@ class PartEncoder:
         keeping only its anchor to predict from once it is done; the quantiser is steered
         every STEER_EVERY frames (not at all where ``steer`` is False: a trial)."""
         for size in groups:
-            order = coding_order(size + 1, [size])[1:]
+            new_shot = first + size in self.starts
+            order = coding_order(size + 1, [size], [size] if new_shot else [])[1:]
             shifted = [
                 CodedFrame(
                     frame.index + first, tuple(r + first for r in frame.references), frame.level
@@ -404,11 +430,12 @@ class PartEncoder:
 
 def encode_part(
     frames: np.ndarray, layout: Layout, target: Target,
-    on_frame: Callable[[int], None] | None = None,
+    on_frame: Callable[[int], None] | None = None, starts: Collection[int] = (),
 ) -> EncodedPart:  # fmt: skip
-    """A part coded for ``target``, coded again at coarser quantisers while it goes over the
-    target's ceiling of bits (so a budget is a promise, not an aim)."""
-    encoded = PartEncoder(layout, target).encode(frames, on_frame)
+    """A part coded for ``target`` (``starts``: the frames that start a new shot), coded again
+    at coarser quantisers while it goes over the target's ceiling of bits (so a budget is a
+    promise, not an aim)."""
+    encoded = PartEncoder(layout, target, starts=starts).encode(frames, on_frame)
     while (qp := retry_qp(target, encoded.base_qp, sum(encoded.bits), len(frames))) is not None:
-        encoded = PartEncoder(layout, Target(qp=qp)).encode(frames)
+        encoded = PartEncoder(layout, Target(qp=qp), starts=starts).encode(frames)
     return encoded

@@ -6,14 +6,19 @@ sides, the middle one first (level 2), then the middles of each half (level 3), 
 hierarchical B-frames of H.264 and HEVC's random-access configuration. A part's last frame is
 always an anchor, so no frame is predicted from beyond the part.
 
+A frame that starts a new shot inside the part (a cut: encode/shots.py) is an anchor coded
+intra, as a part's first frame is: nothing is predicted across the cut, either way.
+
 Every two neighbouring frames end up with one of them predicted directly from the other (a
 middle always takes the ends of its interval as references, and intervals are split until
 neighbours are ends): the motion between any two neighbours is in the file, which is what
-reads between frames move along.
+reads between frames move along; the one exception is the pair across a cut (pair_source).
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Collection
 from dataclasses import dataclass
 
 INTRA, ANCHOR = 0, 1
@@ -42,13 +47,17 @@ def regular_groups(frames: int, gop: int = DEFAULT_GOP) -> list[int]:
     return [gop] * whole + ([rest] if rest else [])
 
 
-def coding_order(frames: int, groups: list[int]) -> list[CodedFrame]:
+def coding_order(frames: int, groups: list[int], starts: Collection[int] = ()) -> list[CodedFrame]:
     """Every frame of a part of ``frames`` frames, in the order they are coded (and decoded):
     after the intra frame, each group of ``groups[k]`` frames (their sum is ``frames - 1``)
-    ends on an anchor predicted from the anchor before, with the frames between coded as
+    ends on an anchor predicted from the anchor before (coded intra where it is one of
+    ``starts``, the frames that start a new shot), with the frames between coded as
     hierarchical B-frames."""
     if frames < 1 or sum(groups) != frames - 1 or not all(1 <= g <= MAX_GOP for g in groups):
         raise ValueError(f"groups {groups[:8]}... do not cover a part of {frames} frames")
+    anchors = set(itertools.accumulate(groups))
+    if not set(starts) <= anchors:
+        raise ValueError(f"a new shot at frames {sorted(set(starts) - anchors)[:8]} is no anchor")
     order = [CodedFrame(0, (), INTRA)]
 
     def between(first: int, last: int, level: int) -> None:
@@ -62,7 +71,9 @@ def coding_order(frames: int, groups: list[int]) -> list[CodedFrame]:
     first = 0
     for size in groups:
         last = first + size
-        order.append(CodedFrame(last, (first,), ANCHOR))
+        order.append(
+            CodedFrame(last, (), INTRA) if last in starts else CodedFrame(last, (first,), ANCHOR)
+        )
         between(first, last, ANCHOR + 1)
         first = last
     return order
@@ -78,10 +89,13 @@ def last_use(order: list[CodedFrame]) -> dict[int, int]:
     return last
 
 
-def pair_source(order: list[CodedFrame], first: int) -> tuple[int, int]:
+def pair_source(order: list[CodedFrame], first: int) -> tuple[int, int] | None:
     """(the frame, its reference) that holds the motion between frames ``first`` and ``first +
-    1``: one of the two is predicted from the other."""
+    1``: one of the two is predicted from the other; None across a cut (the second frame starts
+    a new shot, coded intra), where there is no motion to hold."""
     for frame in order:
         if frame.index in (first, first + 1) and (2 * first + 1 - frame.index) in frame.references:
             return frame.index, 2 * first + 1 - frame.index
+    if any(frame.index == first + 1 and not frame.references for frame in order):
+        return None
     raise ValueError(f"no motion between frames {first} and {first + 1}")

@@ -18,7 +18,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,10 @@ class PartsEncode:
         """The frames' chroma layout (chroma.detect on the first part)."""
         self.told_fits_go_on = False
         self.matrix: str | None = None
+        self.cuts: Sequence[int] = ()
+        """The frames that start a shot (encode/shots.py's list, filled as the frames come)."""
+        self.firsts: dict[int, int] = {}
+        """Each part's first frame in the video."""
 
     def run(self, parts: Iterator[np.ndarray]) -> int:
         """Learn every part of the stream; returns the video's frame count."""
@@ -99,6 +103,7 @@ class PartsEncode:
         for k, frames in enumerate(parts):
             if k == 0:
                 self.chroma = chroma.detect(torch.from_numpy(frames), self.matrix)
+            self.firsts[k] = total - (1 if k else 0)
             total = total + len(frames) - (1 if k else 0)
             self.joins.source(k, frames[-1])
             record = self.store.finished(k)
@@ -131,8 +136,10 @@ class PartsEncode:
                                      "parts left are still fitted; Ctrl-C again stops at once, "
                                      "writing nothing")  # fmt: skip
         video = kept_video(plan, n)
+        first = self.firsts.get(k, 0)
+        cuts = tuple(cut - first for cut in self.cuts if first < cut < first + n)
         return PartJob(k, frames, plan.architecture(n, self.chroma), config, video,
-                       plan.options.dtype)  # fmt: skip
+                       plan.options.dtype, cuts=cuts)  # fmt: skip
 
     def learn(self, k: int, frames: np.ndarray) -> None:
         if self.executor is None:
@@ -274,6 +281,7 @@ def encode_parts(
         with stop_requests() as stop_asked:
             encode.stop_asked = stop_asked
             stream = opened.frames(options, source)
+            encode.cuts = opened.shots.cuts if opened.shots is not None else ()
             frames = encode.run(cut_parts(stream, plan.part_frames, _part_ends(opened, plan)))
             if stop_asked():
                 encode.interrupted = True
@@ -298,8 +306,9 @@ def encode_parts(
 
 def _part_ends(opened: OpenedSource, plan: PartsPlan) -> list[int]:
     """The cuts a part ends at (the ShotFinder's list, filled as the frames stream in): none
-    for a coded model yet, whose per-part budget of bits coded oa4_launch.webm split at its cut
-    0.85 dB worse at 2% fewer bits; its reads still never mix two shots (the timeline)."""
+    for a coded model, which codes a new shot's first frame intra inside its part instead (its
+    parts each keep to a share of the bits: oa4_launch.webm split in two parts at its cut came
+    out 0.85 dB worse at 2% fewer bits)."""
     return opened.shots.cuts if opened.shots is not None and not plan.spec.coded else []
 
 

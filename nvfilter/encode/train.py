@@ -168,11 +168,12 @@ class Trainer:
 
     def __init__(
         self, model: VideoField, frames: torch.Tensor, config: TrainConfig, start: bool = True,
-        fit_progress: Callable[[int], None] | None = None,
+        fit_progress: Callable[[int], None] | None = None, cuts: Sequence[int] = (),
     ) -> None:  # fmt: skip
         """``start``: let the model initialise itself from the frames (``start_from``; its time
         counts as training time); False when the weights come from a checkpoint.
-        ``fit_progress``: told each frame a closed-form fit is done with."""
+        ``fit_progress``: told each frame a closed-form fit is done with; ``cuts``: the frames
+        that start a new shot."""
         self.model = model
         self.config = config
         self.device = torch.device(config.device)
@@ -193,7 +194,7 @@ class Trainer:
             self.steps = 0  # start_from is the whole fit
         began = time.perf_counter()
         if start:
-            model.start_from(frames, fit_progress)
+            model.start_from(frames, fit_progress, cuts)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         model.to(self.device)
         self.base_lrs = [group["lr"] for group in model.param_groups(config.lr)]

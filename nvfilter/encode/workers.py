@@ -47,6 +47,8 @@ class PartJob:
     dtype: str
     threads: int | None = None
     """torch threads for the part (a worker's share of the cores); None: as they are."""
+    cuts: tuple[int, ...] = ()
+    """The part's frames that start a new shot (VideoField.start_from)."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,8 @@ def train_part(
             elapsed = time.perf_counter() - began
             on_progress(Progress(done[0], len(frames), math.nan, math.nan, elapsed, None))
 
-    trainer = Trainer(model, frames, job.config, start=resume is None, fit_progress=fitted_frame)
+    trainer = Trainer(model, frames, job.config, start=resume is None, fit_progress=fitted_frame,
+                      cuts=job.cuts)  # fmt: skip
     if resume:
         trainer.load_state(*resume[1])
     hooks: dict[str, Any] = {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -84,11 +84,13 @@ class CodedField(VideoField):
     # ---- the fit --------------------------------------------------------------------------
 
     def start_from(
-        self, frames: torch.Tensor, progress: Callable[[int], None] | None = None
-    ) -> None:
-        """Code the uint8 frames (n, height, width, 3) for the target; ``progress`` is told
-        each frame's index as it is coded."""
-        encoded = encode_part(frames.numpy(), self.layout, self.target, progress)
+        self, frames: torch.Tensor, progress: Callable[[int], None] | None = None,
+        cuts: Sequence[int] = (),
+    ) -> None:  # fmt: skip
+        """Code the uint8 frames (n, height, width, 3) for the target, each frame in ``cuts``
+        (it starts a new shot) coded intra; ``progress`` is told each frame's index as it is
+        coded."""
+        encoded = encode_part(frames.numpy(), self.layout, self.target, progress, cuts)
         self.stream = torch.frombuffer(bytearray(encoded.data), dtype=torch.uint8)
         self.qp = encoded.base_qp
         self.fit = encoded
@@ -170,7 +172,10 @@ class CodedField(VideoField):
         FLOW_SHRINK_FROM rows or taller."""
         self._decoded(first)  # the decoder, and with it the coding order, is there now
         assert self._decoder is not None
-        holder, reference = pair_source(self._decoder.order, first)
+        source = pair_source(self._decoder.order, first)
+        if source is None:  # a cut: no motion between the two shots
+            return None
+        holder, reference = source
         vectors = self._decoded(holder)[1][reference]
         factor = 2 if self.height >= FLOW_SHRINK_FROM else 1
         flow = block_flow(vectors, self.height, self.width, factor)
@@ -179,11 +184,12 @@ class CodedField(VideoField):
 
     def between(self, first: int, fraction: float) -> np.ndarray:
         """The uint8 frame at ``fraction`` (0 < fraction < 1) of the way from frame ``first`` to
-        the next, moved along the stored motion."""
+        the next, moved along the stored motion; across a cut, the nearer of the two."""
         if self._pair is None or self._pair[0] != first:
-            one, two = self.decoded(first), self.decoded(first + 1)
             flows = self.pair_flows(first)
-            assert flows is not None
+            if flows is None:
+                return self.decoded(first + round(fraction))
+            one, two = self.decoded(first), self.decoded(first + 1)
             self._pair = (first, FramePair.from_flows(one, two, *flows))
         return self._pair[1].at(fraction)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -78,10 +78,13 @@ class VideoField(nn.Module):
         raise NotImplementedError
 
     def start_from(
-        self, frames: torch.Tensor, progress: Callable[[int], None] | None = None
-    ) -> None:
+        self, frames: torch.Tensor, progress: Callable[[int], None] | None = None,
+        cuts: Sequence[int] = (),
+    ) -> None:  # fmt: skip
         """Initialise from the uint8 frames (N, H, W, 3) about to be learned (none by default);
-        a network fitted here in closed form may tell ``progress`` each frame it is done with."""
+        a network fitted here in closed form may tell ``progress`` each frame it is done with.
+        ``cuts``: the frames that start a new shot (encode/shots.py), for a network that
+        treats them so (a coded one codes them afresh)."""
 
     def fit_squared_errors(self) -> list[float] | None:
         """Each frame's mean squared error (in [0, 1] units) as the fit left it, where the fit

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import torch
@@ -347,8 +347,9 @@ class SegmentField(VideoField):
 
     @torch.no_grad()
     def start_from(
-        self, frames: torch.Tensor, progress: Callable[[int], None] | None = None
-    ) -> None:
+        self, frames: torch.Tensor, progress: Callable[[int], None] | None = None,
+        cuts: Sequence[int] = (),
+    ) -> None:  # fmt: skip
         """Start each segment as the best linear fit of its frames that its planes hold, level
         by level: a level's xy channels, three to a picture, hold the mean and the principal
         components (PCA over the segment's frames) of what the finer levels leave, at that

@@ -53,7 +53,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -485,8 +485,9 @@ class TileField(VideoField):
 
     @torch.no_grad()
     def start_from(
-        self, frames: torch.Tensor, progress: Callable[[int], None] | None = None
-    ) -> None:
+        self, frames: torch.Tensor, progress: Callable[[int], None] | None = None,
+        cuts: Sequence[int] = (),
+    ) -> None:  # fmt: skip
         """Fit the network to uint8 frames (n, H, W, 3) at the learned size: every tile's
         eigen-decomposition, the components shared out by water-filling, their pictures and
         weights. Replaces the tensors (their count is the fit's)."""
