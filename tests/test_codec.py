@@ -162,9 +162,7 @@ def test_a_new_shot_inside_a_part_is_coded_intra_and_decodes_to_what_was_scored(
     decoder = PartDecoder(encoded.data, layout, len(frames))
     order = {frame.index: frame for frame in decoder.order}
     assert order[7].references == ()  # nothing predicted across the cut, either way
-    assert all(
-        (r < 7) == (frame.index < 7) for frame in decoder.order for r in frame.references
-    )
+    assert all((r < 7) == (frame.index < 7) for frame in decoder.order for r in frame.references)
     assert pair_source(decoder.order, 6) is None and pair_source(decoder.order, 7) is not None
     for frame in decoder.frames():
         ours = to_uint8(to_rgb(frame.planes, layout))
