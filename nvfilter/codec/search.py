@@ -24,6 +24,8 @@ SCALES = {64: 4, 32: 2, 16: 1, 8: 1}
 """The shrink factor each level's block side is costed at."""
 REFINE = {64: (4, 2, 1), 32: (2, 1), 16: (2, 1), 8: (2, 1)}
 """Each level's refinement steps, quarter pixels."""
+INTERPOLATION = cv2.INTER_CUBIC
+"""How a reference is moved between pixels to cost a vector."""
 ESCAPE_BITS = 12.0
 """What a difference at or past the escape is taken to cost (its tail included)."""
 ALIGN = max(PYRAMID)
@@ -81,7 +83,7 @@ class Search:
             (cols, rows),
             interpolation=cv2.INTER_NEAREST,
         )
-        moved = cv2.remap(reference, per_pixel + self.places[factor], None, cv2.INTER_CUBIC,
+        moved = cv2.remap(reference, per_pixel + self.places[factor], None, INTERPOLATION,
                           borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
         means = cv2.resize(cv2.absdiff(current, moved), (vectors.shape[1], vectors.shape[0]),
                            interpolation=cv2.INTER_AREA)  # fmt: skip
