@@ -28,7 +28,7 @@ from nvfilter.codec import bitstream
 from nvfilter.codec.decoder import DecodedFrame, PartDecoder
 from nvfilter.codec.encoder import EncodedPart, encode_part
 from nvfilter.codec.entropy import CorruptStream
-from nvfilter.codec.flows import block_flow, reversed_flow
+from nvfilter.codec.flows import chosen_flow, reversed_flow
 from nvfilter.codec.planes import Layout, to_rgb, to_uint8
 from nvfilter.codec.ratecontrol import Target
 from nvfilter.codec.structure import pair_source
@@ -168,17 +168,17 @@ class CodedField(VideoField):
 
     def pair_flows(self, first: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(forward, backward) flows between frames ``first`` and ``first + 1`` from the motion
-        the stream keeps (inbetween.FramePair.from_flows's), at half their size for frames
-        FLOW_SHRINK_FROM rows or taller."""
+        the stream keeps (inbetween.FramePair.from_flows's; codec/flows.chosen_flow), at half
+        their size for frames FLOW_SHRINK_FROM rows or taller; None across a cut."""
         self._decoded(first)  # the decoder, and with it the coding order, is there now
         assert self._decoder is not None
         source = pair_source(self._decoder.order, first)
         if source is None:  # a cut: no motion between the two shots
             return None
         holder, reference = source
-        vectors = self._decoded(holder)[1][reference]
+        picture, vectors = self._decoded(holder)
         factor = 2 if self.height >= FLOW_SHRINK_FROM else 1
-        flow = block_flow(vectors, self.height, self.width, factor)
+        flow = chosen_flow(vectors[reference], picture, self._decoded(reference)[0], factor)
         turned = reversed_flow(flow)
         return (flow, turned) if holder == first else (turned, flow)
 
