@@ -4,6 +4,7 @@ and the codec model's reads (models/codec.py)."""
 from __future__ import annotations
 
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -72,6 +73,15 @@ def test_bitstream_round_trip_and_every_corruption_is_one_error():
     lying = bitstream.pack(bitstream.PartHeader(40, 30, 5, "420", [2, 3]), [30] * 5, frames)
     with pytest.raises(entropy.CorruptStream, match="groups"):
         bitstream.unpack(lying)
+    # a new shot: version 2, its anchor's group flagged; the flag in a version 1 stream is a lie
+    shot = bitstream.PartHeader(40, 30, 5, "420", [2, 2], (2,))
+    data = bitstream.pack(shot, [30] * 5, frames)
+    assert data[4] == 2 and bitstream.unpack(data)[0] == shot
+    old = bytearray(data)
+    old[4] = 1
+    old[20:24] = zlib.crc32(bytes(old[24:])).to_bytes(4, "little")
+    with pytest.raises(entropy.CorruptStream, match="groups"):
+        bitstream.unpack(bytes(old))
 
 
 @pytest.mark.parametrize("groups", [[8, 3], [1] * 11, [4, 4, 3]], ids=["b", "p", "b4"])

@@ -69,7 +69,9 @@ def originals() -> list[bytes]:
         data = nvw.to_bytes(model, VIDEO, TRAINING, audio=(b"\x00\x01audio", "aac"))
         files.append(data)
     timed = dataclasses.replace(VIDEO, timeline=TIMELINE)  # the codec's, with cuts and times
-    files.append(nvw.to_bytes(coded, timed, TRAINING))
+    cut = CodedField(16, 12, 5, "444", target_qp=20)
+    cut.start_from(frames(5), cuts=TIMELINE.cuts)  # its new shot coded intra: stream version 2
+    files.append(nvw.to_bytes(cut, timed, TRAINING))
     return files + [parts_file()]
 
 
