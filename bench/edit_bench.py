@@ -28,6 +28,12 @@ as a 24-to-30 conversion makes them), with a tone as its sound, played at twice 
 evenly the picture moves (the mean optical-flow length between consecutive output frames: its
 spread over its mean, a still frame between two moving ones counting as 0), and the sound's
 length against the picture's.
+
+--part long: three minutes of ffmpeg's testsrc2 at 160x90 and 30 frames/s, 15 of every 90
+frames dropped (a half-second gap every 3 s, timestamps kept), with a tone, and a white flash
+and a click together at 170 s: encoded with no flags and played at its rate and at twice the
+frames, when the flash is seen and the click heard, and the sound's length against the
+picture's.
 """
 
 from __future__ import annotations
@@ -252,6 +258,63 @@ def repeats(work: Path) -> None:
           f"{(sound - picture) * 1000:+.0f} ms |")  # fmt: skip
 
 
+LONG_SECONDS = 180
+MARK_AT = 170.0
+"""The long variable-rate clip's length, and where its picture flashes white and its sound
+clicks at once (the mark whose two times, after a decode, say how far apart they drifted)."""
+
+
+def long_variable(work: Path) -> None:
+    """Three minutes at a variable rate (a half-second gap every 3 s) with sound: played at its
+    rate and at twice the frames, the picture's flash and the sound's click stay together."""
+    clip = work / "long.mkv"
+    flash = f"drawbox=enable='between(t,{MARK_AT},{MARK_AT + 0.1})':color=white:t=fill"
+    click = (f"0.1*sin(2*PI*440*t)+if(between(t,{MARK_AT},{MARK_AT + 0.1}),"
+             f"0.8*sin(2*PI*1000*t),0)")  # fmt: skip
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=160x90:rate=30:duration={LONG_SECONDS}",
+           "-f", "lavfi", "-i", f"aevalsrc='{click}':d={LONG_SECONDS}:s=48000",
+           "-vf", f"{flash},select='not(between(mod(n\\,90)\\,30\\,44))'",
+           "-fps_mode", "vfr", "-c:v", "ffv1", "-c:a", "flac", str(clip))  # fmt: skip
+    print(
+        "\n| 160x90, 180 s at a variable rate (15 of every 90 frames dropped), sound | frames "
+        "| the flash | the click | click - flash | sound - picture |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    nvw = work / "long.nvw"
+    nvfilter("encode", clip, nvw)
+    for name, flags in (("the source", None), ("nvfilter, at its rate", ()),
+                        ("nvfilter, 2x (`--temporal-scale 2`)", ("--temporal-scale", "2"))):  # fmt: skip
+        played = clip
+        if flags is not None:
+            played = work / "long-played.mkv"
+            nvfilter("decode", nvw, played, "--preset", "lossless", *flags)
+        seen, heard, count = mark_times(played)
+        picture, sound = durations(played)
+        print(f"| {name} | {count} | {seen:.3f} s | {heard:.3f} s | "
+              f"{(heard - seen) * 1000:+.0f} ms | {(sound - picture) * 1000:+.0f} ms |")  # fmt: skip
+
+
+def mark_times(path: Path) -> tuple[float, float, int]:
+    """(when the picture first turns white, when the sound first clicks, frames): seconds from
+    the start, read off the decoded frames' timestamps and the decoded samples."""
+    log = subprocess.run([media.ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:v:0",
+                          "-vf", "signalstats,metadata=print:key=lavfi.signalstats.YAVG",
+                          "-f", "null", "-"], capture_output=True, text=True).stderr  # fmt: skip
+    stamps, brightness = [], []
+    for line in log.splitlines():
+        if "pts_time:" in line:
+            stamps.append(float(line.split("pts_time:")[1].split()[0]))
+        elif "YAVG=" in line:
+            brightness.append(float(line.split("YAVG=")[1]))
+    seen = stamps[next(k for k, value in enumerate(brightness) if value > 200)]
+    raw = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a:0",
+                          "-ac", "1", "-ar", "48000", "-f", "f32le", "-"], capture_output=True,
+                         check=True).stdout  # fmt: skip
+    samples = np.frombuffer(raw, np.float32)
+    heard = int(np.argmax(np.abs(samples) > 0.5)) / 48000
+    return seen, heard, len(stamps)
+
+
 def durations(path: Path) -> tuple[float, float]:
     """(picture, sound) seconds of a file, from its streams' decoded lengths."""
     lengths = []
@@ -267,7 +330,8 @@ def durations(path: Path) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=["all", "cuts", "dissolve", "variable", "repeats"],
+    parser.add_argument("--part", choices=["all", "cuts", "dissolve", "variable", "repeats",
+                                           "long"],
                         default="all")  # fmt: skip
     args = parser.parse_args()
     print(f"# {platform.processor() or platform.machine()}, float32 matmul "
@@ -275,7 +339,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="edit-bench-") as tmp:
         work = Path(tmp)
         for name, part in (("cuts", cuts), ("dissolve", dissolve), ("variable", variable),
-                           ("repeats", repeats)):  # fmt: skip
+                           ("repeats", repeats), ("long", long_variable)):  # fmt: skip
             if args.part in ("all", name):
                 part(work)
 
