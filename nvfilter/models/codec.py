@@ -188,7 +188,7 @@ class CodedField(VideoField):
         if self._pair is None or self._pair[0] != first:
             flows = self.pair_flows(first)
             if flows is None:
-                return self.decoded(first + round(fraction))
+                return self.decoded(first + (fraction > 0.5))  # a tie: the earlier (Timeline)
             one, two = self.decoded(first), self.decoded(first + 1)
             self._pair = (first, FramePair.from_flows(one, two, *flows))
         return self._pair[1].at(fraction)
