@@ -15,7 +15,7 @@ from nvfilter.codec import bitstream, entropy, motion, residual
 from nvfilter.codec.decoder import PartDecoder
 from nvfilter.codec.encoder import PartEncoder, encode_part
 from nvfilter.codec.planes import Layout, to_planes, to_rgb, to_uint8
-from nvfilter.codec.ratecontrol import Target
+from nvfilter.codec.ratecontrol import Coded, Target, next_qp
 from nvfilter.codec.structure import coding_order, pair_source, regular_groups
 from nvfilter.decode.render import frames_between
 from nvfilter.inbetween import FramePair
@@ -210,6 +210,22 @@ def test_a_budget_is_a_ceiling_and_a_psnr_is_aimed_at():
     aimed = encode_part(frames, layout, Target(psnr=36.0))
     reached = 10 * math.log10(255**2 * frames.size / sum(aimed.squared_errors))
     assert 33.5 < reached < 39
+
+
+def test_a_psnr_target_turns_finer_before_harder_frames_not_coarser_before_easier():
+    samples = 64 * 48 * 3
+    at_target = samples * 8 * 255.0**2 * 10 ** (-40 / 10)  # 8 frames' error, right on 40 dB
+    target = Target(psnr=40.0)
+
+    def steered(recent: float, coming: float) -> int:
+        coded = Coded(9, 1e5, at_target, 8, 1e5, at_target, samples,
+                      recent_complexity=recent, coming_complexity=coming)  # fmt: skip
+        return next_qp(target, 30, coded, 40)
+
+    assert steered(0.0, 0.0) == 30  # on target, nothing known of what comes: stays
+    assert steered(2.0, 2.0) == 30
+    assert steered(2.0, 8.0) < 30  # four times harder frames next: finer now
+    assert steered(8.0, 2.0) == 30  # easier ones: no coarser on that alone
 
 
 def fitted(frames: np.ndarray, **target) -> CodedField:

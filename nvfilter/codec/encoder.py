@@ -214,9 +214,7 @@ class PartEncoder:
         count = len(frames)
         self.starts = [start for start in self.starts if 0 < start < count]
         state = _State()
-        self.complexity = (
-            complexities(frames) if self.target.bits_per_frame is not None else np.ones(count)
-        )
+        self.complexity = complexities(frames) if self.target.qp is None else np.ones(count)
         self.units: dict[int, float] = {}
         if self.target.qp is None and count > 2 and 1 not in self.starts:
             self.qp = self._probe(frames)
@@ -325,7 +323,10 @@ class PartEncoder:
                       len(recent), sum(state.bits[k] for k in recent),
                       sum(state.errors[k] for k in recent), frames[0].size,
                       sum(units.values()), sum(state.bits[k] for k in units),
-                      float(self.complexity[last + 1 :].sum()))  # fmt: skip
+                      float(self.complexity[last + 1 :].sum()),
+                      float(self.complexity[recent].mean()) if len(recent) else 0.0,
+                      float(self.complexity[last + 1 : last + 1 + STEER_EVERY].mean())
+                      if last + 1 < len(frames) else 0.0)  # fmt: skip
         self.qp = next_qp(self.target, self.qp, coded, len(frames))
         state.steered = last
 

@@ -32,6 +32,12 @@ MOST_A_STEP = (-1, 3)
 """How far the quantiser moves at a step of the control (every STEER_EVERY frames), finer and
 coarser: it backs off a budget overrun at once and spends what is left slowly, so a part ends
 near its budget rather than past it; the part starts where a probe says (probe_qp)."""
+ERROR_PER_COMPLEXITY = 0.5
+"""A frame's squared error at one quantiser grows as about this power of its complexity: where
+the coming frames are harder than the recent ones the control expects their error at the
+recent one's times the complexities' ratio to this power, so it turns finer before the hard
+frames rather than after (tour.mp4; BENCHMARKS.md, codec). Where they are easier it expects
+no less: the error did not fall with it there."""
 STEER_EVERY = 8
 """Frames between two steps of the control (a group, or as many single steps): a lone frame's
 bits and error say too little to move on."""
@@ -94,15 +100,19 @@ class Coded:
     """...and their bits: their ratio is the model's A."""
     left_complexity: float = 0.0
     """The complexities of the frames left, summed."""
+    recent_complexity: float = 0.0
+    """The recent frames' mean complexity..."""
+    coming_complexity: float = 0.0
+    """...and the next STEER_EVERY frames' (0: not known)."""
 
 
 def next_qp(target: Target, qp: int, coded: Coded, frames: int) -> int:
     """The quantiser for the next frames of a part of ``frames`` frames. For a PSNR: where the
-    error of the frames since the last step says the rest must go for the part's pooled error
-    to meet the target. For bits: where the complexity model (else those frames' bits) says the
-    rest must go to spend what is left of the part's budget (the intra frame's bits, spent at the
-    start, are then shared out over the rest). Both: the coarser of the two, while over the
-    budget."""
+    error of the frames since the last step (raised where the coming frames are harder:
+    ERROR_PER_COMPLEXITY) says the rest must go for the part's pooled error to meet the target.
+    For bits: where the complexity model (else those frames' bits) says the rest must go to
+    spend what is left of the part's budget (the intra frame's bits, spent at the start, are
+    then shared out over the rest). Both: the coarser of the two, while over the budget."""
     if target.qp is not None or coded.recent_frames == 0:
         return qp
     left = max(1, frames - coded.frames)
@@ -111,6 +121,9 @@ def next_qp(target: Target, qp: int, coded: Coded, frames: int) -> int:
         allowed = frames * coded.samples_per_frame * 255.0**2 * 10 ** (-target.psnr / 10)
         room = max(allowed - coded.squared, 0.05 * allowed) / left  # each frame left may have
         recent = max(coded.recent_squared / coded.recent_frames, 1e-9)
+        if coded.recent_complexity > 0 and coded.coming_complexity > 0:
+            harder = max(1.0, coded.coming_complexity / coded.recent_complexity)
+            recent *= harder**ERROR_PER_COMPLEXITY
         step = 10 * math.log10(room / recent) / DB_PER_QP  # > 0: room to spare, coarser
     if target.bits_per_frame is not None:
         budget = AIM * target.bits_per_frame * frames
