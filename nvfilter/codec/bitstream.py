@@ -4,7 +4,8 @@ All numbers little-endian::
 
     offset  size            field
     0       4               magic b"NVC1"
-    4       1               stream version: 1, or 2 where a part holds a new shot (below)
+    4       1               stream version: 3 (its frames deblocked: loopfilter.py); older
+                            files hold 1, or 2 where a part holds a new shot (below)
     5       1               chroma: 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0 (planes.py)
     6       2               0
     8       2               width of the frames (before padding)
@@ -13,7 +14,8 @@ All numbers little-endian::
     16      4               groups: how many anchors follow the intra frame (structure.py)
     20      4               CRC-32 (zlib) of every byte from offset 24 to the end
     24      groups          each group's frames, from one anchor to the next (uint8, 1 .. 64),
-                            plus 128 where its anchor starts a new shot, coded intra (version 2)
+                            plus 128 where its anchor starts a new shot, coded intra (version 2
+                            and up)
     ...     frames          each frame's quantiser parameter, in coding order (uint8)
     ...     0-3             zeros, to a multiple of 4 bytes
     ...     4 * frames      each frame's length in 32-bit words, in coding order (uint32)
@@ -22,8 +24,8 @@ All numbers little-endian::
 A frame's words decode (entropy.Reader) into, in this order: for a frame with two references its
 modes (motion.py); for each reference its motion field; then the grey plane's coefficients and
 the two colour planes' (residual.py). The coding order and references follow from the frame
-count and the groups (structure.py), so the stream does not repeat them. A part without a new
-shot inside it is written as version 1, byte for byte as before version 2 was.
+count and the groups (structure.py), so the stream does not repeat them. Versions 1 and 2 are
+read as they were written: without the loop filter (version 1 without a new shot inside a part).
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ from nvfilter.codec.structure import MAX_GOP
 from nvfilter.codec.transform import QP_MAX
 
 MAGIC = b"NVC1"
-STREAM_VERSION = 2
-"""The newest version written and read (a version 1 stream has no new shot inside a part)."""
+STREAM_VERSION = 3
+"""The newest version written and read: version 3 deblocks its frames (loopfilter.py); version
+2 does not; version 1 neither, nor has a new shot inside a part."""
+FILTERED_FROM = 3
 NEW_SHOT = 128
 """Added to a group's size where its anchor starts a new shot (structure.coding_order)."""
 CHROMA_CODES = {"444": 0, "422": 1, "420": 2}
@@ -56,6 +60,8 @@ class PartHeader:
     groups: list[int]
     starts: tuple[int, ...] = ()
     """Frames that start a new shot inside the part: anchors coded intra."""
+    filtered: bool = True
+    """Its frames are deblocked (loopfilter.py): version 3; False: an older stream's."""
 
 
 def pack(header: PartHeader, qps: list[int], frames: list[np.ndarray]) -> bytes:
@@ -66,7 +72,7 @@ def pack(header: PartHeader, qps: list[int], frames: list[np.ndarray]) -> bytes:
     table += b"\0" * (-len(table) % 4)
     table += np.asarray([len(words) for words in frames], "<u4").tobytes()
     body = table + b"".join(np.asarray(words, "<u4").tobytes() for words in frames)
-    version = STREAM_VERSION if header.starts else 1
+    version = STREAM_VERSION if header.filtered else 2 if header.starts else 1
     head = _HEADER.pack(MAGIC, version, CHROMA_CODES[header.chroma], 0, header.width,
                         header.height, header.frames, len(header.groups), zlib.crc32(body))  # fmt: skip
     return head + body
@@ -107,4 +113,7 @@ def unpack(data: bytes) -> tuple[PartHeader, np.ndarray, list[np.ndarray]]:
     words = np.frombuffer(body[table:], "<u4")
     ends = np.cumsum(lengths)
     parts = [words[end - length : end] for end, length in zip(ends, lengths, strict=True)]
-    return PartHeader(width, height, frames, names[chroma], groups, starts), qps, parts
+    header = PartHeader(
+        width, height, frames, names[chroma], groups, starts, version >= FILTERED_FROM
+    )
+    return header, qps, parts

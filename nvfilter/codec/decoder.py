@@ -12,6 +12,7 @@ import numpy as np
 
 from nvfilter.codec import bitstream
 from nvfilter.codec.entropy import CorruptStream, Reader, Tables
+from nvfilter.codec.loopfilter import deblock
 from nvfilter.codec.motion import BOTH, blend, compensate, grid, reach_of, read_field, read_modes
 from nvfilter.codec.planes import GREY_MID, Layout
 from nvfilter.codec.residual import read_plane
@@ -55,6 +56,15 @@ def plane_steps(qp: int, layout: Layout) -> list[float]:
 def reconstruct(levels: np.ndarray, step: float, prediction: np.ndarray) -> np.ndarray:
     """A predicted plane from its zigzag levels (blocks, 64) and its prediction."""
     return prediction + inverse(levels * step, *prediction.shape)
+
+
+def finished(planes: list[np.ndarray], steps: list[float], filtered: bool) -> list[np.ndarray]:
+    """A frame's planes as shown and predicted from: deblocked where the stream says so."""
+    return (
+        [deblock(plane, step) for plane, step in zip(planes, steps, strict=True)]
+        if filtered
+        else planes
+    )
 
 
 def plane_grid(layout: Layout, plane: int) -> tuple[int, int]:
@@ -122,7 +132,9 @@ def _scaled(levels: list[np.ndarray], ratio: float) -> list[np.ndarray]:
 def read_frame(
     reader: Reader, frame: CodedFrame, qp: int, layout: Layout,
     references: dict[int, list[np.ndarray]], fields: dict[int, tuple[int, list[np.ndarray]]],
+    filtered: bool,
 ) -> DecodedFrame:  # fmt: skip
+    """One frame from its words (``filtered``: deblocked, stream version 3)."""
     level = level_class(frame)
     steps = plane_steps(qp, layout)
     width, height = layout.padded
@@ -136,7 +148,7 @@ def read_frame(
             )
             for k in range(3)
         ]
-        return DecodedFrame(frame, planes, [], None)
+        return DecodedFrame(frame, finished(planes, steps, filtered), [], None)
     shape = grid(height, width, BLOCK)
     modes = read_modes(reader, shape, level) if len(frame.references) == 2 else None
     found: list[list[np.ndarray]] = []
@@ -157,7 +169,7 @@ def read_frame(
         )
         for k in range(3)
     ]
-    return DecodedFrame(frame, planes, found, modes)
+    return DecodedFrame(frame, finished(planes, steps, filtered), found, modes)
 
 
 class PartDecoder:
@@ -173,7 +185,7 @@ class PartDecoder:
                 f"the coded stream holds {header.frames} frames of {header.width}x{header.height} "
                 f"({header.chroma}), its network {frames} of {layout.width}x{layout.height} ({layout.chroma})"
             )
-        self.layout = layout
+        self.layout, self.filtered = layout, header.filtered
         self.order = coding_order(frames, header.groups, header.starts)
 
     def frames(self) -> Iterator[DecodedFrame]:
@@ -183,9 +195,8 @@ class PartDecoder:
         last = last_use(self.order)
         for position, frame in enumerate(self.order):
             reader = Reader(tables, self.words[position])
-            decoded = read_frame(
-                reader, frame, int(self.qps[position]), self.layout, references, fields
-            )
+            decoded = read_frame(reader, frame, int(self.qps[position]), self.layout, references,
+                                 fields, self.filtered)  # fmt: skip
             if frame.index in last:
                 references[frame.index] = decoded.planes
                 if decoded.fields:

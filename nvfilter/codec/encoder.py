@@ -11,6 +11,7 @@ import numpy as np
 
 from nvfilter.codec import bitstream, search
 from nvfilter.codec.decoder import (
+    finished,
     intra_plane,
     level_class,
     plane_grid,
@@ -196,12 +197,13 @@ class PartEncoder:
 
     def __init__(
         self, layout: Layout, target: Target | int, gop: int | None = None,
-        starts: Collection[int] = (),
+        starts: Collection[int] = (), filtered: bool = True,
     ) -> None:  # fmt: skip
         """``target``: a Target, or a fixed quantiser; ``gop``: anchors every ``gop`` frames;
         None: chosen by trial (TRIAL_FRAMES); ``starts``: the frames that start a new shot
-        (coded intra, nothing predicted across the cut before them)."""
-        self.layout, self.gop = layout, gop
+        (coded intra, nothing predicted across the cut before them); ``filtered``: frames
+        deblocked (loopfilter.py; False: a stream as version 1 or 2 wrote it)."""
+        self.layout, self.gop, self.filtered = layout, gop, filtered
         self.starts = sorted(set(starts))
         self.target = Target(qp=target) if isinstance(target, int) else target
         self.qp = self.target.first_qp()
@@ -229,7 +231,8 @@ class PartEncoder:
                 state = self._shot(state, frames, first, end, on_frame)
                 first = end
         header = bitstream.PartHeader(self.layout.width, self.layout.height, count,
-                                      self.layout.chroma, state.groups, tuple(self.starts))  # fmt: skip
+                                      self.layout.chroma, state.groups, tuple(self.starts),
+                                      self.filtered)  # fmt: skip
         return EncodedPart(
             bitstream.pack(header, state.qps, state.words),
             [state.errors[k] for k in range(count)],
@@ -378,7 +381,7 @@ class PartEncoder:
                 writer, levels, plane_grid(self.layout, k), level_class(frame), min(k, 1), True
             )
             planes.append(intra_plane(levels, steps[k], self.layout, k))
-        return planes
+        return finished(planes, steps, self.filtered)
 
     def _predicted(
         self, writer: Writer, frame: CodedFrame, qp: int, current: list[np.ndarray],
@@ -426,7 +429,7 @@ class PartEncoder:
                 )
             write_plane(writer, levels, plane_grid(layout, k), level, min(k, 1), False)
             planes.append(reconstruct(levels, steps[k], prediction[k]))
-        return planes, chosen
+        return finished(planes, steps, self.filtered), chosen
 
 
 def encode_part(
