@@ -4,8 +4,9 @@ All numbers little-endian::
 
     offset  size            field
     0       4               magic b"NVC1"
-    4       1               stream version: 3 (its frames deblocked: loopfilter.py); older
-                            files hold 1, or 2 where a part holds a new shot (below)
+    4       1               stream version: 3 (frames deblocked: loopfilter.py; intra blocks
+                            predicted: intra.py); older files hold 1, or 2 where a part
+                            holds a new shot (below)
     5       1               chroma: 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0 (planes.py)
     6       2               0
     8       2               width of the frames (before padding)
@@ -25,7 +26,10 @@ A frame's words decode (entropy.Reader) into, in this order: for a frame with tw
 modes (motion.py); for each reference its motion field; then the grey plane's coefficients and
 the two colour planes' (residual.py). The coding order and references follow from the frame
 count and the groups (structure.py), so the stream does not repeat them. Versions 1 and 2 are
-read as they were written: without the loop filter (version 1 without a new shot inside a part).
+read as they were written: without the loop filter, each intra block's mean coded as its
+difference from its left neighbour's (residual.py); version 1 without a new shot inside a part.
+In version 3 an intra frame's words hold, for each plane, its blocks' modes (intra.py) and then
+its coefficients as a predicted frame's are coded.
 """
 
 from __future__ import annotations
@@ -42,9 +46,11 @@ from nvfilter.codec.transform import QP_MAX
 
 MAGIC = b"NVC1"
 STREAM_VERSION = 3
-"""The newest version written and read: version 3 deblocks its frames (loopfilter.py); version
-2 does not; version 1 neither, nor has a new shot inside a part."""
-FILTERED_FROM = 3
+"""The newest version written and read: version 3 deblocks its frames and predicts its intra
+blocks (TOOLS_FROM); version 2 does neither; version 1 has no new shot inside a part either."""
+TOOLS_FROM = 3
+"""The first version whose frames are deblocked (loopfilter.py) and whose intra frames' blocks are
+predicted from their neighbours (intra.py)."""
 NEW_SHOT = 128
 """Added to a group's size where its anchor starts a new shot (structure.coding_order)."""
 CHROMA_CODES = {"444": 0, "422": 1, "420": 2}
@@ -60,8 +66,9 @@ class PartHeader:
     groups: list[int]
     starts: tuple[int, ...] = ()
     """Frames that start a new shot inside the part: anchors coded intra."""
-    filtered: bool = True
-    """Its frames are deblocked (loopfilter.py): version 3; False: an older stream's."""
+    version: int = STREAM_VERSION
+    """TOOLS_FROM and up: the newest tools; 1 or 2: as an older nvfilter wrote it (2 where a
+    part holds a new shot)."""
 
 
 def pack(header: PartHeader, qps: list[int], frames: list[np.ndarray]) -> bytes:
@@ -72,7 +79,7 @@ def pack(header: PartHeader, qps: list[int], frames: list[np.ndarray]) -> bytes:
     table += b"\0" * (-len(table) % 4)
     table += np.asarray([len(words) for words in frames], "<u4").tobytes()
     body = table + b"".join(np.asarray(words, "<u4").tobytes() for words in frames)
-    version = STREAM_VERSION if header.filtered else 2 if header.starts else 1
+    version = header.version if header.version >= TOOLS_FROM else 2 if header.starts else 1
     head = _HEADER.pack(MAGIC, version, CHROMA_CODES[header.chroma], 0, header.width,
                         header.height, header.frames, len(header.groups), zlib.crc32(body))  # fmt: skip
     return head + body
@@ -113,7 +120,5 @@ def unpack(data: bytes) -> tuple[PartHeader, np.ndarray, list[np.ndarray]]:
     words = np.frombuffer(body[table:], "<u4")
     ends = np.cumsum(lengths)
     parts = [words[end - length : end] for end, length in zip(ends, lengths, strict=True)]
-    header = PartHeader(
-        width, height, frames, names[chroma], groups, starts, version >= FILTERED_FROM
-    )
+    header = PartHeader(width, height, frames, names[chroma], groups, starts, version)
     return header, qps, parts

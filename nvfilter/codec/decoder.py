@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nvfilter.codec import bitstream
+from nvfilter.codec import bitstream, intra
 from nvfilter.codec.entropy import CorruptStream, Reader, Tables
 from nvfilter.codec.loopfilter import deblock
 from nvfilter.codec.motion import BOTH, blend, compensate, grid, reach_of, read_field, read_modes
@@ -58,13 +58,34 @@ def reconstruct(levels: np.ndarray, step: float, prediction: np.ndarray) -> np.n
     return prediction + inverse(levels * step, *prediction.shape)
 
 
-def finished(planes: list[np.ndarray], steps: list[float], filtered: bool) -> list[np.ndarray]:
-    """A frame's planes as shown and predicted from: deblocked where the stream says so."""
-    return (
-        [deblock(plane, step) for plane, step in zip(planes, steps, strict=True)]
-        if filtered
-        else planes
-    )
+def finished(planes: list[np.ndarray], steps: list[float], version: int) -> list[np.ndarray]:
+    """A frame's planes as shown and predicted from: deblocked from version TOOLS_FROM on."""
+    if version < bitstream.TOOLS_FROM:
+        return planes
+    return [deblock(plane, step) for plane, step in zip(planes, steps, strict=True)]
+
+
+def intra_middle(plane: int) -> float:
+    """The value a plane's intra prediction takes outside the frame: mid-grey, no colour."""
+    return GREY_MID if plane == 0 else 0.0
+
+
+def read_intra(
+    reader: Reader, layout: Layout, steps: list[float], level: int, version: int
+) -> list[np.ndarray]:  # fmt: skip
+    """An intra frame's planes: from TOOLS_FROM on, each plane's block modes and then its
+    coefficients, predicted along the diagonals (intra.py); before, DCT blocks alone."""
+    planes = []
+    for k in range(3):
+        rows, cols = plane_grid(layout, k)
+        if version < bitstream.TOOLS_FROM:
+            levels = read_plane(reader, (rows, cols), level, min(k, 1), True)
+            planes.append(intra_plane(levels, steps[k], layout, k))
+            continue
+        modes = reader.symbols(("imode", level, min(k, 1)), intra.MODES, rows * cols)
+        levels = read_plane(reader, (rows, cols), level, min(k, 1), False)
+        planes.append(intra.decode_plane(modes, levels, (rows, cols), steps[k], intra_middle(k)))
+    return planes
 
 
 def plane_grid(layout: Layout, plane: int) -> tuple[int, int]:
@@ -132,23 +153,15 @@ def _scaled(levels: list[np.ndarray], ratio: float) -> list[np.ndarray]:
 def read_frame(
     reader: Reader, frame: CodedFrame, qp: int, layout: Layout,
     references: dict[int, list[np.ndarray]], fields: dict[int, tuple[int, list[np.ndarray]]],
-    filtered: bool,
+    version: int,
 ) -> DecodedFrame:  # fmt: skip
-    """One frame from its words (``filtered``: deblocked, stream version 3)."""
+    """One frame from its words, as stream ``version`` codes them."""
     level = level_class(frame)
     steps = plane_steps(qp, layout)
     width, height = layout.padded
     if not frame.references:
-        planes = [
-            intra_plane(
-                read_plane(reader, plane_grid(layout, k), level, min(k, 1), True),
-                steps[k],
-                layout,
-                k,
-            )
-            for k in range(3)
-        ]
-        return DecodedFrame(frame, finished(planes, steps, filtered), [], None)
+        planes = read_intra(reader, layout, steps, level, version)
+        return DecodedFrame(frame, finished(planes, steps, version), [], None)
     shape = grid(height, width, BLOCK)
     modes = read_modes(reader, shape, level) if len(frame.references) == 2 else None
     found: list[list[np.ndarray]] = []
@@ -169,7 +182,7 @@ def read_frame(
         )
         for k in range(3)
     ]
-    return DecodedFrame(frame, finished(planes, steps, filtered), found, modes)
+    return DecodedFrame(frame, finished(planes, steps, version), found, modes)
 
 
 class PartDecoder:
@@ -185,7 +198,7 @@ class PartDecoder:
                 f"the coded stream holds {header.frames} frames of {header.width}x{header.height} "
                 f"({header.chroma}), its network {frames} of {layout.width}x{layout.height} ({layout.chroma})"
             )
-        self.layout, self.filtered = layout, header.filtered
+        self.layout, self.version = layout, header.version
         self.order = coding_order(frames, header.groups, header.starts)
 
     def frames(self) -> Iterator[DecodedFrame]:
@@ -196,7 +209,7 @@ class PartDecoder:
         for position, frame in enumerate(self.order):
             reader = Reader(tables, self.words[position])
             decoded = read_frame(reader, frame, int(self.qps[position]), self.layout, references,
-                                 fields, self.filtered)  # fmt: skip
+                                 fields, self.version)  # fmt: skip
             if frame.index in last:
                 references[frame.index] = decoded.planes
                 if decoded.fields:

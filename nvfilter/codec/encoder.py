@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nvfilter.codec import bitstream, search
+from nvfilter.codec import bitstream, intra, search
 from nvfilter.codec.decoder import (
     finished,
+    intra_middle,
     intra_plane,
     level_class,
     plane_grid,
@@ -47,7 +48,7 @@ from nvfilter.codec.ratecontrol import (
 )
 from nvfilter.codec.residual import block_bits, write_plane
 from nvfilter.codec.structure import INTRA, CodedFrame, coding_order, regular_groups
-from nvfilter.codec.transform import BLOCK, QP_MAX, forward, quantise
+from nvfilter.codec.transform import BLOCK, QP_MAX, forward, forward_blocks, quantise
 
 QP_OFFSETS = (-4, -2, 0, 1, 2, 3)
 """Quantiser offset by level (intra, anchor, then the B levels): frames others are predicted
@@ -55,6 +56,9 @@ from are coded finer, since their error carries into every frame that uses them.
 ROUNDING_INTRA = 0.45
 ROUNDING_INTER = 0.33
 """The quantiser's rounding (dead zone) for intra and predicted frames."""
+LAMBDA_INTRA_MODE = 0.5
+"""An intra block's mode bits are weighed at this times the quantiser step against the sum of
+its residual's absolute coefficients (the choice of intra.py's modes)."""
 LAMBDA_MOTION = (0.4, 0.8)
 """A vector's bits are weighed at this times the quantiser step against its absolute
 differences (H.264's reference encoder: the square root of the mode decision's lambda): in a
@@ -197,13 +201,13 @@ class PartEncoder:
 
     def __init__(
         self, layout: Layout, target: Target | int, gop: int | None = None,
-        starts: Collection[int] = (), filtered: bool = True,
+        starts: Collection[int] = (), version: int = bitstream.STREAM_VERSION,
     ) -> None:  # fmt: skip
         """``target``: a Target, or a fixed quantiser; ``gop``: anchors every ``gop`` frames;
         None: chosen by trial (TRIAL_FRAMES); ``starts``: the frames that start a new shot
-        (coded intra, nothing predicted across the cut before them); ``filtered``: frames
-        deblocked (loopfilter.py; False: a stream as version 1 or 2 wrote it)."""
-        self.layout, self.gop, self.filtered = layout, gop, filtered
+        (coded intra, nothing predicted across the cut before them); ``version``: the stream
+        version's tools (1 or 2: a stream as an older nvfilter wrote it, for tests)."""
+        self.layout, self.gop, self.version = layout, gop, version
         self.starts = sorted(set(starts))
         self.target = Target(qp=target) if isinstance(target, int) else target
         self.qp = self.target.first_qp()
@@ -232,7 +236,7 @@ class PartEncoder:
                 first = end
         header = bitstream.PartHeader(self.layout.width, self.layout.height, count,
                                       self.layout.chroma, state.groups, tuple(self.starts),
-                                      self.filtered)  # fmt: skip
+                                      self.version)  # fmt: skip
         return EncodedPart(
             bitstream.pack(header, state.qps, state.words),
             [state.errors[k] for k in range(count)],
@@ -373,15 +377,25 @@ class PartEncoder:
         self, writer: Writer, frame: CodedFrame, qp: int, current: list[np.ndarray]
     ) -> list[np.ndarray]:
         steps = plane_steps(qp, self.layout)
+        level = level_class(frame)
         planes = []
         for k, picture in enumerate(current):
-            centred = picture - np.float32(GREY_MID) if k == 0 else picture
-            levels = quantise(forward(centred), steps[k], ROUNDING_INTRA)
-            write_plane(
-                writer, levels, plane_grid(self.layout, k), level_class(frame), min(k, 1), True
+            grid = plane_grid(self.layout, k)
+            if self.version < bitstream.TOOLS_FROM:
+                centred = picture - np.float32(GREY_MID) if k == 0 else picture
+                levels = quantise(forward(centred), steps[k], ROUNDING_INTRA)
+                write_plane(writer, levels, grid, level, min(k, 1), True)
+                planes.append(intra_plane(levels, steps[k], self.layout, k))
+                continue
+            key = ("imode", level, min(k, 1))
+            choose = _intra_choice(steps[k], writer.tables.bits(key, intra.MODES))
+            modes, levels, decoded = intra.code_plane(
+                picture, grid, steps[k], intra_middle(k), choose
             )
-            planes.append(intra_plane(levels, steps[k], self.layout, k))
-        return finished(planes, steps, self.filtered)
+            writer.symbols(key, intra.MODES, modes)
+            write_plane(writer, levels, grid, level, min(k, 1), False)
+            planes.append(decoded)
+        return finished(planes, steps, self.version)
 
     def _predicted(
         self, writer: Writer, frame: CodedFrame, qp: int, current: list[np.ndarray],
@@ -429,7 +443,23 @@ class PartEncoder:
                 )
             write_plane(writer, levels, plane_grid(layout, k), level, min(k, 1), False)
             planes.append(reconstruct(levels, steps[k], prediction[k]))
-        return finished(planes, steps, self.filtered), chosen
+        return finished(planes, steps, self.version), chosen
+
+
+def _intra_choice(step: float, mode_bits: np.ndarray) -> intra.Choose:
+    """Each block's intra mode: the least sum of its residual's absolute coefficients plus
+    LAMBDA_INTRA_MODE x step a bit of the mode; and its residual's levels."""
+
+    def choose(pixels: np.ndarray, guesses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        modes, blocks = guesses.shape[:2]
+        residuals = (pixels[None] - guesses).reshape(modes * blocks, -1)
+        coefficients = forward_blocks(residuals).reshape(modes, blocks, -1)
+        cost = np.abs(coefficients).sum(-1) + LAMBDA_INTRA_MODE * step * mode_bits[:, None]
+        chosen = np.argmin(cost, 0)
+        picked = coefficients[chosen, np.arange(blocks)]
+        return chosen.astype(np.int32), quantise(picked, step, ROUNDING_INTRA)
+
+    return choose
 
 
 def encode_part(

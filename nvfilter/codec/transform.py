@@ -78,3 +78,13 @@ def last_coded(levels: np.ndarray) -> np.ndarray:
     nonzero = levels != 0
     width = levels.shape[1]
     return np.where(nonzero.any(1), width - np.argmax(nonzero[:, ::-1], 1), 0).astype(np.int32)
+
+
+def forward_blocks(blocks: np.ndarray) -> np.ndarray:
+    """(blocks, 64) raster pixels -> (blocks, 64) zigzag coefficients."""
+    return np.asarray(blocks, np.float32) @ _FORWARD
+
+
+def inverse_blocks(coefficients: np.ndarray) -> np.ndarray:
+    """(blocks, 64) zigzag coefficients -> (blocks, 64) raster pixels, float32."""
+    return coefficients.astype(np.float32) @ _INVERSE
