@@ -261,6 +261,16 @@ def test_a_psnr_target_turns_finer_before_harder_frames_not_coarser_before_easie
     assert steered(8.0, 2.0) == 30  # easier ones: no coarser on that alone
 
 
+def test_a_budget_spent_to_its_aim_turns_the_quantiser_coarser_for_easy_frames_too():
+    samples = 64 * 48 * 3
+    target = Target(psnr=45.0, bits_per_frame=1000.0)
+    aimed = 0.97 * 1000.0 * 40  # ratecontrol.AIM of the part's budget, spent by frame 36
+    coded = Coded(36, aimed, samples * 36 * 10.0, 8, 8000.0, samples * 8 * 10.0, samples,
+                  spent_units=36 * 2.0 * 2 ** (-30 / 6), spent_bits=aimed,
+                  left_complexity=4 * 0.5)  # fmt: skip
+    assert next_qp(target, 30, coded, 40) > 30
+
+
 def fitted(frames: np.ndarray, **target) -> CodedField:
     model = CodedField(frames.shape[2], frames.shape[1], len(frames), "444", **target)
     model.start_from(torch.from_numpy(frames))
