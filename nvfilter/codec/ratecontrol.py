@@ -43,11 +43,13 @@ STEER_EVERY = 8
 bits and error say too little to move on."""
 AIM = 0.97
 """The share of a budget the control aims at..."""
+PAST_AIM = 0.5
 NO_ROOM = 0.001
-"""What the bits control takes as left of a budget spent to its aim or past it (a floor for the
-logarithm): so near the end of a part it turns coarser rather than spend on towards the
-ceiling (a floor of 5% let tour.mp4's easy last frames take the part 1% past it, and coding it
-again at a fixed coarser quantiser left it at 0.91 of the budget)."""
+"""Past the aim, the bits control takes as left this share of what is left of the whole budget
+(and never less than NO_ROOM of it, a floor for the logarithm): it spends on towards the budget
+ever more slowly rather than stop short or run past it (a floor of 5% of the budget took
+tour.mp4's default part, whose last frames are easy, 1% past it, and coding it again at a fixed
+coarser quantiser left it at 0.91; no room past the aim, at 0.95)."""
 SLACK = 0.01
 """...and how far past it a part may end before it is coded again (the default budget keeps
 this much in hand: encode/budget.ALLOWANCE_SHARE)."""
@@ -132,7 +134,8 @@ def next_qp(target: Target, qp: int, coded: Coded, frames: int) -> int:
         step = 10 * math.log10(room / recent) / DB_PER_QP  # > 0: room to spare, coarser
     if target.bits_per_frame is not None:
         budget = AIM * target.bits_per_frame * frames
-        room = max(budget - coded.bits, NO_ROOM * budget)  # past the aim: coarser at once
+        whole = target.bits_per_frame * frames
+        room = max(budget - coded.bits, PAST_AIM * (whole - coded.bits), NO_ROOM * budget)
         if coded.spent_units > 0 and coded.left_complexity > 0:
             scale = coded.spent_bits / coded.spent_units  # the model's A
             wanted = QP_PER_HALVING * math.log2(scale * coded.left_complexity / room)
