@@ -9,8 +9,10 @@ of zigzag positions, the class of its block's ``last`` (a block that goes far ha
 everywhere) and how many of the blocks left of and above it have levels. Last, each block's
 final level, which is never 0: its sign, and its magnitude less one.
 
-An intra frame codes each block's first level (its mean) apart, as the difference from the
-block on its left (the first column: from the block above), and the rest as above.
+An intra frame of stream versions 1 and 2 codes each block's first level (its mean) apart, as
+the difference from the block on its left (the first column: from the block above), and the
+rest as above; version 3 predicts intra blocks from their neighbours (intra.py) and codes what
+is left as a predicted frame's.
 """
 
 from __future__ import annotations
