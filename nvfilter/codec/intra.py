@@ -67,6 +67,16 @@ def _place(plane: np.ndarray, rows: np.ndarray, cols: np.ndarray, blocks: np.nda
     plane[ys, xs] = blocks.reshape(-1, BLOCK, BLOCK)
 
 
+def _rebuild(
+    decoded: np.ndarray, rows: np.ndarray, cols: np.ndarray, guesses: np.ndarray,
+    modes: np.ndarray, levels: np.ndarray, step: float,
+) -> None:  # fmt: skip
+    """Write one diagonal's blocks into ``decoded``: each its ``modes`` prediction plus its
+    ``levels`` dequantised (the encoder's and the decoder's one sum, so they agree exactly)."""
+    guess = guesses[modes, np.arange(len(rows))]
+    _place(decoded, rows, cols, guess + inverse_blocks(levels * np.float32(step)))
+
+
 Choose = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 """(blocks' pixels, their predictions (MODES, blocks, 64)) -> (mode, zigzag levels) per block."""
 
@@ -86,8 +96,7 @@ def code_plane(
         chosen, found = choose(pixels[row, col].reshape(-1, COEFFICIENTS), guesses)
         index = row * cols + col
         modes[index], levels[index] = chosen, found
-        guess = guesses[chosen, np.arange(len(row))]
-        _place(decoded, row, col, guess + inverse_blocks(found * np.float32(step)))
+        _rebuild(decoded, row, col, guesses, chosen, found, step)
     return modes, levels, decoded
 
 
@@ -100,6 +109,5 @@ def decode_plane(
     for row, col in diagonals(rows, cols):
         index = row * cols + col
         guesses = predictions(decoded, row, col, middle)
-        guess = guesses[modes[index], np.arange(len(row))]
-        _place(decoded, row, col, guess + inverse_blocks(levels[index] * np.float32(step)))
+        _rebuild(decoded, row, col, guesses, modes[index], levels[index], step)
     return decoded

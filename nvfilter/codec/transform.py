@@ -58,12 +58,12 @@ def from_blocks(blocks: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def forward(plane: np.ndarray) -> np.ndarray:
     """(H, W) float32 -> (blocks, 64) coefficients in zigzag order."""
-    return to_blocks(plane) @ _FORWARD
+    return forward_blocks(to_blocks(plane))
 
 
 def inverse(coefficients: np.ndarray, height: int, width: int) -> np.ndarray:
     """(blocks, 64) zigzag coefficients -> (H, W) float32."""
-    return from_blocks(coefficients.astype(np.float32) @ _INVERSE, height, width)
+    return from_blocks(inverse_blocks(coefficients), height, width)
 
 
 def quantise(coefficients: np.ndarray, step: float, rounding: float) -> np.ndarray:
