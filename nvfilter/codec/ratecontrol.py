@@ -43,16 +43,18 @@ STEER_EVERY = 8
 bits and error say too little to move on."""
 AIM = 0.97
 """The share of a budget the control aims at..."""
-PAST_AIM = 0.5
-NO_ROOM = 0.001
-"""Past the aim, the bits control takes as left this share of what is left of the whole budget
-(and never less than NO_ROOM of it, a floor for the logarithm): it spends on towards the budget
-ever more slowly rather than stop short or run past it (a floor of 5% of the budget took
-tour.mp4's default part, whose last frames are easy, 1% past it, and coding it again at a fixed
-coarser quantiser left it at 0.91; no room past the aim, at 0.95)."""
 SLACK = 0.01
 """...and how far past it a part may end before it is coded again (the default budget keeps
 this much in hand: encode/budget.ALLOWANCE_SHARE)."""
+PAST_AIM = 0.5
+NO_ROOM = 0.001
+"""Near the aim and past it (at these values, from 94% of the whole budget on, where this share
+of what is left of the whole budget is more than what is left to the aim), the bits control
+takes that share as left (never less than NO_ROOM of the budget, a floor for the logarithm):
+it spends on towards the budget ever more slowly rather than stop short or run past it (a
+floor of 5% of the budget took tour.mp4's default part, whose last frames are easy, 1% past
+it, and coding it again at a fixed coarser quantiser left it at 0.91; no room past the aim, at
+0.95)."""
 QP_PER_HALVING = 6.0
 """Quantiser steps that halve a frame's bits, about (H.264's scale; the fitted A absorbs the
 rest)."""
