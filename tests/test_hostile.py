@@ -20,6 +20,7 @@ from conftest import EXAMPLE, nvfilter_cmd, run
 from safetensors import safe_open
 from safetensors.torch import save
 
+from nvfilter.codec.encoder import PartEncoder
 from nvfilter.config import ColorTags, TrainResult, VideoInfo
 from nvfilter.errors import NvwError
 from nvfilter.io import nvw
@@ -70,9 +71,22 @@ def originals() -> list[bytes]:
         files.append(data)
     timed = dataclasses.replace(VIDEO, timeline=TIMELINE)  # the codec's, with cuts and times
     cut = CodedField(16, 12, 5, "444", target_qp=20)
-    cut.start_from(frames(5), cuts=TIMELINE.cuts)  # its new shot coded intra: stream version 2
+    cut.start_from(frames(5), cuts=TIMELINE.cuts)  # its new shot coded intra
     files.append(nvw.to_bytes(cut, timed, TRAINING))
+    # streams as older nvfilters wrote them, newest first: version 2 (a cut), version 1
+    files.append(nvw.to_bytes(older_coded(2, TIMELINE.cuts), timed, TRAINING))
+    files.append(nvw.to_bytes(older_coded(1, ()), VIDEO, TRAINING))
     return files + [parts_file()]
+
+
+def older_coded(version: int, cuts: tuple[int, ...]) -> CodedField:
+    """A coded network whose stream is of an older stream ``version`` (bitstream.py)."""
+    model = CodedField(16, 12, 5, "444", target_qp=20)
+    encoded = PartEncoder(model.layout, 20, starts=cuts, version=version).encode(frames(5).numpy())
+    assert encoded.data[4] == version
+    model.stream = torch.frombuffer(bytearray(encoded.data), dtype=torch.uint8)
+    model.qp = encoded.base_qp
+    return model
 
 
 TIMELINE = Timeline((0.0, 1.0, 2.5, 4.0, 5.0), played=6, cuts=(3,), variable=True, repeats=1,
