@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from nvfilter import inbetween
+from nvfilter import fast_motion, inbetween
 from nvfilter.config import VideoInfo
 from nvfilter.coords import frame_time
 from nvfilter.decode import motion
@@ -42,9 +42,10 @@ def test_flow_finds_a_known_shift():
 def test_motion_beyond_dis_is_found_by_the_block_search():
     first, second = scene(0, 160, 90), scene(30, 160, 90)  # a third of the width, in one step
     middle = (slice(26, 38), slice(24, 36))
-    small_first, small_second = motion.shrink(first), motion.shrink(second)
-    assert small_first.shape == (motion.SEARCH_HEIGHT, 85)
-    searched = motion.block_search(small_first, small_second)
+    small_first = fast_motion.shrink(motion.gray(first))
+    small_second = fast_motion.shrink(motion.gray(second))
+    assert small_first.shape == (fast_motion.SEARCH_HEIGHT, 85)
+    searched = fast_motion.block_search(small_first, small_second)
     scale = 85 / 160  # the shift in shrunk pixels, whole pixels only
     inside = searched[round(32 * 48 / 90), round(30 * scale)]
     assert inside.tolist() == [round(30 * scale), 0]
@@ -67,7 +68,7 @@ def pooled_block_search(first: torch.Tensor, second: torch.Tensor) -> torch.Tens
     padded = torch.nn.functional.pad(second[None, None], (reach,) * 4, mode="replicate")[0, 0]
     costs = torch.stack(
         [
-            motion.block_means(
+            fast_motion.block_means(
                 (first - padded[dy : dy + height, dx : dx + width]).abs()[None, None]
             )[0, 0]
             for dy in range(side)
@@ -88,16 +89,16 @@ def test_the_block_search_by_cells_chooses_as_pooling_every_block(size):
     first = torch.from_numpy(scene(0, width, height)[..., 0].astype(np.float32))
     second = torch.from_numpy(scene(5, width, height)[..., 0].astype(np.float32))
     second = second.roll(2, 0)  # the square 5 right, everything 2 down
-    assert torch.equal(motion.block_search(first, second), pooled_block_search(first, second))
+    assert torch.equal(fast_motion.block_search(first, second), pooled_block_search(first, second))
 
 
 def test_the_block_search_keeps_what_dis_found():
     still = scene(0)
-    small = motion.shrink(still)
-    zero = motion.block_search(small, small)
+    small = fast_motion.shrink(motion.gray(still))
+    zero = fast_motion.block_search(small, small)
     assert not zero.any()
     dis_flow = motion.optical_flow(still, still)
-    assert motion.searched_start(dis_flow, small, small, zero, zero) is None  # nothing better
+    assert fast_motion.searched_start(dis_flow, small, small, zero, zero) is None  # nothing better
     forward, _ = motion.flows_both_ways(scene(0), scene(6))
     assert np.median(forward[26:38, 24:36][..., 0]) == pytest.approx(6, abs=0.5)
 
