@@ -129,11 +129,12 @@ def searched_start(
     first: torch.Tensor,
     second: torch.Tensor,
     ahead: torch.Tensor,
-    behind: torch.Tensor,
+    behind: torch.Tensor | None,
 ) -> np.ndarray | None:
     """Where to start DIS again: ``flow`` (H, W, 2, DIS's first answer) with the searched vectors
     ``ahead`` (first to second) put in where they match clearly better and come back by ``behind``
-    (second to first); shrunk frames ``first``, ``second``; None where no vector is taken."""
+    (second to first; None: the coming back left unchecked); shrunk frames ``first``,
+    ``second``; None where no vector is taken."""
     height, width = flow.shape[:2]
     rows, cols = first.shape
     scale = cols / width
@@ -141,9 +142,10 @@ def searched_start(
     image = second[None]
     found_cost = block_cost((first - warp(image, found)[0]).abs())
     ahead_cost = block_cost((first - warp(image, ahead)[0]).abs())
-    back_there = warp(behind.permute(2, 0, 1), ahead).permute(1, 2, 0)
-    returns = (ahead + back_there).square().sum(-1) < SEARCH_CONSISTENT**2
-    take = (ahead_cost < SEARCHED_BELOW * found_cost) & returns
+    take = ahead_cost < SEARCHED_BELOW * found_cost
+    if behind is not None:
+        back_there = warp(behind.permute(2, 0, 1), ahead).permute(1, 2, 0)
+        take &= (ahead + back_there).square().sum(-1) < SEARCH_CONSISTENT**2
     take &= (ahead - found).abs().amax(-1) >= SEARCH_BEYOND
     take &= found_cost - ahead_cost >= SEARCH_GAIN
     if not bool(take.any()):
@@ -154,9 +156,13 @@ def searched_start(
 
 def restart(flow: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray | None:
     """Where DIS's ``flow`` (H, W, 2) from the luma plane ``first`` to ``second`` (H, W) should
-    start again (searched_start, with both ways' block searches), or None."""
+    start again (searched_start), or None. The search back, which only checks that a vector
+    comes back, is left out where no vector would be taken anyway: most pairs move slowly
+    enough for DIS, and one block search is a third of this."""
     small = shrink(first), shrink(second)
     if min(small[0].shape) < SEARCH_BLOCK:
         return None
-    ahead, behind = block_search(*small), block_search(small[1], small[0])
-    return searched_start(flow, small[0], small[1], ahead, behind)
+    ahead = block_search(*small)
+    if searched_start(flow, *small, ahead, None) is None:
+        return None
+    return searched_start(flow, *small, ahead, block_search(small[1], small[0]))

@@ -17,8 +17,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from nvfilter import fast_motion
 from nvfilter.codec.entropy import Tables, signed_bits
 from nvfilter.codec.motion import PYRAMID, VECTOR_ESCAPE, expected, grid, parent_of
+from nvfilter.device import torch_threads
 
 SCALES = {64: 4, 32: 2, 16: 1, 8: 1}
 """The shrink factor each level's block side is costed at."""
@@ -37,9 +39,17 @@ ALIGN = max(PYRAMID)
 
 def flow(current: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """DIS flow (H, W, 2) from the uint8 grey ``current`` to ``reference``, pixels: current[p] ~
-    reference[p + flow[p]] (OpenCV's FLOW_PRESET)."""
-    search = cv2.DISOpticalFlow.create(FLOW_PRESET)
-    return np.asarray(search.calc(current, reference, None))  # type: ignore[call-overload]
+    reference[p + flow[p]] (OpenCV's FLOW_PRESET), started again from the block search's vectors
+    where the motion is too fast for DIS (fast_motion.restart): the levels' refinements move a
+    vector a few pixels, so what the proposal misses the field misses, and the frames between,
+    read along it, with it (BENCHMARKS.md, frames between)."""
+    found = np.asarray(cv2.DISOpticalFlow.create(FLOW_PRESET).calc(current, reference, None))  # type: ignore[call-overload]
+    with torch_threads(1):  # its tensors are tiny: two threads cost more than they give
+        start = fast_motion.restart(found, current, reference)
+    if start is None:
+        return found
+    again = cv2.DISOpticalFlow.create(FLOW_PRESET)  # a fresh one: a started run differs
+    return np.asarray(again.calc(current, reference, np.ascontiguousarray(start, np.float32)))
 
 
 def _pad(plane: np.ndarray) -> np.ndarray:
