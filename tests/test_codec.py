@@ -13,10 +13,11 @@ from conftest import assert_frame_and_point_reads_agree, psnr
 
 from nvfilter.codec import bitstream, entropy, motion, residual
 from nvfilter.codec.decoder import PartDecoder
-from nvfilter.codec.encoder import PartEncoder, encode_part
+from nvfilter.codec.encoder import PartEncoder, encode_part, trim_tails
 from nvfilter.codec.planes import Layout, to_planes, to_rgb, to_uint8
 from nvfilter.codec.ratecontrol import Coded, Target, next_qp
 from nvfilter.codec.structure import coding_order, pair_source, regular_groups
+from nvfilter.codec.transform import quantise
 from nvfilter.decode.render import frames_between
 from nvfilter.inbetween import FramePair
 from nvfilter.models import build_model
@@ -117,6 +118,26 @@ def test_motion_fields_round_trip_against_a_prior_and_unused_blocks():
     back = motion.read_field(reader, height, width, 2, 0, used, 10_000, prior)
     for ours, theirs in zip(levels, back, strict=True):
         assert np.array_equal(ours, theirs)
+
+
+def test_a_lone_far_one_is_trimmed_and_nothing_else_changes():
+    """trim_tails zeroes a block's final +-1 where it puts right little (a coefficient just past
+    the dead zone, far along the zigzag); a final level of 2 or more, a +-1 that puts right a
+    whole step squared, and every level before a block's last stay as they are."""
+    step = 10.0
+    coefficients = np.zeros((4, 64))
+    coefficients[:, :3] = [40.0, -25.0, 12.0]  # levels 4, -2, 1 at the start of each block
+    coefficients[0, 60] = 0.7 * step  # a lone 1 far along: little error for many bits
+    coefficients[1, 60] = 2.4 * step  # a final 2: never trimmed
+    coefficients[2, 60] = -0.68 * step  # a lone -1: trimmed too
+    coefficients[3, 3] = 1.0 * step  # a 1 right after the others, exactly a step: kept
+    levels = quantise(coefficients, step, 0.33)
+    trimmed = trim_tails(coefficients, levels, step, entropy.Tables(), (2, 2), 2, 0)
+    assert trimmed[0, 60] == 0 and trimmed[2, 60] == 0
+    assert trimmed[1, 60] == 2 and trimmed[3, 3] == 1
+    untouched = np.ones_like(levels, bool)
+    untouched[[0, 2], 60] = False
+    assert np.array_equal(trimmed[untouched], levels[untouched])
 
 
 def test_residual_planes_round_trip_intra_and_predicted():
