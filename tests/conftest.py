@@ -184,3 +184,14 @@ def click_error(result, *needles: str) -> None:
     assert "--help" in lines[0]
     for needle in needles:
         assert needle in result.stderr
+
+
+def square_scene(offset: float, width: int = 96, height: int = 64) -> np.ndarray:
+    """A smooth textured square (24 pixels, its centre at x = 30 + ``offset``, y = 32) on a
+    textured background, uint8 RGB (height, width, 3): motion tests' scene."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    background = 100 + 40 * np.sin(xs / 5.0) * np.cos(ys / 7.0)
+    inside = (np.abs(xs - 30 - offset) < 12) & (np.abs(ys - 32) < 12)
+    square = 180 + 50 * np.sin((xs - offset) / 3.0 + ys / 4.0)
+    gray = np.where(inside, square, background)
+    return np.stack([gray, gray * 0.8, 255 - gray], axis=-1).round().astype(np.uint8)

@@ -6,6 +6,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
+from conftest import square_scene as scene
 
 from nvfilter import fast_motion, inbetween
 from nvfilter.config import VideoInfo
@@ -20,16 +21,6 @@ from nvfilter.models.siren import Siren
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
-
-
-def scene(offset: float, width: int = 96, height: int = 64) -> np.ndarray:
-    """A smooth textured square on a textured background, the square ``offset`` pixels right."""
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
-    background = 100 + 40 * np.sin(xs / 5.0) * np.cos(ys / 7.0)
-    inside = (np.abs(xs - 30 - offset) < 12) & (np.abs(ys - 32) < 12)
-    square = 180 + 50 * np.sin((xs - offset) / 3.0 + ys / 4.0)
-    gray = np.where(inside, square, background)
-    return np.stack([gray, gray * 0.8, 255 - gray], axis=-1).round().astype(np.uint8)
 
 
 def test_flow_finds_a_known_shift():
