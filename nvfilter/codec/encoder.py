@@ -71,9 +71,8 @@ TAIL_PASSES = 2
 """A block's final level, where it is +-1, is zeroed if it puts right less squared error than
 LAMBDA_TAIL times the step squared a bit it costs, in every predicted frame, twice over (the
 simplest part of a trellis quantiser, as x264's: a lone 1 far along the zigzag costs its
-position and every zero before it). At a fixed quantiser (48 frames, against the quantiser one
-finer read off the curve at the same PSNR): oa4_launch.webm 8-10% fewer bits, tour.mp4 2%, Big
-Buck Bunny 1.6-1.8% (BENCHMARKS.md, codec)."""
+position and every zero before it). Fewer bits at the same PSNR on every clip measured, at a
+fixed quantiser and over whole clips (BENCHMARKS.md, trailing ones trimmed); 0.05 saved less."""
 LAMBDA_RESIDUAL = 0.13
 """A block's levels are dropped where they put right less squared error than this times the
 step squared a bit they cost (H.264's mode lambda, about), in frames no other frame is
