@@ -14,7 +14,6 @@ nearly as well.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import cv2
@@ -46,26 +45,19 @@ def flow(current: np.ndarray, reference: np.ndarray) -> np.ndarray:
     where the motion is too fast for DIS (fast_motion.restart): the levels' refinements move a
     vector a few pixels, so what the proposal misses the field misses, and the frames between,
     read along it, with it (BENCHMARKS.md, frames between)."""
-    found = np.asarray(_dis(False).calc(current, reference, None))
+    found = np.asarray(_dis().calc(current, reference, None))
     with torch_threads(1):  # its tensors are tiny: two threads cost more than they give
         start = fast_motion.restart(found, current, reference)
     if start is None:
         return found
-    return np.asarray(_dis(True).calc(current, reference, np.ascontiguousarray(start, np.float32)))
+    return np.asarray(_dis().calc(current, reference, np.ascontiguousarray(start, np.float32)))
 
 
-_searches = threading.local()
-
-
-def _dis(started: bool) -> Any:
-    """This thread's DIS search (FLOW_PRESET) for runs from a start or without one, made once:
-    a new one's buffers cost a fifth of a run's CPU. A search that has run from a start answers
-    a later run without one differently, so the two are kept apart; so kept, every run gives what
-    a new search gives, to the bit."""
-    made: dict[bool, Any] = _searches.__dict__.setdefault("made", {})
-    if started not in made:
-        made[started] = cv2.DISOpticalFlow.create(FLOW_PRESET)
-    return made[started]
+def _dis() -> Any:
+    """A new DIS search (FLOW_PRESET) for each run: one kept from run to run answered a test's
+    frames differently after the suite's earlier runs, and an encode must not depend on what the
+    process did before it."""
+    return cv2.DISOpticalFlow.create(FLOW_PRESET)
 
 
 def _pad(plane: np.ndarray) -> np.ndarray:
