@@ -10,6 +10,7 @@ import math
 import threading
 from typing import Any
 
+import cv2
 import numpy as np
 
 from nvfilter import inbetween
@@ -33,8 +34,6 @@ faster with in-between frames as good (BENCHMARKS-history.md, fifth session)."""
 
 def gray(frame: np.ndarray) -> np.ndarray:
     """float32 (H, W) luma of a uint8 RGB (H, W, 3) frame."""
-    import cv2  # imported here: only decoding with motion needs it
-
     return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY).astype(np.float32)
 
 
@@ -55,8 +54,6 @@ def dis_search(own_pixels: bool, finest: bool, started: bool) -> Any:
     FINEST_REFINEMENT_ITERATIONS; ``started``: for runs given a start. A search that has refined
     a start answers a later run without one differently from a new one, so those have their own;
     kept apart, every run gives what a new search gives, to the bit (checked on 22 pairs)."""
-    import cv2
-
     key = (own_pixels, finest, started)
     made: dict[tuple[bool, bool, bool], Any] = _searches.__dict__.setdefault("made", {})
     if key not in made:
@@ -75,8 +72,6 @@ def optical_flow(
     """Flow (H, W, 2) float32 in pixels from ``first`` to ``second`` (uint8 RGB, H x W x 3):
     first[p] ~ second[p + flow[p]]. ``start``: a flow (H, W, 2) for DIS to refine, else zero.
     ``finest``: refine down to the frames' own pixels (frames already shrunk, flow_factor)."""
-    import cv2  # imported here: only decoding with motion needs it
-
     height, width = first.shape[:2]
     factor = math.ceil(FLOW_MIN_HEIGHT / height) if height < FLOW_MIN_HEIGHT else 1
 
