@@ -296,6 +296,9 @@ def test_the_mean_difference_in_eight_bits_is_the_float_planes_one():
 def test_a_reused_dis_search_gives_what_a_new_one_gives():
     frames = [scene(offset) for offset in (0, 3, 7, 12)]
     start = np.full((64, 96, 2), 2.0, dtype=np.float32)
+    other = scene(5, 160, 90), scene(9, 160, 90)  # another size first, as a process meets it
+    motion.optical_flow(*other)
+    motion.optical_flow(*other, np.full((90, 160, 2), 1.0, dtype=np.float32))
     motion.optical_flow(frames[0], frames[1])  # this thread's searches now hold earlier runs
     motion.optical_flow(frames[1], frames[2], start)
     in_this_thread = motion.optical_flow(frames[2], frames[3])
