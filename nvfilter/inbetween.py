@@ -370,5 +370,4 @@ class FramePair:
         use_moved = torch.where(moved_error + faded_error < 1e-6, 0.5, use_moved)
         weight = on_channels(use_moved.numpy(), share_first)
         cv2.multiply(cv2.subtract(moved, faded, dst=moved), weight, dst=moved)
-        frame = torch.from_numpy(cv2.add(moved, faded, dst=moved))
-        return frame.round_().clamp_(0, 255).to(torch.uint8).numpy()
+        return cv2.add(moved, faded, dtype=cv2.CV_8U)  # rounded half to even, and saturated

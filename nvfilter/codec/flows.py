@@ -67,7 +67,7 @@ def chosen_flow(
                           cv2.INTER_NEAREST)  # fmt: skip
             trial = error(flow)
             better = trial < least
-            best[better] = flow[better]
+            cv2.copyTo(flow, better.view(np.uint8), best)  # a tenth of best[better] = ...'s time
             np.minimum(trial, least, out=least)
     return best
 
