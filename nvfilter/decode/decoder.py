@@ -20,7 +20,7 @@ from nvfilter.decode.render import (
     plan_render,
 )
 from nvfilter.decode.upscale import enlarges
-from nvfilter.device import available_memory, resolve_device
+from nvfilter.device import available_memory, release_freed_memory, resolve_device
 from nvfilter.errors import OptionError
 from nvfilter.io import media
 from nvfilter.io.audio import STORE_SUFFIX, AudioPlan, container_of, store_format
@@ -158,6 +158,11 @@ def _target(output: str, folder: bool, stack: ExitStack) -> str:
     return str(stack.enter_context(atomic_file(Path(output))))
 
 
+TRIM_EVERY = 5.0
+"""Seconds between two hand-backs of freed memory while decoding (device.release_freed_memory:
+6 to 40 ms each at 1080p)."""
+
+
 def _write(
     frames: Iterator[np.ndarray],
     writer: media.FrameWriter,
@@ -165,10 +170,15 @@ def _write(
     start: float,
     console: Console,
 ) -> None:
-    """Feed every frame to ffmpeg with a progress line; ffmpeg is stopped on any failure."""
+    """Feed every frame to ffmpeg with a progress line, handing freed memory back every
+    TRIM_EVERY seconds; ffmpeg is stopped on any failure."""
+    trimmed = start
     try:
         for index, frame in enumerate(frames):
             writer.write(frame)
+            if time.perf_counter() - trimmed >= TRIM_EVERY:
+                release_freed_memory()
+                trimmed = time.perf_counter()
             elapsed = time.perf_counter() - start
             rate = (index + 1) / elapsed
             console.status(
