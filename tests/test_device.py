@@ -1,6 +1,6 @@
 """Freed memory handed back to the system while decoding (device.release_freed_memory)."""
 
-import sys
+import platform
 import time
 
 import numpy as np
@@ -11,7 +11,7 @@ from nvfilter.decode import decoder
 from nvfilter.progress import Console
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc_trim")
 def test_glibc_trim_is_found_and_runs():
     assert device._malloc_trim() is not None
     device.release_freed_memory()  # twice: the function is looked up once

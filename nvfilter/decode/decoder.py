@@ -176,10 +176,11 @@ def _write(
     try:
         for index, frame in enumerate(frames):
             writer.write(frame)
-            if time.perf_counter() - trimmed >= TRIM_EVERY:
+            now = time.perf_counter()
+            if now - trimmed >= TRIM_EVERY:
                 release_freed_memory()
-                trimmed = time.perf_counter()
-            elapsed = time.perf_counter() - start
+                trimmed = now
+            elapsed = now - start
             rate = (index + 1) / elapsed
             console.status(
                 f"frame {index + 1}/{total}  {rate:.1f} fps  elapsed {clock(elapsed)}  "
