@@ -6,6 +6,8 @@ import torch
 
 from nvfilter.config import ColorTags, VideoInfo, parse_fps
 from nvfilter.decode.render import (
+    AHEAD_FRAMES,
+    _MovedFrames,
     check_decode_memory,
     chosen_rules,
     decode_memory,
@@ -133,3 +135,19 @@ def test_stopping_a_reconstruction_early_leaves_gradients_on():
     next(frames)
     assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
     frames.close()
+
+
+def test_a_few_frames_between_far_apart_hold_no_frames_up_to_the_next():
+    """A 1x decode of a source with a repeat left out here and there makes a frame between only
+    at those gaps: starting the next pairs early must not read (and hold) every source frame up
+    to them (a minute of 1080p held 2 GB so)."""
+    model = Siren(hidden_features=8, hidden_layers=1)
+    positions = [float(k) for k in range(40)]
+    positions[3:3] = [2.5]
+    positions[33:33] = [31.5]
+    moved = _MovedFrames(model, positions, 40, "motion", 16, 12, set())
+    held = []
+    for _ in moved.frames():
+        held.append(len(moved.rendered))
+    assert len(held) == len(positions)
+    assert max(held) <= AHEAD_FRAMES + 2
