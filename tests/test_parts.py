@@ -38,6 +38,22 @@ def test_stream_is_cut_as_part_spans_say(frames):
     assert all(n <= 8 + 1 + 4 for _, n in spans)
 
 
+def test_a_part_is_handed_on_with_only_the_frames_read_past_it_held():
+    """While a part is coded, the cutter holds the frames it read past the part and nothing more
+    (not the part's frames twice): a part of 1920x1080 is a gigabyte."""
+    frame_bytes = 96 * 128 * 3
+    stream = (np.full((96, 128, 3), k % 256, np.uint8) for k in range(60))
+    tracemalloc.start()
+    try:
+        beside = []
+        for part in cut_parts(stream, 8):
+            beside.append(tracemalloc.get_traced_memory()[0] - part.nbytes)
+            del part
+    finally:
+        tracemalloc.stop()
+    assert max(beside) <= 7 * frame_bytes  # the 5 read past a part of 8 (+1): 14 held before
+
+
 def test_budget_is_shared_by_frames_and_spent_once():
     now = [0.0]
     share = BudgetShare(100.0, 1, 97, clock=lambda: now[0])

@@ -31,22 +31,29 @@ def cut_parts(
     cuts them: ``part_frames`` apart, each ending on the next one's first frame, a tail shorter
     than half a part joined to the last; and at a cut (``cuts``: the frames that start a shot,
     known by the time each comes, encode/shots.py), a part ends on the new shot's first frame,
-    so the next part starts with it. Holds at most 1.5 parts of frames."""
+    so the next part starts with it. Holds at most 1.5 parts of frames while it reads, and beside
+    a part handed on only the frames read past it (the consumer lets each part go before asking
+    for the next: a part of 1920x1080 is a gigabyte)."""
     longest = longest_part(part_frames)
     buffer: list[np.ndarray] = []
     first = 0  # the stream's index of buffer[0]
     for frame in frames:
         buffer.append(frame)
         if first + len(buffer) - 1 in cuts and len(buffer) > SHOT_PART_LEAST:
-            yield np.stack(buffer)
-            first += len(buffer) - 1
-            buffer = buffer[-1:]
+            ending = len(buffer)
         elif len(buffer) > longest:
-            yield np.stack(buffer[: part_frames + 1])
-            buffer = buffer[part_frames:]
-            first += part_frames
+            ending = part_frames + 1
+        else:
+            continue
+        part = np.stack(buffer[:ending])
+        buffer = buffer[ending - 1 :]
+        first += ending - 1
+        yield part
+        del part  # not held while the next part is read
     if len(buffer) > 1 or first == 0:  # not a cut's frame alone: the last part holds it
-        yield np.stack(buffer)
+        part = np.stack(buffer)
+        buffer.clear()
+        yield part
 
 
 @dataclasses.dataclass(frozen=True)

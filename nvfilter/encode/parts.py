@@ -105,7 +105,7 @@ class PartsEncode:
                 self.chroma = chroma.detect(torch.from_numpy(frames), self.matrix)
             self.firsts[k] = total - (1 if k else 0)
             total = total + len(frames) - (1 if k else 0)
-            self.joins.source(k, frames[-1])
+            self.joins.source(k, frames[-1].copy())  # a view would hold the whole part
             record = self.store.finished(k)
             if record is not None:
                 if record["frames"] != len(frames):
@@ -116,8 +116,9 @@ class PartsEncode:
                 kept = nvw.load(self.store.part(k)).model
                 self.joins.edges(k, *edge_pictures(kept, kept_video(self.plan, len(frames)), k > 0))
                 self.frames_done += len(frames) - (1 if k else 0)
-                continue
-            self.learn(k, frames)
+            else:
+                self.learn(k, frames)
+            del frames  # let go before the next part is read (cut_parts)
         self.wait(everything=True)
         self.joins.close()
         return total
