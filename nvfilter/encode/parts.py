@@ -100,7 +100,9 @@ class PartsEncode:
     def run(self, parts: Iterator[np.ndarray]) -> int:
         """Learn every part of the stream; returns the video's frame count."""
         total = 0
-        for k, frames in enumerate(parts):
+        k = -1  # not enumerate: its reused tuple holds the last part while the next is read
+        for frames in parts:
+            k += 1
             if k == 0:
                 self.chroma = chroma.detect(torch.from_numpy(frames), self.matrix)
             self.firsts[k] = total - (1 if k else 0)
