@@ -31,9 +31,10 @@ def cut_parts(
     cuts them: ``part_frames`` apart, each ending on the next one's first frame, a tail shorter
     than half a part joined to the last; and at a cut (``cuts``: the frames that start a shot,
     known by the time each comes, encode/shots.py), a part ends on the new shot's first frame,
-    so the next part starts with it. Holds at most 1.5 parts of frames while it reads, and beside
-    a part handed on only the frames read past it (the consumer lets each part go before asking
-    for the next: a part of 1920x1080 is a gigabyte)."""
+    so the next part starts with it. Holds at most 1.5 parts of frames while it reads (a part's
+    frames move into it one by one), and beside a part handed on only the frames read past it
+    (the consumer lets each part go before asking for the next: a part of 1920x1080 is a
+    gigabyte)."""
     longest = longest_part(part_frames)
     buffer: list[np.ndarray] = []
     first = 0  # the stream's index of buffer[0]
@@ -45,15 +46,22 @@ def cut_parts(
             ending = part_frames + 1
         else:
             continue
-        part = np.stack(buffer[:ending])
-        buffer = buffer[ending - 1 :]
+        part = _gathered(buffer, ending)
         first += ending - 1
         yield part
         del part  # not held while the next part is read
     if len(buffer) > 1 or first == 0:  # not a cut's frame alone: the last part holds it
-        part = np.stack(buffer)
-        buffer.clear()
-        yield part
+        yield _gathered(buffer, len(buffer))
+
+
+def _gathered(buffer: list[np.ndarray], ending: int) -> np.ndarray:
+    """``buffer[:ending]`` as one array, each frame taken out of ``buffer`` once copied but the
+    last (the next part's first): np.stack would hold every frame beside the part it makes."""
+    part = np.empty((ending, *buffer[0].shape), buffer[0].dtype)
+    for k in range(ending - 1):
+        part[k] = buffer.pop(0)
+    part[-1] = buffer[0]
+    return part
 
 
 @dataclasses.dataclass(frozen=True)
