@@ -53,9 +53,9 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 def release_freed_memory() -> None:
     """Hand back to the system the pages glibc's heap keeps after arrays are freed
-    (malloc_trim): a long 1080p decode otherwise holds gigabytes of freed frames beside the
-    arrays it uses (BENCHMARKS.md, a minute of 1920x1080). Nothing where the C library is not
-    glibc."""
+    (malloc_trim): a long 1080p decode otherwise keeps hundreds of megabytes of freed frames'
+    pages beside the arrays it uses (BENCHMARKS.md, a minute of 1920x1080). Nothing where the C
+    library is not glibc."""
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
