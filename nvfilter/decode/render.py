@@ -337,8 +337,8 @@ class _MovedFrames:
                     if current is None or current[0] != whole:
                         entered += 1
                         for order in range(entered, entered + MOTION_WORKERS + 1):
-                            if order == entered or self.near(order, whole):
-                                self.start(order, workers)  # this pair, and the next few
+                            if self.near(order, whole):  # this pair (it begins at whole)
+                                self.start(order, workers)  # and the next few, if near
                         current = (whole, iter(self.made.pop(whole).result()))
                     yield next(current[1])
             finally:
